@@ -1,0 +1,25 @@
+//! Quarry's consensus core: types and their canonical encoding, proof of work and retargeting,
+//! validation rules, the block index with most-work fork choice, and the UTXO set with undo data
+//! behind reader/writer store traits.
+
+pub mod amount;
+pub mod block;
+pub mod encode;
+pub mod error;
+pub mod hash;
+pub mod params;
+pub mod pow;
+pub mod retarget;
+pub mod sighash;
+pub mod transaction;
+pub mod utxo;
+pub mod validation;
+
+pub use amount::Amount;
+pub use block::{Block, BlockHeader};
+pub use error::{BlockError, ChainError, DecodeError, ParamsError, StoreError, TxError};
+pub use hash::{BlockHash, MerkleRoot, Txid};
+pub use params::{ChainParams, NetworkSpec};
+pub use pow::{CompactTarget, Target, Work};
+pub use retarget::RetargetRule;
+pub use transaction::{OutPoint, OutputKey, Transaction, TxIn, TxOut};

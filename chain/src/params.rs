@@ -1,0 +1,364 @@
+//! Chain parameters: the built-in networks `main`, `testnet` and `regtest`, and custom networks
+//! read from a TOML file. The genesis block is derived deterministically from the parameters.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::amount::Amount;
+use crate::block::{merkle_root, Block, BlockHeader};
+use crate::error::ParamsError;
+use crate::hash::BlockHash;
+use crate::pow::{CompactTarget, Target};
+use crate::retarget::{HeaderSummary, RetargetParams, RetargetRule};
+use crate::transaction::{OutputKey, Transaction, TxOut, COINBASE_PREFIX_BYTES, MAX_WITNESS_BYTES};
+
+/// The parameters of a network as written in a TOML file (and as the built-ins are defined).
+/// Every field is required except `genesis_nonce`, which is searched for when absent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// Network name: lowercase letters, digits and `-`.
+    pub name: String,
+    /// Retargeting algorithm, e.g. `{ rule = "asert", half_life = 600 }`.
+    pub retarget: RetargetRule,
+    /// Ideal seconds between blocks.
+    pub target_spacing: u32,
+    /// The easiest allowed target, in compact form (also the genesis block's bits).
+    pub pow_limit_bits: u32,
+    /// The first blocks' subsidy, in sats.
+    pub initial_subsidy_sats: u64,
+    /// Blocks between subsidy halvings.
+    pub halving_interval: u32,
+    /// Confirmations before a coinbase output may be spent.
+    pub coinbase_maturity: u32,
+    /// How far, in seconds, a block's time may run ahead of the local clock.
+    pub max_future_block_time: u32,
+    /// The genesis block's timestamp.
+    pub genesis_time: u32,
+    /// Free text in the genesis coinbase (at most 88 bytes).
+    pub genesis_message: String,
+    /// The genesis header's nonce; searched from 0 when absent.
+    #[serde(default)]
+    pub genesis_nonce: Option<u32>,
+}
+
+impl NetworkSpec {
+    /// The main network: Bitcoin's epoch retargeting every 2016 blocks of ten minutes.
+    pub fn main() -> Self {
+        NetworkSpec {
+            name: "main".into(),
+            retarget: RetargetRule::Epoch { interval: 2016 },
+            target_spacing: 600,
+            pow_limit_bits: 0x1e00_ffff,
+            initial_subsidy_sats: 50 * Amount::SATS_PER_COIN,
+            halving_interval: 210_000,
+            coinbase_maturity: 100,
+            max_future_block_time: 2 * 60 * 60,
+            genesis_time: 1_795_219_200,
+            genesis_message: "Quarry main 2026-11-21: most work wins".into(),
+            genesis_nonce: Some(MAIN_GENESIS_NONCE),
+        }
+    }
+
+    /// The public test network: two-minute blocks, ASERT with a two-hour half-life.
+    pub fn testnet() -> Self {
+        NetworkSpec {
+            name: "testnet".into(),
+            retarget: RetargetRule::Asert {
+                half_life: 2 * 60 * 60,
+            },
+            target_spacing: 120,
+            pow_limit_bits: 0x1f00_ffff,
+            initial_subsidy_sats: 50 * Amount::SATS_PER_COIN,
+            halving_interval: 210_000,
+            coinbase_maturity: 100,
+            max_future_block_time: 2 * 60 * 60,
+            genesis_time: 1_795_219_200,
+            genesis_message: "Quarry testnet 2026-11-21".into(),
+            genesis_nonce: Some(TESTNET_GENESIS_NONCE),
+        }
+    }
+
+    /// Local regression testing: a very easy pow limit and one-second spacing, so a laptop
+    /// mines a block in well under a second, with ASERT (ten-minute half-life) still on.
+    pub fn regtest() -> Self {
+        NetworkSpec {
+            name: "regtest".into(),
+            retarget: RetargetRule::Asert { half_life: 600 },
+            target_spacing: 1,
+            pow_limit_bits: 0x207f_ffff,
+            initial_subsidy_sats: 50 * Amount::SATS_PER_COIN,
+            halving_interval: 150,
+            coinbase_maturity: 100,
+            max_future_block_time: 2 * 60 * 60,
+            genesis_time: 1_795_219_200,
+            genesis_message: "Quarry regtest".into(),
+            genesis_nonce: Some(REGTEST_GENESIS_NONCE),
+        }
+    }
+}
+
+/// The validated parameters of one network, with its genesis block.
+#[derive(Clone, Debug)]
+pub struct ChainParams {
+    spec: NetworkSpec,
+    pow_limit: Target,
+    genesis: Block,
+    genesis_hash: BlockHash,
+}
+
+impl ChainParams {
+    /// Validates `spec` and derives its genesis block.
+    pub fn new(spec: NetworkSpec) -> Result<Self, ParamsError> {
+        let invalid = |field: &'static str, reason: String| ParamsError::Invalid { field, reason };
+        if spec.name.is_empty()
+            || !spec
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(invalid(
+                "name",
+                format!("{:?} must be lowercase letters, digits and '-'", spec.name),
+            ));
+        }
+        if spec.target_spacing == 0 {
+            return Err(invalid(
+                "target_spacing",
+                "must be at least 1 second".into(),
+            ));
+        }
+        match spec.retarget {
+            RetargetRule::Epoch { interval } if interval < 2 => {
+                return Err(invalid(
+                    "retarget.interval",
+                    format!("{interval} must be at least 2"),
+                ))
+            }
+            RetargetRule::Asert { half_life: 0 } => {
+                return Err(invalid(
+                    "retarget.half_life",
+                    "must be at least 1 second".into(),
+                ))
+            }
+            _ => {}
+        }
+        let pow_limit = CompactTarget::from_consensus(spec.pow_limit_bits)
+            .to_target()
+            .ok_or_else(|| {
+                invalid(
+                    "pow_limit_bits",
+                    format!(
+                        "{:#010x} is not a valid positive target",
+                        spec.pow_limit_bits
+                    ),
+                )
+            })?;
+        if pow_limit.to_compact_lossy().to_consensus() != spec.pow_limit_bits {
+            return Err(invalid(
+                "pow_limit_bits",
+                format!(
+                    "{:#010x} is not in normal form; write {}",
+                    spec.pow_limit_bits,
+                    pow_limit.to_compact_lossy()
+                ),
+            ));
+        }
+        if !Amount::from_sat(spec.initial_subsidy_sats).is_within_money_range() {
+            return Err(invalid(
+                "initial_subsidy_sats",
+                "exceeds 21,000,000 coins".into(),
+            ));
+        }
+        if spec.halving_interval == 0 {
+            return Err(invalid(
+                "halving_interval",
+                "must be at least 1 block".into(),
+            ));
+        }
+        let room = MAX_WITNESS_BYTES - COINBASE_PREFIX_BYTES;
+        if spec.genesis_message.len() > room {
+            return Err(invalid(
+                "genesis_message",
+                format!("longer than {room} bytes"),
+            ));
+        }
+        let mut genesis = genesis_template(&spec);
+        match spec.genesis_nonce {
+            Some(nonce) => {
+                genesis.header.nonce = nonce;
+                if !pow_limit.is_met_by(genesis.block_hash()) {
+                    return Err(invalid(
+                        "genesis_nonce",
+                        format!(
+                            "{nonce} does not give a genesis hash meeting the pow limit; \
+                             remove it to search for one"
+                        ),
+                    ));
+                }
+            }
+            None => {
+                genesis.header.nonce = (0..=u32::MAX)
+                    .find(|&nonce| {
+                        genesis.header.nonce = nonce;
+                        pow_limit.is_met_by(genesis.header.block_hash())
+                    })
+                    .ok_or_else(|| {
+                        invalid(
+                            "pow_limit_bits",
+                            "no genesis nonce meets this limit; choose an easier one".into(),
+                        )
+                    })?;
+            }
+        }
+        let genesis_hash = genesis.block_hash();
+        Ok(Self {
+            spec,
+            pow_limit,
+            genesis,
+            genesis_hash,
+        })
+    }
+
+    /// Reads custom parameters from TOML text.
+    pub fn from_toml_str(text: &str) -> Result<Self, ParamsError> {
+        let spec: NetworkSpec = toml::from_str(text).map_err(|source| ParamsError::Toml {
+            message: source.to_string(),
+        })?;
+        Self::new(spec)
+    }
+
+    /// Reads custom parameters from a TOML file.
+    pub fn from_toml_file(path: &Path) -> Result<Self, ParamsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ParamsError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml_str(&text)
+    }
+
+    /// A built-in network by name, or parameters from a TOML file at `name_or_path`.
+    pub fn from_name_or_file(name_or_path: &str) -> Result<Self, ParamsError> {
+        match name_or_path {
+            "main" => Ok(Self::main()),
+            "testnet" => Ok(Self::testnet()),
+            "regtest" => Ok(Self::regtest()),
+            path => Self::from_toml_file(Path::new(path)),
+        }
+    }
+
+    /// The main network: Bitcoin's epoch retargeting every 2016 blocks of ten minutes.
+    pub fn main() -> Self {
+        Self::builtin(NetworkSpec::main())
+    }
+
+    /// The public test network: two-minute blocks, ASERT with a two-hour half-life.
+    pub fn testnet() -> Self {
+        Self::builtin(NetworkSpec::testnet())
+    }
+
+    /// Local regression testing: a very easy pow limit and one-second spacing, so a laptop
+    /// mines a block in well under a second, with ASERT (ten-minute half-life) still on.
+    pub fn regtest() -> Self {
+        Self::builtin(NetworkSpec::regtest())
+    }
+
+    fn builtin(spec: NetworkSpec) -> Self {
+        Self::new(spec).expect("built-in parameters are valid (checked by tests)")
+    }
+
+    /// The parameters as given.
+    pub fn spec(&self) -> &NetworkSpec {
+        &self.spec
+    }
+
+    /// The network's name.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// The easiest target allowed.
+    pub fn pow_limit(&self) -> Target {
+        self.pow_limit
+    }
+
+    /// The genesis block.
+    pub fn genesis_block(&self) -> &Block {
+        &self.genesis
+    }
+
+    /// The genesis block's hash, to which every signature commits.
+    pub fn genesis_hash(&self) -> BlockHash {
+        self.genesis_hash
+    }
+
+    /// Confirmations before a coinbase output may be spent.
+    pub fn coinbase_maturity(&self) -> u32 {
+        self.spec.coinbase_maturity
+    }
+
+    /// How far a block's time may run ahead of the local clock, in seconds.
+    pub fn max_future_block_time(&self) -> u32 {
+        self.spec.max_future_block_time
+    }
+
+    /// Ideal seconds between blocks.
+    pub fn target_spacing(&self) -> u32 {
+        self.spec.target_spacing
+    }
+
+    /// The subsidy of a block at `height`: halved every `halving_interval` blocks, zero after
+    /// 64 halvings.
+    pub fn block_subsidy(&self, height: u32) -> Amount {
+        let halvings = height / self.spec.halving_interval;
+        if halvings >= 64 {
+            return Amount::ZERO;
+        }
+        Amount::from_sat(self.spec.initial_subsidy_sats >> halvings)
+    }
+
+    /// What the retarget rules need.
+    pub fn retarget_params(&self) -> RetargetParams {
+        RetargetParams {
+            rule: self.spec.retarget,
+            target_spacing: self.spec.target_spacing,
+            pow_limit: self.pow_limit,
+            genesis: HeaderSummary {
+                height: 0,
+                time: self.genesis.header.time,
+                bits: self.genesis.header.bits,
+            },
+        }
+    }
+}
+
+const MAIN_GENESIS_NONCE: u32 = 31_611_138;
+const TESTNET_GENESIS_NONCE: u32 = 88_634;
+const REGTEST_GENESIS_NONCE: u32 = 0;
+
+/// The genesis block before its nonce is chosen: a coinbase carrying the message and paying
+/// nothing to the all-zero key, which is not a curve point (genesis outputs are never spendable).
+fn genesis_template(spec: &NetworkSpec) -> Block {
+    let coinbase = Transaction::new_coinbase(
+        0,
+        0,
+        spec.genesis_message.as_bytes(),
+        vec![TxOut {
+            value: Amount::ZERO,
+            pubkey: OutputKey::from_byte_array([0; 32]),
+        }],
+    );
+    let (root, _) = merkle_root(vec![coinbase.txid()]);
+    Block {
+        header: BlockHeader {
+            version: BlockHeader::CURRENT_VERSION,
+            prev_blockhash: BlockHash::ZERO,
+            merkle_root: root,
+            time: spec.genesis_time,
+            bits: CompactTarget::from_consensus(spec.pow_limit_bits),
+            nonce: 0,
+        },
+        transactions: vec![coinbase],
+    }
+}

@@ -1,0 +1,147 @@
+//! Rules checked on a block or transaction alone.
+
+use std::collections::HashSet;
+
+use crate::block::Block;
+use crate::encode::MAX_BLOCK_BYTES;
+use crate::error::{BlockError, TxError};
+use crate::hash::Txid;
+use crate::pow::Target;
+use crate::transaction::{Transaction, COINBASE_PREFIX_BYTES, MAX_WITNESS_BYTES, SIGNATURE_BYTES};
+
+/// All context-free block rules, cheapest first. Returns the txids, computed once.
+pub fn check_block(block: &Block, pow_limit: Target) -> Result<Vec<Txid>, BlockError> {
+    check_proof_of_work(block, pow_limit)?;
+    check_block_size(block)?;
+    let txids: Vec<Txid> = block.transactions.iter().map(Transaction::txid).collect();
+    check_merkle_root(block, &txids)?;
+    check_coinbase_position(block, &txids)?;
+    for (index, (tx, txid)) in block.transactions.iter().zip(&txids).enumerate() {
+        check_transaction(tx).map_err(|source| BlockError::Transaction {
+            index,
+            txid: *txid,
+            source,
+        })?;
+    }
+    Ok(txids)
+}
+
+/// The header's `bits` decode to a valid target no easier than the network's limit, and the
+/// header hash meets that target.
+pub fn check_proof_of_work(block: &Block, pow_limit: Target) -> Result<(), BlockError> {
+    let bits = block.header.bits;
+    let target = bits
+        .to_target()
+        .filter(|target| *target <= pow_limit)
+        .ok_or(BlockError::BadTarget { bits })?;
+    let hash = block.block_hash();
+    if !target.is_met_by(hash) {
+        return Err(BlockError::InsufficientProofOfWork { hash, bits });
+    }
+    Ok(())
+}
+
+/// The block encodes to at most [`MAX_BLOCK_BYTES`] and has at least one transaction.
+pub fn check_block_size(block: &Block) -> Result<(), BlockError> {
+    if block.transactions.is_empty() {
+        return Err(BlockError::NoTransactions);
+    }
+    let size = block.encoded_size();
+    if size > MAX_BLOCK_BYTES {
+        return Err(BlockError::TooLarge {
+            size,
+            max: MAX_BLOCK_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// The header's merkle root is the root of the txids, and the tree is not mutated
+/// (CVE-2012-2459).
+pub fn check_merkle_root(block: &Block, txids: &[Txid]) -> Result<(), BlockError> {
+    let (computed, mutated) = crate::block::merkle_root(txids.to_vec());
+    if computed != block.header.merkle_root {
+        return Err(BlockError::BadMerkleRoot {
+            header: block.header.merkle_root,
+            computed,
+        });
+    }
+    if mutated {
+        return Err(BlockError::MutatedMerkleTree);
+    }
+    Ok(())
+}
+
+/// The first transaction is a coinbase and no other is.
+pub fn check_coinbase_position(block: &Block, txids: &[Txid]) -> Result<(), BlockError> {
+    if !block.transactions[0].is_coinbase() {
+        return Err(BlockError::FirstNotCoinbase { txid: txids[0] });
+    }
+    if let Some(index) = block.transactions[1..]
+        .iter()
+        .position(Transaction::is_coinbase)
+    {
+        return Err(BlockError::ExtraCoinbase {
+            index: index + 1,
+            txid: txids[index + 1],
+        });
+    }
+    Ok(())
+}
+
+/// Rules of a transaction alone: inputs and outputs present, size, each output and their sum
+/// within the money supply, no outpoint spent twice, and well-formed witnesses (coinbase data of
+/// 12 to 100 bytes; otherwise a 64-byte signature and a non-null prevout).
+pub fn check_transaction(tx: &Transaction) -> Result<(), TxError> {
+    if tx.inputs.is_empty() {
+        return Err(TxError::NoInputs);
+    }
+    if tx.outputs.is_empty() {
+        return Err(TxError::NoOutputs);
+    }
+    let size = tx.encoded_size();
+    if size > MAX_BLOCK_BYTES {
+        return Err(TxError::TooLarge {
+            size,
+            max: MAX_BLOCK_BYTES,
+        });
+    }
+    if let Some((index, output)) = tx
+        .outputs
+        .iter()
+        .enumerate()
+        .find(|(_, output)| !output.value.is_within_money_range())
+    {
+        return Err(TxError::OutputTooLarge {
+            index,
+            value: output.value,
+        });
+    }
+    tx.total_output().ok_or(TxError::OutputsOverflow)?;
+    if tx.is_coinbase() {
+        let len = tx.inputs[0].witness.len();
+        if !(COINBASE_PREFIX_BYTES..=MAX_WITNESS_BYTES).contains(&len) {
+            return Err(TxError::BadCoinbaseWitness { len });
+        }
+        return Ok(());
+    }
+    let mut seen = HashSet::with_capacity(tx.inputs.len());
+    for (index, input) in tx.inputs.iter().enumerate() {
+        if input.prevout.is_null() {
+            return Err(TxError::NullPrevout { index });
+        }
+        if !seen.insert(input.prevout) {
+            return Err(TxError::DuplicateInput {
+                index,
+                outpoint: input.prevout,
+            });
+        }
+        if input.witness.len() != SIGNATURE_BYTES {
+            return Err(TxError::BadWitnessLength {
+                index,
+                len: input.witness.len(),
+            });
+        }
+    }
+    Ok(())
+}

@@ -4,22 +4,30 @@
 
 pub mod amount;
 pub mod block;
+pub mod chain;
 pub mod encode;
 pub mod error;
 pub mod hash;
+pub mod index;
 pub mod params;
 pub mod pow;
 pub mod retarget;
 pub mod sighash;
+pub mod store;
+pub mod testing;
 pub mod transaction;
 pub mod utxo;
 pub mod validation;
 
 pub use amount::Amount;
 pub use block::{Block, BlockHeader};
+pub use chain::{Acceptance, Chain, ChainEvent, NextBlock};
 pub use error::{BlockError, ChainError, DecodeError, ParamsError, StoreError, TxError};
 pub use hash::{BlockHash, MerkleRoot, Txid};
+pub use index::{BlockIndex, BlockStatus, IndexEntry};
 pub use params::{ChainParams, NetworkSpec};
 pub use pow::{CompactTarget, Target, Work};
 pub use retarget::RetargetRule;
+pub use store::{ChainBatch, ChainReader, ChainWriter, MemoryStore};
 pub use transaction::{OutPoint, OutputKey, Transaction, TxIn, TxOut};
+pub use utxo::{BlockUndo, Coin, UtxoReader};

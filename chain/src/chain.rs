@@ -1,0 +1,556 @@
+//! The chain state machine: accepts blocks, keeps the block index, chooses the most-work valid
+//! chain (first seen wins ties), and connects or disconnects blocks against the UTXO set with
+//! undo data, one atomic store batch per step.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use tracing::{debug, info, warn};
+
+use crate::block::Block;
+use crate::error::{BlockError, ChainError, StoreError};
+use crate::hash::BlockHash;
+use crate::index::{BlockIndex, BlockStatus, IndexEntry};
+use crate::params::ChainParams;
+use crate::pow::{CompactTarget, Work};
+use crate::store::{ChainBatch, ChainReader, ChainWriter};
+use crate::validation::header_context::{
+    check_coinbase_height, check_difficulty, check_time_after_median, check_time_not_too_new,
+};
+use crate::validation::isolation::check_block;
+use crate::validation::utxo_context::{
+    connect_block, disconnect_block, ConnectContext, ConnectError,
+};
+
+/// Blocks waiting for their parent, at most.
+pub const MAX_ORPHAN_BLOCKS: usize = 256;
+/// Bytes of blocks waiting for their parent, at most.
+pub const MAX_ORPHAN_BYTES: usize = 32 * 1024 * 1024;
+
+/// A change of the best chain.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ChainEvent {
+    /// A block was connected on top of the best chain.
+    Connected {
+        /// The block.
+        hash: BlockHash,
+        /// Its height.
+        height: u32,
+    },
+    /// The best chain's tip was disconnected (a reorganisation).
+    Disconnected {
+        /// The block.
+        hash: BlockHash,
+        /// Its height.
+        height: u32,
+    },
+}
+
+/// What became of a submitted block that broke no rule.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Acceptance {
+    /// Stored and indexed (connected or not: see [`Chain::take_events`]).
+    Accepted,
+    /// Already known; nothing changed.
+    AlreadyKnown,
+    /// Parent unknown: held until the parent arrives.
+    Orphan,
+}
+
+/// What a new block on top of the tip must satisfy.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct NextBlock {
+    /// Parent: the current tip.
+    pub prev_blockhash: BlockHash,
+    /// Height of the new block.
+    pub height: u32,
+    /// Required `bits`.
+    pub bits: CompactTarget,
+    /// Smallest allowed timestamp (median time past + 1).
+    pub min_time: u32,
+}
+
+/// Order of fork choice: most work first, then earliest arrival.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+struct Candidate {
+    work: Reverse<Work>,
+    sequence: u64,
+    hash: BlockHash,
+}
+
+impl Candidate {
+    fn of(hash: BlockHash, entry: &IndexEntry) -> Self {
+        Self {
+            work: Reverse(entry.chain_work),
+            sequence: entry.sequence,
+            hash,
+        }
+    }
+}
+
+/// Blocks whose parent is unknown, bounded in count and bytes, oldest evicted first.
+#[derive(Debug, Default)]
+struct OrphanPool {
+    blocks: HashMap<BlockHash, (Block, usize)>,
+    by_parent: HashMap<BlockHash, Vec<BlockHash>>,
+    arrival: VecDeque<BlockHash>,
+    bytes: usize,
+}
+
+impl OrphanPool {
+    fn contains(&self, hash: &BlockHash) -> bool {
+        self.blocks.contains_key(hash)
+    }
+
+    fn insert(&mut self, hash: BlockHash, block: Block) {
+        let size = block.encoded_size();
+        while !self.blocks.is_empty()
+            && (self.blocks.len() >= MAX_ORPHAN_BLOCKS || self.bytes + size > MAX_ORPHAN_BYTES)
+        {
+            let Some(oldest) = self.arrival.pop_front() else {
+                break;
+            };
+            self.remove(&oldest);
+        }
+        self.by_parent
+            .entry(block.header.prev_blockhash)
+            .or_default()
+            .push(hash);
+        self.arrival.push_back(hash);
+        self.bytes += size;
+        self.blocks.insert(hash, (block, size));
+    }
+
+    fn remove(&mut self, hash: &BlockHash) -> Option<Block> {
+        let (block, size) = self.blocks.remove(hash)?;
+        self.bytes -= size;
+        let parent = block.header.prev_blockhash;
+        if let Some(siblings) = self.by_parent.get_mut(&parent) {
+            siblings.retain(|sibling| sibling != hash);
+            if siblings.is_empty() {
+                self.by_parent.remove(&parent);
+            }
+        }
+        Some(block)
+    }
+
+    fn take_children(&mut self, parent: &BlockHash) -> Vec<(BlockHash, Block)> {
+        let children = self.by_parent.remove(parent).unwrap_or_default();
+        children
+            .into_iter()
+            .filter_map(|hash| {
+                let (block, size) = self.blocks.remove(&hash)?;
+                self.bytes -= size;
+                Some((hash, block))
+            })
+            .collect()
+    }
+}
+
+/// The chain: block index, fork choice and UTXO set over a store.
+#[derive(Debug)]
+pub struct Chain<S> {
+    params: ChainParams,
+    store: S,
+    index: BlockIndex,
+    candidates: BTreeSet<Candidate>,
+    active: Vec<BlockHash>,
+    next_sequence: u64,
+    orphans: OrphanPool,
+    events: Vec<ChainEvent>,
+}
+
+impl<S: ChainReader + ChainWriter> Chain<S> {
+    /// Opens the chain in `store`, writing the genesis block of `params` into an empty store.
+    pub fn open(params: ChainParams, mut store: S) -> Result<Self, ChainError> {
+        let genesis_hash = params.genesis_hash();
+        let mut entries = store.index_entries()?;
+        if entries.is_empty() {
+            let genesis = params.genesis_block().clone();
+            let entry = IndexEntry {
+                header: genesis.header,
+                height: 0,
+                chain_work: params.pow_limit().to_work(),
+                status: BlockStatus::Valid,
+                sequence: 0,
+            };
+            store.commit(ChainBatch {
+                index: vec![(genesis_hash, entry)],
+                blocks: vec![(genesis_hash, genesis)],
+                heights: vec![(0, Some(genesis_hash))],
+                tip: Some(genesis_hash),
+                ..ChainBatch::default()
+            })?;
+            entries.push((genesis_hash, entry));
+        }
+        let corrupt = |what: String| ChainError::Store(StoreError::Corrupt { what });
+        let mut index = BlockIndex::default();
+        let mut candidates = BTreeSet::new();
+        let mut next_sequence = 0;
+        for (hash, entry) in &entries {
+            index.insert(*hash, *entry);
+            if matches!(entry.status, BlockStatus::DataStored | BlockStatus::Valid) {
+                candidates.insert(Candidate::of(*hash, entry));
+            }
+            next_sequence = next_sequence.max(entry.sequence + 1);
+        }
+        for (hash, entry) in &entries {
+            let linked = if entry.height == 0 {
+                *hash == genesis_hash
+            } else {
+                index
+                    .get(&entry.header.prev_blockhash)
+                    .is_some_and(|parent| parent.height + 1 == entry.height)
+            };
+            if !linked {
+                return Err(corrupt(format!(
+                    "block {hash} at height {} is not linked to this network's genesis {genesis_hash}",
+                    entry.height
+                )));
+            }
+        }
+        let tip = store
+            .tip()?
+            .ok_or_else(|| corrupt("no tip recorded".into()))?;
+        let tip_height = index
+            .get(&tip)
+            .ok_or_else(|| corrupt(format!("tip {tip} has no index entry")))?
+            .height;
+        let mut active = vec![BlockHash::ZERO; tip_height as usize + 1];
+        let mut current = tip;
+        for height in (0..=tip_height).rev() {
+            active[height as usize] = current;
+            if let Some(entry) = index.get(&current) {
+                current = entry.header.prev_blockhash;
+            }
+        }
+        info!(network = params.name(), %tip, height = tip_height, blocks = index.len(), "chain opened");
+        Ok(Self {
+            params,
+            store,
+            index,
+            candidates,
+            active,
+            next_sequence,
+            orphans: OrphanPool::default(),
+            events: Vec::new(),
+        })
+    }
+
+    /// Validates and stores `block`, then moves to the most-work valid chain. `now` is the local
+    /// clock in Unix seconds. Blocks whose parent is unknown wait in a bounded orphan pool and
+    /// are processed when the parent arrives. Best-chain changes, including any caused by a
+    /// failed call, are collected for [`Chain::take_events`].
+    pub fn process_block(&mut self, block: Block, now: u64) -> Result<Acceptance, ChainError> {
+        let hash = block.block_hash();
+        if let Some(entry) = self.index.get(&hash) {
+            if entry.status.is_invalid() {
+                return Err(ChainError::KnownInvalid { hash });
+            }
+            return Ok(Acceptance::AlreadyKnown);
+        }
+        if self.orphans.contains(&hash) {
+            return Ok(Acceptance::AlreadyKnown);
+        }
+        check_block(&block, self.params.pow_limit())
+            .map_err(|source| ChainError::InvalidBlock { hash, source })?;
+        if self.index.get(&block.header.prev_blockhash).is_none() {
+            debug!(%hash, parent = %block.header.prev_blockhash, "orphan block held");
+            self.orphans.insert(hash, block);
+            return Ok(Acceptance::Orphan);
+        }
+        self.accept(hash, block, now)?;
+        let failures = self.activate_best_chain()?;
+        if let Some((_, source)) = failures.into_iter().find(|(failed, _)| *failed == hash) {
+            return Err(ChainError::InvalidBlock { hash, source });
+        }
+        self.process_orphans_of(hash, now)?;
+        Ok(Acceptance::Accepted)
+    }
+
+    /// Best-chain changes since the last call, in order.
+    pub fn take_events(&mut self) -> Vec<ChainEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Processes, breadth first, the orphans waiting on `parent`. Their rule violations are
+    /// logged, not returned: they came from earlier calls.
+    fn process_orphans_of(&mut self, parent: BlockHash, now: u64) -> Result<(), ChainError> {
+        let mut ready = VecDeque::from([parent]);
+        while let Some(parent) = ready.pop_front() {
+            for (hash, block) in self.orphans.take_children(&parent) {
+                match self.accept(hash, block, now) {
+                    Ok(()) => ready.push_back(hash),
+                    Err(ChainError::Store(error)) => return Err(ChainError::Store(error)),
+                    Err(error) => warn!(%hash, %error, "orphan block rejected"),
+                }
+                self.activate_best_chain()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the header against its parent and stores the block. The parent is indexed.
+    fn accept(&mut self, hash: BlockHash, block: Block, now: u64) -> Result<(), ChainError> {
+        let parent_hash = block.header.prev_blockhash;
+        let parent = *self
+            .index
+            .get(&parent_hash)
+            .ok_or_else(|| ChainError::InvalidBlock {
+                hash,
+                source: BlockError::UnknownParent {
+                    parent: parent_hash,
+                },
+            })?;
+        let height = parent.height + 1;
+        let mut entry = IndexEntry {
+            header: block.header,
+            height,
+            chain_work: parent.chain_work.saturating_add(self.block_work(&block)),
+            status: BlockStatus::DataStored,
+            sequence: self.next_sequence,
+        };
+        self.next_sequence += 1;
+        let checked = if parent.status.is_invalid() {
+            Err(BlockError::InvalidParent {
+                parent: parent_hash,
+            })
+        } else {
+            self.check_context(&block, height, now)
+        };
+        if let Err(source) = checked {
+            if !source.is_copy_specific() {
+                entry.status = if parent.status.is_invalid() {
+                    BlockStatus::InvalidAncestor
+                } else {
+                    BlockStatus::Invalid
+                };
+                self.store.commit(ChainBatch {
+                    index: vec![(hash, entry)],
+                    ..ChainBatch::default()
+                })?;
+                self.index.insert(hash, entry);
+            }
+            return Err(ChainError::InvalidBlock { hash, source });
+        }
+        self.store.commit(ChainBatch {
+            index: vec![(hash, entry)],
+            blocks: vec![(hash, block)],
+            ..ChainBatch::default()
+        })?;
+        self.index.insert(hash, entry);
+        self.candidates.insert(Candidate::of(hash, &entry));
+        debug!(%hash, height, "block stored");
+        Ok(())
+    }
+
+    fn block_work(&self, block: &Block) -> Work {
+        block
+            .header
+            .bits
+            .to_target()
+            .map_or(Work::ZERO, |target| target.to_work())
+    }
+
+    /// The rules that need the block's place in the chain, cheapest first.
+    fn check_context(&self, block: &Block, height: u32, now: u64) -> Result<(), BlockError> {
+        let parent = block.header.prev_blockhash;
+        let expected = self
+            .index
+            .next_work_required(&self.params, &parent)
+            .ok_or(BlockError::UnknownParent { parent })?;
+        check_difficulty(height, block.header.bits, expected)?;
+        check_time_after_median(block.header.time, self.index.median_time_past(&parent))?;
+        check_time_not_too_new(block.header.time, now, self.params.max_future_block_time())?;
+        check_coinbase_height(block, height)
+    }
+
+    /// Moves the best chain to the most-work valid candidate, marking blocks that fail to
+    /// connect invalid and retrying with the next best. Returns the blocks found invalid.
+    fn activate_best_chain(&mut self) -> Result<Vec<(BlockHash, BlockError)>, ChainError> {
+        let mut failures = Vec::new();
+        while let Some(best) = self.candidates.first().map(|candidate| candidate.hash) {
+            if best == self.tip_hash() {
+                break;
+            }
+            let path = self.path_from_active_chain(best);
+            let fork_height = self.index.get(&path[0]).map_or(0, |entry| entry.height) - 1;
+            while self.tip_height() > fork_height {
+                self.disconnect_tip()?;
+            }
+            for hash in path {
+                match self.connect(hash) {
+                    Ok(()) => {}
+                    Err(ConnectError::Invalid(source)) => {
+                        warn!(%hash, error = %source, "block failed to connect; marked invalid");
+                        self.mark_invalid(hash)?;
+                        failures.push((hash, source));
+                        break;
+                    }
+                    Err(ConnectError::Store(error)) => return Err(error.into()),
+                }
+            }
+        }
+        Ok(failures)
+    }
+
+    /// The blocks from just after the fork with the active chain up to `hash`, in order.
+    fn path_from_active_chain(&self, hash: BlockHash) -> Vec<BlockHash> {
+        let mut path = Vec::new();
+        let mut current = hash;
+        while let Some(entry) = self.index.get(&current) {
+            if self.active.get(entry.height as usize) == Some(&current) {
+                break;
+            }
+            path.push(current);
+            current = entry.header.prev_blockhash;
+        }
+        path.reverse();
+        path
+    }
+
+    fn connect(&mut self, hash: BlockHash) -> Result<(), ConnectError> {
+        let mut entry = *self
+            .index
+            .get(&hash)
+            .ok_or_else(|| missing("index entry", hash))?;
+        let block = self
+            .store
+            .block(&hash)?
+            .ok_or_else(|| missing("block body", hash))?;
+        let txids: Vec<_> = block.transactions.iter().map(|tx| tx.txid()).collect();
+        let context = ConnectContext {
+            height: entry.height,
+            subsidy: self.params.block_subsidy(entry.height),
+            coinbase_maturity: self.params.coinbase_maturity(),
+            genesis: self.params.genesis_hash(),
+        };
+        let connected = connect_block(&block, &txids, &context, &self.store)?;
+        entry.status = BlockStatus::Valid;
+        self.store.commit(ChainBatch {
+            index: vec![(hash, entry)],
+            undo: vec![(hash, connected.undo)],
+            coins: connected.diff,
+            heights: vec![(entry.height, Some(hash))],
+            tip: Some(hash),
+            ..ChainBatch::default()
+        })?;
+        self.index.insert(hash, entry);
+        self.active.push(hash);
+        debug!(%hash, height = entry.height, fees = %connected.fees, "block connected");
+        self.events.push(ChainEvent::Connected {
+            hash,
+            height: entry.height,
+        });
+        Ok(())
+    }
+
+    fn disconnect_tip(&mut self) -> Result<(), StoreError> {
+        let hash = self.tip_hash();
+        let height = self.tip_height();
+        let block = self
+            .store
+            .block(&hash)?
+            .ok_or_else(|| missing("block body", hash))?;
+        let undo = self
+            .store
+            .undo(&hash)?
+            .ok_or_else(|| missing("undo data", hash))?;
+        let diff = disconnect_block(&block, &undo)?;
+        self.store.commit(ChainBatch {
+            coins: diff,
+            heights: vec![(height, None)],
+            tip: Some(block.header.prev_blockhash),
+            ..ChainBatch::default()
+        })?;
+        self.active.pop();
+        debug!(%hash, height, "block disconnected");
+        self.events.push(ChainEvent::Disconnected { hash, height });
+        Ok(())
+    }
+
+    /// Marks `hash` invalid and its descendants as having an invalid ancestor.
+    fn mark_invalid(&mut self, hash: BlockHash) -> Result<(), StoreError> {
+        let mut batch = ChainBatch::default();
+        let descendants = self.index.descendants(&hash);
+        let marks = std::iter::once((hash, BlockStatus::Invalid)).chain(
+            descendants
+                .into_iter()
+                .map(|descendant| (descendant, BlockStatus::InvalidAncestor)),
+        );
+        for (marked, status) in marks {
+            if let Some(before) = self.index.get(&marked).copied() {
+                self.candidates.remove(&Candidate::of(marked, &before));
+            }
+            if let Some(entry) = self.index.set_status(&marked, status) {
+                batch.index.push((marked, entry));
+            }
+        }
+        self.store.commit(batch)
+    }
+
+    /// The network parameters.
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    /// The store, for reads.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The block index.
+    pub fn index(&self) -> &BlockIndex {
+        &self.index
+    }
+
+    /// The best chain's tip.
+    pub fn tip_hash(&self) -> BlockHash {
+        *self
+            .active
+            .last()
+            .expect("the active chain always holds genesis")
+    }
+
+    /// The best chain's height.
+    pub fn tip_height(&self) -> u32 {
+        (self.active.len() - 1) as u32
+    }
+
+    /// The best chain's cumulative work.
+    pub fn tip_work(&self) -> Work {
+        self.index
+            .get(&self.tip_hash())
+            .map_or(Work::ZERO, |entry| entry.chain_work)
+    }
+
+    /// The best chain's block at `height`.
+    pub fn hash_at_height(&self, height: u32) -> Option<BlockHash> {
+        self.active.get(height as usize).copied()
+    }
+
+    /// What a block on top of the current tip must satisfy.
+    pub fn next_block(&self) -> NextBlock {
+        let tip = self.tip_hash();
+        NextBlock {
+            prev_blockhash: tip,
+            height: self.tip_height() + 1,
+            bits: self
+                .index
+                .next_work_required(&self.params, &tip)
+                .expect("the tip is indexed"),
+            min_time: self.index.median_time_past(&tip).saturating_add(1),
+        }
+    }
+
+    /// Number of blocks waiting for their parent.
+    pub fn orphan_count(&self) -> usize {
+        self.orphans.blocks.len()
+    }
+}
+
+fn missing(what: &str, hash: BlockHash) -> StoreError {
+    StoreError::Corrupt {
+        what: format!("{what} of block {hash} is missing"),
+    }
+}

@@ -1,0 +1,125 @@
+//! Storage traits of the chain, split into a reader and a writer, the atomic [`ChainBatch`]
+//! every change goes through, and [`MemoryStore`], an in-memory store for tests and benchmarks.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::block::Block;
+use crate::error::StoreError;
+use crate::hash::BlockHash;
+use crate::index::IndexEntry;
+use crate::transaction::OutPoint;
+use crate::utxo::{BlockUndo, Coin, UtxoDiff, UtxoReader};
+
+/// Read access to everything the chain stores.
+pub trait ChainReader: UtxoReader {
+    /// A stored block body.
+    fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError>;
+    /// A connected block's undo data.
+    fn undo(&self, hash: &BlockHash) -> Result<Option<BlockUndo>, StoreError>;
+    /// Every block index entry, to rebuild the in-memory index at start-up.
+    fn index_entries(&self) -> Result<Vec<(BlockHash, IndexEntry)>, StoreError>;
+    /// The tip of the best chain, `None` in an empty store.
+    fn tip(&self) -> Result<Option<BlockHash>, StoreError>;
+    /// The best chain's block at `height`.
+    fn hash_at_height(&self, height: u32) -> Result<Option<BlockHash>, StoreError>;
+}
+
+/// Write access: one atomic commit per change.
+pub trait ChainWriter {
+    /// Applies every change of `batch` or, on error, none of them.
+    fn commit(&mut self, batch: ChainBatch) -> Result<(), StoreError>;
+}
+
+/// A set of changes applied atomically: a block connected or disconnected is one batch (UTXO
+/// changes, undo data, index entries, height index and tip together).
+#[must_use = "a batch changes nothing until it is committed"]
+#[derive(Debug, Default)]
+pub struct ChainBatch {
+    /// Index entries to write.
+    pub index: Vec<(BlockHash, IndexEntry)>,
+    /// Block bodies to write.
+    pub blocks: Vec<(BlockHash, Block)>,
+    /// Undo data to write.
+    pub undo: Vec<(BlockHash, BlockUndo)>,
+    /// UTXO changes.
+    pub coins: UtxoDiff,
+    /// Best-chain height index changes (`None` removes the height).
+    pub heights: Vec<(u32, Option<BlockHash>)>,
+    /// The new tip, if it changes.
+    pub tip: Option<BlockHash>,
+}
+
+/// A store held in memory, for tests and benchmarks. Nodes use the RocksDB store.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryStore {
+    blocks: HashMap<BlockHash, Block>,
+    undo: HashMap<BlockHash, BlockUndo>,
+    index: HashMap<BlockHash, IndexEntry>,
+    coins: HashMap<OutPoint, Coin>,
+    heights: HashMap<u32, BlockHash>,
+    tip: Option<BlockHash>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The whole UTXO set, ordered by outpoint.
+    pub fn utxo_set(&self) -> BTreeMap<OutPoint, Coin> {
+        self.coins.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+}
+
+impl UtxoReader for MemoryStore {
+    fn coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>, StoreError> {
+        Ok(self.coins.get(outpoint).copied())
+    }
+}
+
+impl ChainReader for MemoryStore {
+    fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
+        Ok(self.blocks.get(hash).cloned())
+    }
+
+    fn undo(&self, hash: &BlockHash) -> Result<Option<BlockUndo>, StoreError> {
+        Ok(self.undo.get(hash).cloned())
+    }
+
+    fn index_entries(&self) -> Result<Vec<(BlockHash, IndexEntry)>, StoreError> {
+        Ok(self.index.iter().map(|(k, v)| (*k, *v)).collect())
+    }
+
+    fn tip(&self) -> Result<Option<BlockHash>, StoreError> {
+        Ok(self.tip)
+    }
+
+    fn hash_at_height(&self, height: u32) -> Result<Option<BlockHash>, StoreError> {
+        Ok(self.heights.get(&height).copied())
+    }
+}
+
+impl ChainWriter for MemoryStore {
+    fn commit(&mut self, batch: ChainBatch) -> Result<(), StoreError> {
+        self.index.extend(batch.index);
+        self.blocks.extend(batch.blocks);
+        self.undo.extend(batch.undo);
+        for (outpoint, coin) in batch.coins {
+            match coin {
+                Some(coin) => self.coins.insert(outpoint, coin),
+                None => self.coins.remove(&outpoint),
+            };
+        }
+        for (height, hash) in batch.heights {
+            match hash {
+                Some(hash) => self.heights.insert(height, hash),
+                None => self.heights.remove(&height),
+            };
+        }
+        if let Some(tip) = batch.tip {
+            self.tip = Some(tip);
+        }
+        Ok(())
+    }
+}

@@ -259,13 +259,20 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
             self.orphans.insert(hash, block);
             return Ok(Acceptance::Orphan);
         }
-        self.accept(hash, block, now)?;
-        let failures = self.activate_best_chain()?;
-        if let Some((_, source)) = failures.into_iter().find(|(failed, _)| *failed == hash) {
-            return Err(ChainError::InvalidBlock { hash, source });
+        let accepted = self.accept(hash, block, now);
+        let failures = match accepted {
+            Ok(()) => self.activate_best_chain()?,
+            Err(_) => Vec::new(),
+        };
+        // Orphans of an indexed block learn their fate now, even if the block is invalid.
+        if self.index.get(&hash).is_some() {
+            self.process_orphans_of(hash, now)?;
         }
-        self.process_orphans_of(hash, now)?;
-        Ok(Acceptance::Accepted)
+        accepted?;
+        match failures.into_iter().find(|(failed, _)| *failed == hash) {
+            Some((_, source)) => Err(ChainError::InvalidBlock { hash, source }),
+            None => Ok(Acceptance::Accepted),
+        }
     }
 
     /// Best-chain changes since the last call, in order.
@@ -280,11 +287,15 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
         while let Some(parent) = ready.pop_front() {
             for (hash, block) in self.orphans.take_children(&parent) {
                 match self.accept(hash, block, now) {
-                    Ok(()) => ready.push_back(hash),
+                    Ok(()) => {
+                        self.activate_best_chain()?;
+                    }
                     Err(ChainError::Store(error)) => return Err(ChainError::Store(error)),
                     Err(error) => warn!(%hash, %error, "orphan block rejected"),
                 }
-                self.activate_best_chain()?;
+                if self.index.get(&hash).is_some() {
+                    ready.push_back(hash);
+                }
             }
         }
         Ok(())

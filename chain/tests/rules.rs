@@ -81,9 +81,15 @@ fn oversized_block_is_rejected_and_oversized_bytes_never_decode() {
         .collect();
     let block = h.block_on(parent, txs);
     assert!(block.encoded_size() > MAX_BLOCK_BYTES);
-    assert!(matches!(rejection(h.submit(block.clone())), BlockError::TooLarge { .. }));
+    assert!(matches!(
+        rejection(h.submit(block.clone())),
+        BlockError::TooLarge { .. }
+    ));
     let bytes = encode(&block);
-    assert!(matches!(decode::<Block>(&bytes), Err(DecodeError::TooLarge { .. })));
+    assert!(matches!(
+        decode::<Block>(&bytes),
+        Err(DecodeError::TooLarge { .. })
+    ));
 }
 
 #[test]
@@ -147,7 +153,10 @@ fn wrong_merkle_root_is_rejected_without_condemning_the_header() {
     let good = h.block_on(h.chain.tip_hash(), Vec::new());
     let mut bad = good.clone();
     bad.transactions[0].outputs[0].value = Amount::from_sat(1);
-    assert!(matches!(rejection(h.submit(bad)), BlockError::BadMerkleRoot { .. }));
+    assert!(matches!(
+        rejection(h.submit(bad)),
+        BlockError::BadMerkleRoot { .. }
+    ));
     assert_eq!(h.submit(good).unwrap(), Acceptance::Accepted);
 }
 
@@ -315,7 +324,10 @@ fn time_too_far_ahead_is_rejected_now_and_accepted_once_the_clock_catches_up() {
     let block = assemble_block(&template, Vec::new()).unwrap();
     assert!(matches!(
         rejection(h.submit(block.clone())),
-        BlockError::TimeTooNew { max_drift: 7200, .. }
+        BlockError::TimeTooNew {
+            max_drift: 7200,
+            ..
+        }
     ));
     h.now += 1;
     assert_eq!(h.submit(block).unwrap(), Acceptance::Accepted);

@@ -12,7 +12,6 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::encode::encode;
 use crate::hash::{tagged_hash, BlockHash};
 use crate::transaction::{OutputKey, Transaction, TxOut};
 
@@ -39,9 +38,17 @@ impl SighashCache {
         if spent.len() != tx.inputs.len() {
             return None;
         }
+        // The same bytes as the canonical encodings, hashed without building them.
         let mut prevouts = Sha256::new();
         for input in &tx.inputs {
-            prevouts.update(encode(&input.prevout));
+            prevouts.update(input.prevout.txid.as_byte_array());
+            prevouts.update(input.prevout.vout.to_le_bytes());
+        }
+        let mut outputs = Sha256::new();
+        outputs.update((tx.outputs.len() as u64).to_le_bytes());
+        for output in &tx.outputs {
+            outputs.update(output.value.to_sat().to_le_bytes());
+            outputs.update(output.pubkey.to_byte_array());
         }
         let mut amounts = Sha256::new();
         let mut spent_keys = Sha256::new();
@@ -54,7 +61,7 @@ impl SighashCache {
             prevouts: prevouts.finalize().into(),
             amounts: amounts.finalize().into(),
             spent_keys: spent_keys.finalize().into(),
-            outputs: Sha256::digest(encode(&tx.outputs)).into(),
+            outputs: outputs.finalize().into(),
         })
     }
 

@@ -2,6 +2,8 @@
 
 use std::collections::HashSet;
 
+use rayon::prelude::*;
+
 use crate::block::Block;
 use crate::encode::MAX_BLOCK_BYTES;
 use crate::error::{BlockError, TxError};
@@ -13,17 +15,27 @@ use crate::transaction::{Transaction, COINBASE_PREFIX_BYTES, MAX_WITNESS_BYTES, 
 pub fn check_block(block: &Block, pow_limit: Target) -> Result<Vec<Txid>, BlockError> {
     check_proof_of_work(block, pow_limit)?;
     check_block_size(block)?;
-    let txids: Vec<Txid> = block.transactions.iter().map(Transaction::txid).collect();
+    let txids: Vec<Txid> = block
+        .transactions
+        .par_iter()
+        .map(Transaction::txid)
+        .collect();
     check_merkle_root(block, &txids)?;
     check_coinbase_position(block, &txids)?;
-    for (index, (tx, txid)) in block.transactions.iter().zip(&txids).enumerate() {
-        check_transaction(tx).map_err(|source| BlockError::Transaction {
-            index,
-            txid: *txid,
-            source,
-        })?;
-    }
-    Ok(txids)
+    let failure = block
+        .transactions
+        .par_iter()
+        .enumerate()
+        .find_map_first(|(index, tx)| {
+            check_transaction(tx)
+                .err()
+                .map(|source| BlockError::Transaction {
+                    index,
+                    txid: txids[index],
+                    source,
+                })
+        });
+    failure.map_or(Ok(txids), Err)
 }
 
 /// The header's `bits` decode to a valid target no easier than the network's limit, and the

@@ -307,7 +307,7 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
         let parent = *self
             .index
             .get(&parent_hash)
-            .ok_or_else(|| ChainError::InvalidBlock {
+            .ok_or(ChainError::InvalidBlock {
                 hash,
                 source: BlockError::UnknownParent {
                     parent: parent_hash,

@@ -247,8 +247,8 @@ pub enum BlockError {
         index: usize,
         /// Its txid.
         txid: Txid,
-        /// The rule broken.
-        source: TxError,
+        /// The rule broken (boxed to keep block errors small).
+        source: Box<TxError>,
     },
     /// Parent not known (the block is held as an orphan).
     #[error("parent {parent} is unknown")]

@@ -60,7 +60,7 @@ pub fn next_work_required(
 ) -> CompactTarget {
     match params.rule {
         RetargetRule::Epoch { interval } => {
-            if interval <= 1 || (parent.height + 1) % interval != 0 {
+            if interval <= 1 || !(parent.height + 1).is_multiple_of(interval) {
                 return parent.bits;
             }
             let first = ancestor(parent.height - (interval - 1));

@@ -19,7 +19,7 @@ fn rejection(result: Result<Acceptance, ChainError>) -> BlockError {
 
 fn tx_rejection(result: Result<Acceptance, ChainError>) -> TxError {
     match rejection(result) {
-        BlockError::Transaction { source, .. } => source,
+        BlockError::Transaction { source, .. } => *source,
         other => panic!("expected a transaction rule violation, got {other:?}"),
     }
 }
@@ -227,7 +227,8 @@ fn coinbase_must_commit_to_the_block_height() {
 fn malformed_witnesses_and_empty_sides_are_rejected() {
     let (mut h, coin) = funded();
     let tip = h.chain.tip_hash();
-    let cases: Vec<(Box<dyn Fn(&mut Block)>, TxError)> = vec![
+    type Edit = Box<dyn Fn(&mut Block)>;
+    let cases: Vec<(Edit, TxError)> = vec![
         (
             Box::new(|b: &mut Block| b.transactions[1].inputs[0].witness.pop().map(drop).unwrap()),
             TxError::BadWitnessLength { index: 0, len: 63 },

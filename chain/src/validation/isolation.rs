@@ -32,7 +32,7 @@ pub fn check_block(block: &Block, pow_limit: Target) -> Result<Vec<Txid>, BlockE
                 .map(|source| BlockError::Transaction {
                     index,
                     txid: txids[index],
-                    source,
+                    source: Box::new(source),
                 })
         });
     failure.map_or(Ok(txids), Err)

@@ -67,7 +67,7 @@ pub fn connect_block<R: UtxoReader + ?Sized>(
             ConnectError::Invalid(BlockError::Transaction {
                 index,
                 txid: *txid,
-                source,
+                source: Box::new(source),
             })
         };
         if index > 0 {
@@ -109,7 +109,7 @@ pub fn connect_block<R: UtxoReader + ?Sized>(
                     .map(|source| BlockError::Transaction {
                         index: *index,
                         txid: txids[*index],
-                        source,
+                        source: Box::new(source),
                     })
             });
     if let Some(error) = failure {

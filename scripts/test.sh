@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, then every test of every crate.
+# The whole test suite: formatting, lints, then every test of every crate, closing with the
+# total count of tests passed and failed.
 source "$(dirname "$0")/env.sh"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
-cargo test --locked --workspace
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --locked --workspace 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$log"
+exit "$status"

@@ -362,3 +362,112 @@ fn genesis_template(spec: &NetworkSpec) -> Block {
         transactions: vec![coinbase],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CUSTOM: &str = r#"
+        name = "my-net"
+        retarget = { rule = "epoch", interval = 10 }
+        target_spacing = 5
+        pow_limit_bits = 0x207fffff
+        initial_subsidy_sats = 1000
+        halving_interval = 100
+        coinbase_maturity = 10
+        max_future_block_time = 60
+        genesis_time = 1795219200
+        genesis_message = "custom"
+    "#;
+
+    #[test]
+    fn builtin_networks_are_valid_and_distinct() {
+        let networks = [
+            ChainParams::main(),
+            ChainParams::testnet(),
+            ChainParams::regtest(),
+        ];
+        for params in &networks {
+            assert!(params.pow_limit().is_met_by(params.genesis_hash()));
+            assert_eq!(
+                ChainParams::from_name_or_file(params.name())
+                    .unwrap()
+                    .genesis_hash(),
+                params.genesis_hash()
+            );
+        }
+        assert_ne!(networks[0].genesis_hash(), networks[1].genesis_hash());
+        assert_ne!(networks[1].genesis_hash(), networks[2].genesis_hash());
+    }
+
+    #[test]
+    fn custom_parameters_load_from_toml_and_search_the_genesis_nonce() {
+        let params = ChainParams::from_toml_str(CUSTOM).unwrap();
+        assert_eq!(params.name(), "my-net");
+        assert_eq!(params.spec().retarget, RetargetRule::Epoch { interval: 10 });
+        assert!(params.pow_limit().is_met_by(params.genesis_hash()));
+        assert_eq!(params.block_subsidy(100), Amount::from_sat(500));
+        // The same parameters always derive the same genesis block.
+        let again = ChainParams::from_toml_str(CUSTOM).unwrap();
+        assert_eq!(again.genesis_hash(), params.genesis_hash());
+        // A pinned nonce is checked, not trusted.
+        let nonce = params.genesis_block().header.nonce;
+        let pinned = format!("{CUSTOM}\ngenesis_nonce = {nonce}");
+        assert_eq!(
+            ChainParams::from_toml_str(&pinned).unwrap().genesis_hash(),
+            params.genesis_hash()
+        );
+    }
+
+    #[test]
+    fn bad_parameter_files_get_errors_naming_the_problem() {
+        let cases = [
+            (
+                format!("{CUSTOM}\nsurprise = 1"),
+                "unknown field `surprise`",
+            ),
+            (CUSTOM.replace("0x207fffff", "0x00800000"), "pow_limit_bits"),
+            (CUSTOM.replace("0x207fffff", "0x20800000"), "pow_limit_bits"),
+            (
+                CUSTOM.replace("target_spacing = 5", "target_spacing = 0"),
+                "target_spacing",
+            ),
+            (
+                CUSTOM.replace("interval = 10", "interval = 1"),
+                "retarget.interval",
+            ),
+            (CUSTOM.replace("\"my-net\"", "\"My Net\""), "name"),
+            (
+                CUSTOM.replace("halving_interval = 100", ""),
+                "missing field `halving_interval`",
+            ),
+            (
+                CUSTOM.replace("\"epoch\"", "\"fixed\""),
+                "unknown variant `fixed`",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = ChainParams::from_toml_str(&text).unwrap_err().to_string();
+            assert!(
+                error.contains(expected),
+                "{error:?} should mention {expected:?}"
+            );
+        }
+        let searched = ChainParams::from_toml_str(CUSTOM).unwrap();
+        let wrong_nonce = searched.genesis_block().header.nonce.wrapping_add(1);
+        // With an easy limit about half of all nonces work; find one that does not.
+        let failing = (wrong_nonce..).find(|nonce| {
+            let mut header = searched.genesis_block().header;
+            header.nonce = *nonce;
+            !searched.pow_limit().is_met_by(header.block_hash())
+        });
+        let text = format!("{CUSTOM}\ngenesis_nonce = {}", failing.unwrap());
+        let error = ChainParams::from_toml_str(&text).unwrap_err().to_string();
+        assert!(error.contains("genesis_nonce"), "{error}");
+        let missing = ChainParams::from_toml_file(Path::new("/nonexistent/quarry.toml"));
+        assert!(missing
+            .unwrap_err()
+            .to_string()
+            .contains("/nonexistent/quarry.toml"));
+    }
+}

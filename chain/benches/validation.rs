@@ -12,7 +12,8 @@ use quarry_chain::testing::{
 use quarry_chain::validation::isolation::check_block;
 use quarry_chain::validation::utxo_context::{connect_block, ConnectContext};
 use quarry_chain::{
-    Amount, Block, Chain, ChainParams, MemoryStore, NetworkSpec, OutPoint, RetargetRule, TxOut,
+    Amount, Block, Chain, ChainParams, ChainReader, MemoryStore, NetworkSpec, OutPoint,
+    RetargetRule, TxOut,
 };
 
 const TRANSACTIONS: usize = 2_000;
@@ -130,7 +131,11 @@ fn raw_signatures(
     Vec<u8>,
     quarry_chain::OutputKey,
 )> {
-    let coinbase = &fixture.chain.store().utxo_set();
+    let coinbase = &fixture
+        .chain
+        .store()
+        .utxo_set()
+        .expect("a memory store cannot fail");
     fixture.block.transactions[1..]
         .iter()
         .map(|tx| {

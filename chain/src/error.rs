@@ -334,6 +334,20 @@ impl BlockError {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum StoreError {
+    /// The database engine failed (I/O error, full disk, lock held by another process…).
+    #[error("database error: {0}")]
+    Database(#[from] rocksdb::Error),
+    /// The database was written in another format.
+    #[error(
+        "the database is in format version {found}, but this node reads version {expected}; \
+         use a new data directory or reindex"
+    )]
+    FormatVersion {
+        /// Version on disk.
+        found: u32,
+        /// Version this code reads.
+        expected: u32,
+    },
     /// Stored data that should be there is missing or does not decode.
     #[error("chain store is corrupt: {what}")]
     Corrupt {

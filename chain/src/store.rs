@@ -22,6 +22,8 @@ pub trait ChainReader: UtxoReader {
     fn tip(&self) -> Result<Option<BlockHash>, StoreError>;
     /// The best chain's block at `height`.
     fn hash_at_height(&self, height: u32) -> Result<Option<BlockHash>, StoreError>;
+    /// The whole UTXO set, ordered by outpoint (for audits and tests: it reads everything).
+    fn utxo_set(&self) -> Result<BTreeMap<OutPoint, Coin>, StoreError>;
 }
 
 /// Write access: one atomic commit per change.
@@ -49,7 +51,7 @@ pub struct ChainBatch {
     pub tip: Option<BlockHash>,
 }
 
-/// A store held in memory, for tests and benchmarks. Nodes use the RocksDB store.
+/// A store held in memory, for tests and benchmarks. Nodes use [`crate::rocks::RocksStore`].
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
     blocks: HashMap<BlockHash, Block>,
@@ -64,11 +66,6 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// The whole UTXO set, ordered by outpoint.
-    pub fn utxo_set(&self) -> BTreeMap<OutPoint, Coin> {
-        self.coins.iter().map(|(k, v)| (*k, *v)).collect()
     }
 }
 
@@ -97,6 +94,10 @@ impl ChainReader for MemoryStore {
 
     fn hash_at_height(&self, height: u32) -> Result<Option<BlockHash>, StoreError> {
         Ok(self.heights.get(&height).copied())
+    }
+
+    fn utxo_set(&self) -> Result<BTreeMap<OutPoint, Coin>, StoreError> {
+        Ok(self.coins.iter().map(|(k, v)| (*k, *v)).collect())
     }
 }
 

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use quarry_chain::testing::{assemble_block, signed_spend, test_key, test_keypair, Spendable};
 use quarry_chain::{
     Acceptance, Amount, Block, BlockError, BlockHash, BlockStatus, Chain, ChainError, ChainEvent,
-    Coin, MemoryStore, OutPoint, Transaction, TxOut, Txid, Work,
+    ChainReader, Coin, MemoryStore, OutPoint, Transaction, TxOut, Txid, Work,
 };
 
 /// The unit network with a short ASERT half-life, so blocks' work varies.
@@ -44,16 +44,14 @@ fn replayed_utxo_set(chain: &Chain<MemoryStore>) -> BTreeMap<OutPoint, Coin> {
     let mut replay = Chain::open(chain.params().clone(), MemoryStore::new()).unwrap();
     for height in 1..=chain.tip_height() {
         let hash = chain.hash_at_height(height).unwrap();
-        let block = quarry_chain::ChainReader::block(chain.store(), &hash)
-            .unwrap()
-            .unwrap();
+        let block = chain.store().block(&hash).unwrap().unwrap();
         assert_eq!(
             replay.process_block(block, u64::MAX / 2).unwrap(),
             Acceptance::Accepted
         );
     }
     assert_eq!(replay.tip_hash(), chain.tip_hash());
-    replay.store().utxo_set()
+    replay.store().utxo_set().unwrap()
 }
 
 #[test]
@@ -90,7 +88,7 @@ fn a_longer_branch_reorganises_the_chain_and_emits_events_in_order() {
     );
     assert_eq!(events, expected);
     assert_eq!(
-        subject.chain.store().utxo_set(),
+        subject.chain.store().utxo_set().unwrap(),
         replayed_utxo_set(&subject.chain)
     );
 }
@@ -207,7 +205,7 @@ fn a_branch_that_turns_out_invalid_is_marked_and_the_chain_returns_to_the_best_v
         Err(ChainError::KnownInvalid { .. })
     ));
     assert_eq!(
-        subject.chain.store().utxo_set(),
+        subject.chain.store().utxo_set().unwrap(),
         replayed_utxo_set(&subject.chain)
     );
 }
@@ -248,7 +246,7 @@ fn deep_reorganisations_restore_the_exact_utxo_set() {
         .count();
     assert_eq!(disconnected, 60);
     assert_eq!(
-        subject.chain.store().utxo_set(),
+        subject.chain.store().utxo_set().unwrap(),
         replayed_utxo_set(&subject.chain)
     );
 }
@@ -494,7 +492,7 @@ proptest! {
             let _ = subject.submit(generated[i].block.clone());
             let tip = subject.chain.tip_hash();
             let expected = models.get(&tip).map_or_else(BTreeMap::new, |g| g.utxos.clone());
-            prop_assert_eq!(subject.chain.store().utxo_set(), expected);
+            prop_assert_eq!(subject.chain.store().utxo_set().unwrap(), expected);
         }
         let tip = subject.chain.tip_hash();
         prop_assert!(models.get(&tip).is_none_or(|g| g.valid), "tip {} is invalid", tip);
@@ -512,6 +510,6 @@ proptest! {
             let status = subject.chain.index().get(&g.block.block_hash()).unwrap().status;
             prop_assert!(status != BlockStatus::Valid);
         }
-        prop_assert_eq!(subject.chain.store().utxo_set(), replayed_utxo_set(&subject.chain));
+        prop_assert_eq!(subject.chain.store().utxo_set().unwrap(), replayed_utxo_set(&subject.chain));
     }
 }

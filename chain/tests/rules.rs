@@ -6,8 +6,8 @@ use common::{Harness, MINER};
 use quarry_chain::encode::{decode, encode, MAX_BLOCK_BYTES};
 use quarry_chain::testing::{assemble_block, mine, pay, signed_spend, test_keypair, Spendable};
 use quarry_chain::{
-    Acceptance, Amount, Block, BlockError, ChainError, CompactTarget, DecodeError, OutPoint,
-    OutputKey, Transaction, TxError, TxIn, TxOut, Txid,
+    Acceptance, Amount, Block, BlockError, ChainError, ChainReader, CompactTarget, DecodeError,
+    OutPoint, OutputKey, Transaction, TxError, TxIn, TxOut, Txid,
 };
 
 fn rejection(result: Result<Acceptance, ChainError>) -> BlockError {
@@ -500,7 +500,7 @@ fn in_block_chains_of_spends_are_valid() {
     );
     let block = h.mine(vec![parent, child.clone()]);
     assert_eq!(h.chain.tip_hash(), block.block_hash());
-    let utxos = h.chain.store().utxo_set();
+    let utxos = h.chain.store().utxo_set().unwrap();
     assert!(utxos.contains_key(&OutPoint {
         txid: child.txid(),
         vout: 0

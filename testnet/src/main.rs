@@ -212,7 +212,7 @@ fn selfcheck(network: &str, blocks: u32, reorg_depth: u32) -> Result<()> {
         ),
         (
             "UTXO set after the reorganisation equals the replay",
-            replay.store().utxo_set() == miner.chain.store().utxo_set(),
+            replay.store().utxo_set()? == miner.chain.store().utxo_set()?,
         ),
     ];
     println!("\n{:<52} result", "check");
@@ -230,7 +230,7 @@ fn selfcheck(network: &str, blocks: u32, reorg_depth: u32) -> Result<()> {
         ),
         (
             "UTXO set size",
-            miner.chain.store().utxo_set().len().to_string(),
+            miner.chain.store().utxo_set()?.len().to_string(),
         ),
         (
             "mining + validation",

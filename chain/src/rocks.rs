@@ -1,0 +1,216 @@
+//! The RocksDB chain store: one column family per kind of record, typed key and value codecs,
+//! a format version check, and every [`ChainBatch`] written as one atomic `WriteBatch`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, DB};
+
+use crate::block::Block;
+use crate::encode::{decode, encode};
+use crate::error::StoreError;
+use crate::hash::{BlockHash, Txid};
+use crate::index::IndexEntry;
+use crate::store::{ChainBatch, ChainReader, ChainWriter};
+use crate::transaction::OutPoint;
+use crate::utxo::{BlockUndo, Coin, UtxoReader};
+
+/// The on-disk format this code reads and writes. Bump it with any change of keys or values.
+pub const FORMAT_VERSION: u32 = 1;
+
+const CF_INDEX: &str = "block_index";
+const CF_BLOCKS: &str = "block_bodies";
+const CF_HEIGHTS: &str = "best_chain_heights";
+const CF_UTXO: &str = "utxo";
+const CF_UNDO: &str = "undo";
+const CF_META: &str = "meta";
+const COLUMN_FAMILIES: [&str; 6] = [CF_INDEX, CF_BLOCKS, CF_HEIGHTS, CF_UTXO, CF_UNDO, CF_META];
+
+const META_FORMAT: &[u8] = b"format_version";
+const META_TIP: &[u8] = b"tip";
+
+/// The chain's state in a RocksDB database.
+#[derive(Debug)]
+pub struct RocksStore {
+    db: DB,
+}
+
+impl RocksStore {
+    /// Opens (creating if needed) the database in `path`. A database written in another format
+    /// is refused with an error naming both versions.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let families = COLUMN_FAMILIES
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, options.clone()));
+        let db = DB::open_cf_descriptors(&options, path, families)?;
+        let store = Self { db };
+        match store.get(CF_META, META_FORMAT)? {
+            None => store.db.put_cf(
+                store.cf(CF_META)?,
+                META_FORMAT,
+                FORMAT_VERSION.to_le_bytes(),
+            )?,
+            Some(bytes) => {
+                let found = <[u8; 4]>::try_from(bytes.as_slice())
+                    .map(u32::from_le_bytes)
+                    .map_err(|_| corrupt(format!("format version of {} bytes", bytes.len())))?;
+                if found != FORMAT_VERSION {
+                    return Err(StoreError::FormatVersion {
+                        found,
+                        expected: FORMAT_VERSION,
+                    });
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    fn cf(&self, name: &'static str) -> Result<&ColumnFamily, StoreError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| corrupt(format!("column family {name} is missing")))
+    }
+
+    fn get(&self, family: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(family)?, key)?)
+    }
+
+    fn get_decoded<T: bincode::Decode<()>>(
+        &self,
+        family: &'static str,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        self.get(family, key)?
+            .map(|bytes| {
+                decode(&bytes).map_err(|error| corrupt(format!("{family} record: {error}")))
+            })
+            .transpose()
+    }
+}
+
+fn corrupt(what: String) -> StoreError {
+    StoreError::Corrupt { what }
+}
+
+fn outpoint_key(outpoint: &OutPoint) -> [u8; 36] {
+    let mut key = [0u8; 36];
+    key[..32].copy_from_slice(outpoint.txid.as_byte_array());
+    key[32..].copy_from_slice(&outpoint.vout.to_be_bytes());
+    key
+}
+
+fn outpoint_from_key(key: &[u8]) -> Result<OutPoint, StoreError> {
+    let txid: [u8; 32] = key
+        .get(..32)
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| corrupt(format!("UTXO key of {} bytes", key.len())))?;
+    let vout: [u8; 4] = key
+        .get(32..)
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| corrupt(format!("UTXO key of {} bytes", key.len())))?;
+    Ok(OutPoint {
+        txid: Txid::from_byte_array(txid),
+        vout: u32::from_be_bytes(vout),
+    })
+}
+
+fn block_hash_from(bytes: &[u8], what: &str) -> Result<BlockHash, StoreError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(BlockHash::from_byte_array)
+        .map_err(|_| corrupt(format!("{what} of {} bytes", bytes.len())))
+}
+
+impl UtxoReader for RocksStore {
+    fn coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>, StoreError> {
+        self.get_decoded(CF_UTXO, &outpoint_key(outpoint))
+    }
+}
+
+impl ChainReader for RocksStore {
+    fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
+        self.get_decoded(CF_BLOCKS, hash.as_byte_array())
+    }
+
+    fn undo(&self, hash: &BlockHash) -> Result<Option<BlockUndo>, StoreError> {
+        self.get_decoded(CF_UNDO, hash.as_byte_array())
+    }
+
+    fn index_entries(&self) -> Result<Vec<(BlockHash, IndexEntry)>, StoreError> {
+        self.db
+            .iterator_cf(self.cf(CF_INDEX)?, IteratorMode::Start)
+            .map(|item| {
+                let (key, value) = item?;
+                let hash = block_hash_from(&key, "block index key")?;
+                let entry = decode(&value)
+                    .map_err(|error| corrupt(format!("index entry of {hash}: {error}")))?;
+                Ok((hash, entry))
+            })
+            .collect()
+    }
+
+    fn tip(&self) -> Result<Option<BlockHash>, StoreError> {
+        self.get(CF_META, META_TIP)?
+            .map(|bytes| block_hash_from(&bytes, "tip"))
+            .transpose()
+    }
+
+    fn hash_at_height(&self, height: u32) -> Result<Option<BlockHash>, StoreError> {
+        self.get(CF_HEIGHTS, &height.to_be_bytes())?
+            .map(|bytes| block_hash_from(&bytes, "height index value"))
+            .transpose()
+    }
+
+    fn utxo_set(&self) -> Result<BTreeMap<OutPoint, Coin>, StoreError> {
+        self.db
+            .iterator_cf(self.cf(CF_UTXO)?, IteratorMode::Start)
+            .map(|item| {
+                let (key, value) = item?;
+                let outpoint = outpoint_from_key(&key)?;
+                let coin =
+                    decode(&value).map_err(|error| corrupt(format!("coin {outpoint}: {error}")))?;
+                Ok((outpoint, coin))
+            })
+            .collect()
+    }
+}
+
+impl ChainWriter for RocksStore {
+    fn commit(&mut self, batch: ChainBatch) -> Result<(), StoreError> {
+        let mut write = WriteBatch::default();
+        let index = self.cf(CF_INDEX)?;
+        for (hash, entry) in &batch.index {
+            write.put_cf(index, hash.as_byte_array(), encode(entry));
+        }
+        let blocks = self.cf(CF_BLOCKS)?;
+        for (hash, block) in &batch.blocks {
+            write.put_cf(blocks, hash.as_byte_array(), encode(block));
+        }
+        let undo = self.cf(CF_UNDO)?;
+        for (hash, data) in &batch.undo {
+            write.put_cf(undo, hash.as_byte_array(), encode(data));
+        }
+        let utxo = self.cf(CF_UTXO)?;
+        for (outpoint, coin) in &batch.coins {
+            match coin {
+                Some(coin) => write.put_cf(utxo, outpoint_key(outpoint), encode(coin)),
+                None => write.delete_cf(utxo, outpoint_key(outpoint)),
+            }
+        }
+        let heights = self.cf(CF_HEIGHTS)?;
+        for (height, hash) in &batch.heights {
+            match hash {
+                Some(hash) => write.put_cf(heights, height.to_be_bytes(), hash.as_byte_array()),
+                None => write.delete_cf(heights, height.to_be_bytes()),
+            }
+        }
+        if let Some(tip) = batch.tip {
+            write.put_cf(self.cf(CF_META)?, META_TIP, tip.as_byte_array());
+        }
+        self.db.write(write)?;
+        Ok(())
+    }
+}

@@ -57,6 +57,36 @@ pub enum Acceptance {
     Orphan,
 }
 
+/// The status of a branch tip, as Bitcoin Core's `getchaintips` reports it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum TipStatus {
+    /// The tip of the best chain.
+    Active,
+    /// A fully validated branch that is not active.
+    ValidFork,
+    /// Every body is stored but some were never connected.
+    ValidHeaders,
+    /// Some bodies are missing.
+    HeadersOnly,
+    /// The branch contains an invalid block.
+    Invalid,
+}
+
+/// One branch tip.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ChainTip {
+    /// The tip block.
+    pub hash: BlockHash,
+    /// Its height.
+    pub height: u32,
+    /// Blocks between the tip and the best chain (0 for the active tip).
+    pub branch_len: u32,
+    /// Status of the branch.
+    pub status: TipStatus,
+    /// Cumulative work up to the tip.
+    pub chain_work: Work,
+}
+
 /// What a new block on top of the tip must satisfy.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct NextBlock {
@@ -185,13 +215,9 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
         }
         let corrupt = |what: String| ChainError::Store(StoreError::Corrupt { what });
         let mut index = BlockIndex::default();
-        let mut candidates = BTreeSet::new();
         let mut next_sequence = 0;
         for (hash, entry) in &entries {
             index.insert(*hash, *entry);
-            if matches!(entry.status, BlockStatus::DataStored | BlockStatus::Valid) {
-                candidates.insert(Candidate::of(*hash, entry));
-            }
             next_sequence = next_sequence.max(entry.sequence + 1);
         }
         for (hash, entry) in &entries {
@@ -225,16 +251,18 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
             }
         }
         info!(network = params.name(), %tip, height = tip_height, blocks = index.len(), "chain opened");
-        Ok(Self {
+        let mut chain = Self {
             params,
             store,
             index,
-            candidates,
+            candidates: BTreeSet::new(),
             active,
             next_sequence,
             orphans: OrphanPool::default(),
             events: Vec::new(),
-        })
+        };
+        chain.refresh_candidates();
+        Ok(chain)
     }
 
     /// Validates and stores `block`, then moves to the most-work valid chain. `now` is the local
@@ -247,7 +275,9 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
             if entry.status.is_invalid() {
                 return Err(ChainError::KnownInvalid { hash });
             }
-            return Ok(Acceptance::AlreadyKnown);
+            if entry.status != BlockStatus::HeaderOnly {
+                return Ok(Acceptance::AlreadyKnown);
+            }
         }
         if self.orphans.contains(&hash) {
             return Ok(Acceptance::AlreadyKnown);
@@ -349,8 +379,17 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
             blocks: vec![(hash, block)],
             ..ChainBatch::default()
         })?;
+        let was_header_only = self.index.get(&hash).is_some();
         self.index.insert(hash, entry);
-        self.candidates.insert(Candidate::of(hash, &entry));
+        if was_header_only {
+            // Descendants already stored may now be complete chains.
+            self.refresh_candidates();
+        } else if self
+            .candidates
+            .contains(&Candidate::of(parent_hash, &parent))
+        {
+            self.candidates.insert(Candidate::of(hash, &entry));
+        }
         debug!(%hash, height, "block stored");
         Ok(())
     }
@@ -552,6 +591,136 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
                 .expect("the tip is indexed"),
             min_time: self.index.median_time_past(&tip).saturating_add(1),
         }
+    }
+
+    /// Marks `hash` invalid by decision of the operator (Bitcoin Core's `invalidateblock`):
+    /// it and its descendants become invalid, the best chain is rewound below it if needed, and
+    /// the most-work chain among the rest becomes active. Genesis cannot be invalidated.
+    pub fn invalidate_block(&mut self, hash: BlockHash) -> Result<(), ChainError> {
+        let entry = *self
+            .index
+            .get(&hash)
+            .ok_or(ChainError::UnknownBlock { hash })?;
+        if entry.height == 0 {
+            return Err(ChainError::GenesisImmutable);
+        }
+        while self.hash_at_height(entry.height) == Some(hash) {
+            self.disconnect_tip()?;
+        }
+        self.mark_invalid(hash)?;
+        info!(%hash, height = entry.height, "block invalidated");
+        self.activate_best_chain()?;
+        Ok(())
+    }
+
+    /// Undoes [`Chain::invalidate_block`] and any rule failures recorded for `hash`, its
+    /// ancestors and its descendants (Bitcoin Core's `reconsiderblock`), then moves to the
+    /// most-work chain. Blocks that really break a rule are found invalid again when connected.
+    pub fn reconsider_block(&mut self, hash: BlockHash) -> Result<(), ChainError> {
+        let entry = *self
+            .index
+            .get(&hash)
+            .ok_or(ChainError::UnknownBlock { hash })?;
+        let mut related = self.index.descendants(&hash);
+        related.push(hash);
+        let mut ancestor = entry.header.prev_blockhash;
+        while let Some(parent) = self.index.get(&ancestor) {
+            related.push(ancestor);
+            if parent.height == 0 {
+                break;
+            }
+            ancestor = parent.header.prev_blockhash;
+        }
+        let mut batch = ChainBatch::default();
+        for block in related {
+            let Some(entry) = self.index.get(&block).copied() else {
+                continue;
+            };
+            if !entry.status.is_invalid() {
+                continue;
+            }
+            let status = if self.store.block(&block)?.is_some() {
+                BlockStatus::DataStored
+            } else {
+                BlockStatus::HeaderOnly
+            };
+            if let Some(updated) = self.index.set_status(&block, status) {
+                batch.index.push((block, updated));
+            }
+        }
+        self.store.commit(batch)?;
+        self.refresh_candidates();
+        info!(%hash, "block reconsidered");
+        self.activate_best_chain()?;
+        Ok(())
+    }
+
+    /// Rebuilds the candidate set: blocks whose body and all ancestors' bodies are stored and
+    /// none of which is known to be invalid.
+    fn refresh_candidates(&mut self) {
+        let mut complete: HashMap<BlockHash, bool> = HashMap::new();
+        let mut entries: Vec<(BlockHash, IndexEntry)> = self
+            .index
+            .iter()
+            .map(|(hash, entry)| (*hash, *entry))
+            .collect();
+        entries.sort_by_key(|(_, entry)| entry.height);
+        self.candidates.clear();
+        for (hash, entry) in entries {
+            let usable = matches!(entry.status, BlockStatus::DataStored | BlockStatus::Valid);
+            let parent_complete = entry.height == 0
+                || complete
+                    .get(&entry.header.prev_blockhash)
+                    .copied()
+                    .unwrap_or(false);
+            let is_complete = usable && parent_complete;
+            complete.insert(hash, is_complete);
+            if is_complete {
+                self.candidates.insert(Candidate::of(hash, &entry));
+            }
+        }
+    }
+
+    /// Every branch tip the index knows, with its status, like Bitcoin Core's `getchaintips`:
+    /// leaves of the block tree plus the active tip, most work first.
+    pub fn chain_tips(&self) -> Vec<ChainTip> {
+        let active = self.tip_hash();
+        let mut tips: Vec<ChainTip> = self
+            .index
+            .iter()
+            .filter(|(hash, _)| self.index.children(hash).is_empty() || **hash == active)
+            .map(|(hash, entry)| {
+                let mut status = TipStatus::ValidFork;
+                let mut current = *hash;
+                let mut branch_len = 0;
+                while let Some(block) = self.index.get(&current) {
+                    if self.hash_at_height(block.height) == Some(current) {
+                        break;
+                    }
+                    branch_len += 1;
+                    status = status.max(match block.status {
+                        BlockStatus::Valid => TipStatus::ValidFork,
+                        BlockStatus::DataStored => TipStatus::ValidHeaders,
+                        BlockStatus::HeaderOnly => TipStatus::HeadersOnly,
+                        BlockStatus::Invalid | BlockStatus::InvalidAncestor => TipStatus::Invalid,
+                    });
+                    current = block.header.prev_blockhash;
+                }
+                ChainTip {
+                    hash: *hash,
+                    height: entry.height,
+                    branch_len,
+                    status: if *hash == active {
+                        TipStatus::Active
+                    } else {
+                        status
+                    },
+                    chain_work: entry.chain_work,
+                }
+            })
+            .collect();
+        tips.sort_by_key(|tip| (Reverse(tip.chain_work), tip.hash));
+        tips
     }
 
     /// Number of blocks waiting for their parent.

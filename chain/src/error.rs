@@ -374,6 +374,15 @@ pub enum ChainError {
         /// The block.
         hash: BlockHash,
     },
+    /// The block is not in the index.
+    #[error("block {hash} is not known")]
+    UnknownBlock {
+        /// The block.
+        hash: BlockHash,
+    },
+    /// The genesis block cannot be invalidated.
+    #[error("the genesis block cannot be invalidated")]
+    GenesisImmutable,
     /// Storage failed; the chain state on disk is unchanged by the failed step.
     #[error(transparent)]
     Store(#[from] StoreError),

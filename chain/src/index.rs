@@ -17,6 +17,9 @@ use crate::validation::header_context::{median_time, MEDIAN_TIME_SPAN};
 /// How far a block in the index has been validated.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode)]
 pub enum BlockStatus {
+    /// Header known and valid in its context, body not stored (e.g. a block once refused and
+    /// then reconsidered: its body must be sent again).
+    HeaderOnly,
     /// Body stored; it passed the context-free and header-context rules, not yet connected.
     DataStored,
     /// Connected to the chain at least once: every rule passed.

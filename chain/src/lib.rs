@@ -22,7 +22,7 @@ pub mod validation;
 
 pub use amount::Amount;
 pub use block::{Block, BlockHeader};
-pub use chain::{Acceptance, Chain, ChainEvent, NextBlock};
+pub use chain::{Acceptance, Chain, ChainEvent, ChainTip, NextBlock, TipStatus};
 pub use error::{BlockError, ChainError, DecodeError, ParamsError, StoreError, TxError};
 pub use hash::{BlockHash, MerkleRoot, Txid};
 pub use index::{BlockIndex, BlockStatus, IndexEntry};

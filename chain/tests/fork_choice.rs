@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use quarry_chain::testing::{assemble_block, signed_spend, test_key, test_keypair, Spendable};
 use quarry_chain::{
     Acceptance, Amount, Block, BlockError, BlockHash, BlockStatus, Chain, ChainError, ChainEvent,
-    ChainReader, Coin, MemoryStore, OutPoint, Transaction, TxOut, Txid, Work,
+    ChainReader, Coin, MemoryStore, OutPoint, TipStatus, Transaction, TxOut, Txid, Work,
 };
 
 /// The unit network with a short ASERT half-life, so blocks' work varies.
@@ -512,4 +512,105 @@ proptest! {
         }
         prop_assert_eq!(subject.chain.store().utxo_set().unwrap(), replayed_utxo_set(&subject.chain));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operator decisions: invalidateblock / reconsiderblock, and the branch tips.
+
+#[test]
+fn invalidating_a_block_moves_to_the_best_remaining_branch_and_reconsidering_moves_back() {
+    let (mut builder, mut subject) = builder_and_subject();
+    let genesis = builder.genesis();
+    let a = branch(&mut builder, genesis, 5);
+    let b = branch(&mut builder, genesis, 3);
+    for block in a.iter().chain(&b) {
+        subject.submit(block.clone()).unwrap();
+    }
+    assert_eq!(subject.chain.tip_hash(), a[4].block_hash());
+    let tips = subject.chain.chain_tips();
+    assert_eq!(tips.len(), 2);
+    assert_eq!(
+        (tips[0].hash, tips[0].status),
+        (a[4].block_hash(), TipStatus::Active)
+    );
+    assert_eq!(
+        (tips[1].hash, tips[1].branch_len, tips[1].status),
+        (b[2].block_hash(), 3, TipStatus::ValidHeaders),
+        "never connected: bodies stored but not validated"
+    );
+
+    subject.chain.invalidate_block(a[1].block_hash()).unwrap();
+    assert_eq!(subject.chain.tip_hash(), b[2].block_hash());
+    let tips = subject.chain.chain_tips();
+    let a_tip = tips
+        .iter()
+        .find(|tip| tip.hash == a[4].block_hash())
+        .unwrap();
+    assert_eq!((a_tip.status, a_tip.branch_len), (TipStatus::Invalid, 5));
+    assert_eq!(
+        subject.chain.store().utxo_set().unwrap(),
+        replayed_utxo_set(&subject.chain)
+    );
+    // New blocks on the invalidated branch are refused.
+    let on_top = builder.block_on(a[4].block_hash(), Vec::new());
+    assert!(subject.submit(on_top).is_err());
+
+    subject.chain.reconsider_block(a[4].block_hash()).unwrap();
+    assert!(subject.chain.tip_height() >= 5);
+    assert_eq!(subject.chain.hash_at_height(5), Some(a[4].block_hash()));
+    assert_eq!(
+        subject.chain.store().utxo_set().unwrap(),
+        replayed_utxo_set(&subject.chain)
+    );
+}
+
+#[test]
+fn invalidating_unknown_blocks_or_genesis_is_an_error_and_changes_nothing() {
+    let mut subject = Harness::new();
+    subject.mine_empty(2);
+    let tip = subject.chain.tip_hash();
+    let genesis = subject.genesis();
+    assert!(matches!(
+        subject.chain.invalidate_block(genesis),
+        Err(ChainError::GenesisImmutable)
+    ));
+    let unknown = BlockHash::from_byte_array([3; 32]);
+    assert!(matches!(
+        subject.chain.invalidate_block(unknown),
+        Err(ChainError::UnknownBlock { .. })
+    ));
+    assert!(matches!(
+        subject.chain.reconsider_block(unknown),
+        Err(ChainError::UnknownBlock { .. })
+    ));
+    assert_eq!(subject.chain.tip_hash(), tip);
+}
+
+#[test]
+fn a_block_refused_for_its_contents_can_be_reconsidered_and_sent_again() {
+    let (mut builder, mut subject) = builder_and_subject();
+    let genesis = builder.genesis();
+    let good = branch(&mut builder, genesis, 2);
+    subject.submit(good[0].clone()).unwrap();
+    subject
+        .chain
+        .invalidate_block(good[0].block_hash())
+        .unwrap();
+    assert!(subject.submit(good[1].clone()).is_err());
+    assert_eq!(subject.chain.tip_height(), 0);
+    // good[1] was never stored (its parent was invalid): reconsidering leaves it header-only.
+    subject
+        .chain
+        .reconsider_block(good[1].block_hash())
+        .unwrap();
+    assert_eq!(subject.chain.tip_hash(), good[0].block_hash());
+    let tips = subject.chain.chain_tips();
+    assert!(tips
+        .iter()
+        .any(|tip| tip.hash == good[1].block_hash() && tip.status == TipStatus::HeadersOnly));
+    assert_eq!(
+        subject.submit(good[1].clone()).unwrap(),
+        Acceptance::Accepted
+    );
+    assert_eq!(subject.chain.tip_hash(), good[1].block_hash());
 }

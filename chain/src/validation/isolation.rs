@@ -86,19 +86,26 @@ pub fn check_merkle_root(block: &Block, txids: &[Txid]) -> Result<(), BlockError
 
 /// The first transaction is a coinbase and no other is.
 pub fn check_coinbase_position(block: &Block, txids: &[Txid]) -> Result<(), BlockError> {
-    if !block.transactions[0].is_coinbase() {
-        return Err(BlockError::FirstNotCoinbase { txid: txids[0] });
+    let first = block
+        .transactions
+        .first()
+        .ok_or(BlockError::NoTransactions)?;
+    if !first.is_coinbase() {
+        return Err(BlockError::FirstNotCoinbase { txid: first.txid() });
     }
-    if let Some(index) = block.transactions[1..]
+    match block
+        .transactions
         .iter()
-        .position(Transaction::is_coinbase)
+        .enumerate()
+        .skip(1)
+        .find(|(_, tx)| tx.is_coinbase())
     {
-        return Err(BlockError::ExtraCoinbase {
-            index: index + 1,
-            txid: txids[index + 1],
-        });
+        Some((index, tx)) => Err(BlockError::ExtraCoinbase {
+            index,
+            txid: txids.get(index).copied().unwrap_or_else(|| tx.txid()),
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Rules of a transaction alone: inputs and outputs present, size, each output and their sum

@@ -98,8 +98,11 @@ pub fn connect_block<R: UtxoReader + ?Sized>(
             view.add(outpoint(*txid, vout), coin);
         }
     }
-    check_coinbase_value(&block.transactions[0], context.subsidy, fees)
-        .map_err(ConnectError::Invalid)?;
+    let coinbase = block
+        .transactions
+        .first()
+        .ok_or(ConnectError::Invalid(BlockError::NoTransactions))?;
+    check_coinbase_value(coinbase, context.subsidy, fees).map_err(ConnectError::Invalid)?;
     let failure =
         signature_jobs
             .par_iter()
@@ -125,8 +128,10 @@ pub fn connect_block<R: UtxoReader + ?Sized>(
 /// The UTXO changes that undo `block`: its outputs removed and the coins its inputs spent
 /// restored, walking transactions backwards so in-block spends cancel out.
 pub fn disconnect_block(block: &Block, undo: &BlockUndo) -> Result<UtxoDiff, StoreError> {
-    let spending_inputs: usize = block.transactions[1..]
+    let spending_inputs: usize = block
+        .transactions
         .iter()
+        .skip(1)
         .map(|tx| tx.inputs.len())
         .sum();
     if spending_inputs != undo.spent.len() {

@@ -37,6 +37,20 @@ pub struct Spendable {
     pub keypair: Keypair,
 }
 
+impl Spendable {
+    /// Output `vout` of `tx`, to be signed for by `keypair`. Panics if `tx` has no such output.
+    pub fn output_of(tx: &Transaction, vout: u32, keypair: Keypair) -> Self {
+        Self {
+            outpoint: OutPoint {
+                txid: tx.txid(),
+                vout,
+            },
+            output: tx.outputs[vout as usize],
+            keypair,
+        }
+    }
+}
+
 /// A transaction spending `inputs` into `outputs`, every input signed for the network whose
 /// genesis is `genesis` (deterministically: zero auxiliary randomness).
 pub fn signed_spend(genesis: BlockHash, inputs: &[Spendable], outputs: Vec<TxOut>) -> Transaction {

@@ -54,6 +54,11 @@ fn replayed_utxo_set(chain: &Chain<MemoryStore>) -> BTreeMap<OutPoint, Coin> {
     replay.store().utxo_set().unwrap()
 }
 
+/// The chain's UTXO set equals the replay of its best chain from genesis.
+fn assert_utxo_set_matches_replay(chain: &Chain<MemoryStore>) {
+    assert_eq!(chain.store().utxo_set().unwrap(), replayed_utxo_set(chain));
+}
+
 #[test]
 fn a_longer_branch_reorganises_the_chain_and_emits_events_in_order() {
     let (mut builder, mut subject) = builder_and_subject();
@@ -87,10 +92,7 @@ fn a_longer_branch_reorganises_the_chain_and_emits_events_in_order() {
             }),
     );
     assert_eq!(events, expected);
-    assert_eq!(
-        subject.chain.store().utxo_set().unwrap(),
-        replayed_utxo_set(&subject.chain)
-    );
+    assert_utxo_set_matches_replay(&subject.chain);
 }
 
 #[test]
@@ -204,10 +206,7 @@ fn a_branch_that_turns_out_invalid_is_marked_and_the_chain_returns_to_the_best_v
         subject.submit(b2.clone()),
         Err(ChainError::KnownInvalid { .. })
     ));
-    assert_eq!(
-        subject.chain.store().utxo_set().unwrap(),
-        replayed_utxo_set(&subject.chain)
-    );
+    assert_utxo_set_matches_replay(&subject.chain);
 }
 
 #[test]
@@ -245,10 +244,7 @@ fn deep_reorganisations_restore_the_exact_utxo_set() {
         .filter(|event| matches!(event, ChainEvent::Disconnected { .. }))
         .count();
     assert_eq!(disconnected, 60);
-    assert_eq!(
-        subject.chain.store().utxo_set().unwrap(),
-        replayed_utxo_set(&subject.chain)
-    );
+    assert_utxo_set_matches_replay(&subject.chain);
 }
 
 #[test]
@@ -547,10 +543,7 @@ fn invalidating_a_block_moves_to_the_best_remaining_branch_and_reconsidering_mov
         .find(|tip| tip.hash == a[4].block_hash())
         .unwrap();
     assert_eq!((a_tip.status, a_tip.branch_len), (TipStatus::Invalid, 5));
-    assert_eq!(
-        subject.chain.store().utxo_set().unwrap(),
-        replayed_utxo_set(&subject.chain)
-    );
+    assert_utxo_set_matches_replay(&subject.chain);
     // New blocks on the invalidated branch are refused.
     let on_top = builder.block_on(a[4].block_hash(), Vec::new());
     assert!(subject.submit(on_top).is_err());
@@ -558,10 +551,7 @@ fn invalidating_a_block_moves_to_the_best_remaining_branch_and_reconsidering_mov
     subject.chain.reconsider_block(a[4].block_hash()).unwrap();
     assert!(subject.chain.tip_height() >= 5);
     assert_eq!(subject.chain.hash_at_height(5), Some(a[4].block_hash()));
-    assert_eq!(
-        subject.chain.store().utxo_set().unwrap(),
-        replayed_utxo_set(&subject.chain)
-    );
+    assert_utxo_set_matches_replay(&subject.chain);
 }
 
 #[test]

@@ -166,14 +166,7 @@ fn duplicated_transactions_mutating_the_merkle_tree_are_rejected_and_the_honest_
     let spend = h.spend(&coin, 1, 1_000);
     let second = signed_spend(
         h.genesis(),
-        &[Spendable {
-            outpoint: OutPoint {
-                txid: spend.txid(),
-                vout: 0,
-            },
-            output: spend.outputs[0],
-            keypair: test_keypair(1),
-        }],
+        &[Spendable::output_of(&spend, 0, test_keypair(1))],
         vec![pay(2, 900)],
     );
     let honest = h.block_on(h.chain.tip_hash(), vec![spend, second]);
@@ -488,14 +481,7 @@ fn in_block_chains_of_spends_are_valid() {
     let parent = h.spend(&coin, 1, 10_000);
     let child = signed_spend(
         h.genesis(),
-        &[Spendable {
-            outpoint: OutPoint {
-                txid: parent.txid(),
-                vout: 0,
-            },
-            output: parent.outputs[0],
-            keypair: test_keypair(1),
-        }],
+        &[Spendable::output_of(&parent, 0, test_keypair(1))],
         vec![pay(2, 9_000)],
     );
     let block = h.mine(vec![parent, child.clone()]);

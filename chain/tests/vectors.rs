@@ -127,14 +127,7 @@ fn multi_transaction_block_bytes_and_hash_are_pinned() {
     let (tx, _) = signed_transaction();
     let second = signed_spend(
         params.genesis_hash(),
-        &[Spendable {
-            outpoint: OutPoint {
-                txid: tx.txid(),
-                vout: 0,
-            },
-            output: tx.outputs[0],
-            keypair: test_keypair(2),
-        }],
+        &[Spendable::output_of(&tx, 0, test_keypair(2))],
         vec![pay(4, 29 * 100_000_000)],
     );
     let template = BlockTemplate {

@@ -7,17 +7,18 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use tracing::{debug, info, warn};
 
-use crate::block::Block;
+use crate::block::{Block, BlockHeader};
 use crate::error::{BlockError, ChainError, StoreError};
 use crate::hash::BlockHash;
 use crate::index::{BlockIndex, BlockStatus, IndexEntry};
 use crate::params::ChainParams;
 use crate::pow::{CompactTarget, Work};
+use crate::rocks::RocksStore;
 use crate::store::{ChainBatch, ChainReader, ChainWriter};
 use crate::validation::header_context::{
     check_coinbase_height, check_difficulty, check_time_after_median, check_time_not_too_new,
 };
-use crate::validation::isolation::check_block;
+use crate::validation::isolation::{check_block, check_proof_of_work};
 use crate::validation::utxo_context::{
     connect_block, disconnect_block, ConnectContext, ConnectError,
 };
@@ -262,6 +263,8 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
             events: Vec::new(),
         };
         chain.refresh_candidates();
+        // A reorganisation interrupted between two commits is finished now.
+        chain.activate_best_chain()?;
         Ok(chain)
     }
 
@@ -331,48 +334,97 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
         Ok(())
     }
 
-    /// Checks the header against its parent and stores the block. The parent is indexed.
-    fn accept(&mut self, hash: BlockHash, block: Block, now: u64) -> Result<(), ChainError> {
-        let parent_hash = block.header.prev_blockhash;
-        let parent = *self
-            .index
-            .get(&parent_hash)
-            .ok_or(ChainError::InvalidBlock {
-                hash,
-                source: BlockError::UnknownParent {
-                    parent: parent_hash,
-                },
-            })?;
-        let height = parent.height + 1;
-        let mut entry = IndexEntry {
-            header: block.header,
-            height,
-            chain_work: parent.chain_work.saturating_add(self.block_work(&block)),
-            status: BlockStatus::DataStored,
+    /// Validates and indexes a header whose body has not arrived yet (headers-first sync): proof
+    /// of work, difficulty and timestamps against its parent, which must be indexed. The body
+    /// is later given to [`Chain::process_block`].
+    pub fn process_header(
+        &mut self,
+        header: BlockHeader,
+        now: u64,
+    ) -> Result<Acceptance, ChainError> {
+        let hash = header.block_hash();
+        if let Some(entry) = self.index.get(&hash) {
+            if entry.status.is_invalid() {
+                return Err(ChainError::KnownInvalid { hash });
+            }
+            return Ok(Acceptance::AlreadyKnown);
+        }
+        check_proof_of_work(&header, self.params.pow_limit())
+            .map_err(|source| ChainError::InvalidBlock { hash, source })?;
+        let (entry, parent_status) = self.new_entry(hash, header, BlockStatus::HeaderOnly)?;
+        if let Err(source) = self.check_header_context(&header, parent_status, entry.height, now) {
+            return Err(self.record_invalid(hash, entry, parent_status, source)?);
+        }
+        self.store.commit(ChainBatch {
+            index: vec![(hash, entry)],
+            ..ChainBatch::default()
+        })?;
+        self.index.insert(hash, entry);
+        debug!(%hash, height = entry.height, "header indexed");
+        Ok(Acceptance::Accepted)
+    }
+
+    /// A new index entry for `header` with `status`, and its parent's status. The parent must
+    /// be indexed.
+    fn new_entry(
+        &mut self,
+        hash: BlockHash,
+        header: BlockHeader,
+        status: BlockStatus,
+    ) -> Result<(IndexEntry, BlockStatus), ChainError> {
+        let parent = header.prev_blockhash;
+        let parent = *self.index.get(&parent).ok_or(ChainError::InvalidBlock {
+            hash,
+            source: BlockError::UnknownParent { parent },
+        })?;
+        let work = header
+            .bits
+            .to_target()
+            .map_or(Work::ZERO, |target| target.to_work());
+        let entry = IndexEntry {
+            header,
+            height: parent.height + 1,
+            chain_work: parent.chain_work.saturating_add(work),
+            status,
             sequence: self.next_sequence,
         };
         self.next_sequence += 1;
-        let checked = if parent.status.is_invalid() {
-            Err(BlockError::InvalidParent {
-                parent: parent_hash,
-            })
-        } else {
-            self.check_context(&block, height, now)
-        };
+        Ok((entry, parent.status))
+    }
+
+    /// Records that the block `hash` broke a rule (unless the failure is specific to this copy
+    /// of it) and returns the error to report.
+    fn record_invalid(
+        &mut self,
+        hash: BlockHash,
+        mut entry: IndexEntry,
+        parent_status: BlockStatus,
+        source: BlockError,
+    ) -> Result<ChainError, StoreError> {
+        if !source.is_copy_specific() {
+            entry.status = if parent_status.is_invalid() {
+                BlockStatus::InvalidAncestor
+            } else {
+                BlockStatus::Invalid
+            };
+            self.store.commit(ChainBatch {
+                index: vec![(hash, entry)],
+                ..ChainBatch::default()
+            })?;
+            self.index.insert(hash, entry);
+        }
+        Ok(ChainError::InvalidBlock { hash, source })
+    }
+
+    /// Checks the block against its parent and stores it. The parent is indexed.
+    fn accept(&mut self, hash: BlockHash, block: Block, now: u64) -> Result<(), ChainError> {
+        let parent_hash = block.header.prev_blockhash;
+        let (entry, parent_status) = self.new_entry(hash, block.header, BlockStatus::DataStored)?;
+        let checked = self
+            .check_header_context(&block.header, parent_status, entry.height, now)
+            .and_then(|()| check_coinbase_height(&block, entry.height));
         if let Err(source) = checked {
-            if !source.is_copy_specific() {
-                entry.status = if parent.status.is_invalid() {
-                    BlockStatus::InvalidAncestor
-                } else {
-                    BlockStatus::Invalid
-                };
-                self.store.commit(ChainBatch {
-                    index: vec![(hash, entry)],
-                    ..ChainBatch::default()
-                })?;
-                self.index.insert(hash, entry);
-            }
-            return Err(ChainError::InvalidBlock { hash, source });
+            return Err(self.record_invalid(hash, entry, parent_status, source)?);
         }
         self.store.commit(ChainBatch {
             index: vec![(hash, entry)],
@@ -381,38 +433,39 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
         })?;
         let was_header_only = self.index.get(&hash).is_some();
         self.index.insert(hash, entry);
+        let parent_is_candidate = self.index.get(&parent_hash).is_some_and(|parent| {
+            self.candidates
+                .contains(&Candidate::of(parent_hash, parent))
+        });
         if was_header_only {
             // Descendants already stored may now be complete chains.
             self.refresh_candidates();
-        } else if self
-            .candidates
-            .contains(&Candidate::of(parent_hash, &parent))
-        {
+        } else if parent_is_candidate {
             self.candidates.insert(Candidate::of(hash, &entry));
         }
-        debug!(%hash, height, "block stored");
+        debug!(%hash, height = entry.height, "block stored");
         Ok(())
     }
 
-    fn block_work(&self, block: &Block) -> Work {
-        block
-            .header
-            .bits
-            .to_target()
-            .map_or(Work::ZERO, |target| target.to_work())
-    }
-
-    /// The rules that need the block's place in the chain, cheapest first.
-    fn check_context(&self, block: &Block, height: u32, now: u64) -> Result<(), BlockError> {
-        let parent = block.header.prev_blockhash;
+    /// The rules that need the header's place in the chain, cheapest first.
+    fn check_header_context(
+        &self,
+        header: &BlockHeader,
+        parent_status: BlockStatus,
+        height: u32,
+        now: u64,
+    ) -> Result<(), BlockError> {
+        let parent = header.prev_blockhash;
+        if parent_status.is_invalid() {
+            return Err(BlockError::InvalidParent { parent });
+        }
         let expected = self
             .index
             .next_work_required(&self.params, &parent)
             .ok_or(BlockError::UnknownParent { parent })?;
-        check_difficulty(height, block.header.bits, expected)?;
-        check_time_after_median(block.header.time, self.index.median_time_past(&parent))?;
-        check_time_not_too_new(block.header.time, now, self.params.max_future_block_time())?;
-        check_coinbase_height(block, height)
+        check_difficulty(height, header.bits, expected)?;
+        check_time_after_median(header.time, self.index.median_time_past(&parent))?;
+        check_time_not_too_new(header.time, now, self.params.max_future_block_time())
     }
 
     /// Moves the best chain to the most-work valid candidate, marking blocks that fail to
@@ -726,6 +779,54 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
     /// Number of blocks waiting for their parent.
     pub fn orphan_count(&self) -> usize {
         self.orphans.blocks.len()
+    }
+}
+
+impl<S: ChainReader + ChainWriter + AsRef<RocksStore>> Chain<S> {
+    /// Rebuilds the block index, the UTXO set and the undo data from the block bodies stored
+    /// in `store`, validating every block again (parents before children). `progress` is told
+    /// `(blocks done, blocks stored)` after each block. An interrupted reindex leaves a
+    /// consistent but shorter chain; running it again finishes the work.
+    pub fn reindex(
+        params: ChainParams,
+        store: S,
+        now: u64,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Self, ChainError> {
+        let headers = store.as_ref().stored_headers()?;
+        store.as_ref().clear_chain_state()?;
+        let mut children: HashMap<BlockHash, Vec<BlockHash>> = HashMap::new();
+        for header in &headers {
+            children
+                .entry(header.prev_blockhash)
+                .or_default()
+                .push(header.block_hash());
+        }
+        let total = headers.len();
+        drop(headers);
+        let mut chain = Self::open(params, store)?;
+        let mut ready = VecDeque::from([chain.params.genesis_hash()]);
+        let mut done = 0;
+        while let Some(hash) = ready.pop_front() {
+            let block = chain
+                .store
+                .block(&hash)?
+                .ok_or_else(|| missing("block body", hash))?;
+            match chain.process_block(block, now) {
+                Ok(_) => {}
+                Err(ChainError::Store(error)) => return Err(ChainError::Store(error)),
+                Err(error) => warn!(%hash, %error, "stored block is invalid"),
+            }
+            done += 1;
+            progress(done, total);
+            if let Some(mut next) = children.remove(&hash) {
+                next.sort();
+                ready.extend(next);
+            }
+        }
+        chain.events.clear();
+        info!(blocks = done, stored = total, tip = %chain.tip_hash(), "reindex finished");
+        Ok(chain)
     }
 }
 

@@ -331,7 +331,7 @@ impl BlockError {
 }
 
 /// A failure of the storage behind the chain.
-#[derive(Debug, Error)]
+#[derive(Clone, Debug, Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The database engine failed (I/O error, full disk, lock held by another process…).
@@ -340,7 +340,7 @@ pub enum StoreError {
     /// The database was written in another format.
     #[error(
         "the database is in format version {found}, but this node reads version {expected}; \
-         use a new data directory or reindex"
+         use a data directory made by this version"
     )]
     FormatVersion {
         /// Version on disk.
@@ -386,4 +386,7 @@ pub enum ChainError {
     /// Storage failed; the chain state on disk is unchanged by the failed step.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The chain actor has stopped (shut down, or stopped by a storage failure).
+    #[error("the chain actor has stopped")]
+    Stopped,
 }

@@ -2,6 +2,7 @@
 //! validation rules, the block index with most-work fork choice, and the UTXO set with undo data
 //! behind reader/writer store traits.
 
+pub mod actor;
 pub mod amount;
 pub mod block;
 pub mod chain;
@@ -20,6 +21,7 @@ pub mod transaction;
 pub mod utxo;
 pub mod validation;
 
+pub use actor::{ChainHandle, ChainReadHandle, ChainService, TipInfo, TipWatch};
 pub use amount::Amount;
 pub use block::{Block, BlockHeader};
 pub use chain::{Acceptance, Chain, ChainEvent, ChainTip, NextBlock, TipStatus};

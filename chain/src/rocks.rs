@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, DB};
 
-use crate::block::Block;
+use crate::block::{Block, BlockHeader};
 use crate::encode::{decode, encode};
 use crate::error::StoreError;
 use crate::hash::{BlockHash, Txid};
@@ -152,6 +153,10 @@ impl ChainReader for RocksStore {
             .collect()
     }
 
+    fn index_entry(&self, hash: &BlockHash) -> Result<Option<IndexEntry>, StoreError> {
+        self.get_decoded(CF_INDEX, hash.as_byte_array())
+    }
+
     fn tip(&self) -> Result<Option<BlockHash>, StoreError> {
         self.get(CF_META, META_TIP)?
             .map(|bytes| block_hash_from(&bytes, "tip"))
@@ -178,8 +183,10 @@ impl ChainReader for RocksStore {
     }
 }
 
-impl ChainWriter for RocksStore {
-    fn commit(&mut self, batch: ChainBatch) -> Result<(), StoreError> {
+impl RocksStore {
+    /// Writes `batch` as one atomic `WriteBatch`. RocksDB takes concurrent reads, so the store
+    /// can be shared (`Arc<RocksStore>`) between its one writer and any number of readers.
+    pub fn write(&self, batch: ChainBatch) -> Result<(), StoreError> {
         let mut write = WriteBatch::default();
         let index = self.cf(CF_INDEX)?;
         for (hash, entry) in &batch.index {
@@ -212,5 +219,51 @@ impl ChainWriter for RocksStore {
         }
         self.db.write(write)?;
         Ok(())
+    }
+
+    /// The headers of every stored block body, in no particular order.
+    pub fn stored_headers(&self) -> Result<Vec<BlockHeader>, StoreError> {
+        self.db
+            .iterator_cf(self.cf(CF_BLOCKS)?, IteratorMode::Start)
+            .map(|item| {
+                let (key, value) = item?;
+                let hash = block_hash_from(&key, "block body key")?;
+                let block: Block = decode(&value)
+                    .map_err(|error| corrupt(format!("block body {hash}: {error}")))?;
+                Ok(block.header)
+            })
+            .collect()
+    }
+
+    /// Deletes the block index, the best-chain height index, the UTXO set, the undo data and
+    /// the tip in one atomic batch, keeping the block bodies: the first step of a reindex.
+    pub fn clear_chain_state(&self) -> Result<(), StoreError> {
+        // Every key of these families is shorter than this bound and sorts below it.
+        let end = [0xff_u8; 64];
+        let mut write = WriteBatch::default();
+        for family in [CF_INDEX, CF_HEIGHTS, CF_UTXO, CF_UNDO] {
+            write.delete_range_cf(self.cf(family)?, [].as_slice(), end.as_slice());
+        }
+        write.delete_cf(self.cf(CF_META)?, META_TIP);
+        self.db.write(write)?;
+        Ok(())
+    }
+}
+
+impl AsRef<RocksStore> for RocksStore {
+    fn as_ref(&self) -> &RocksStore {
+        self
+    }
+}
+
+impl ChainWriter for RocksStore {
+    fn commit(&mut self, batch: ChainBatch) -> Result<(), StoreError> {
+        self.write(batch)
+    }
+}
+
+impl ChainWriter for Arc<RocksStore> {
+    fn commit(&mut self, batch: ChainBatch) -> Result<(), StoreError> {
+        self.write(batch)
     }
 }

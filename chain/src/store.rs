@@ -2,6 +2,7 @@
 //! every change goes through, and [`MemoryStore`], an in-memory store for tests and benchmarks.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use crate::block::Block;
 use crate::error::StoreError;
@@ -18,12 +19,50 @@ pub trait ChainReader: UtxoReader {
     fn undo(&self, hash: &BlockHash) -> Result<Option<BlockUndo>, StoreError>;
     /// Every block index entry, to rebuild the in-memory index at start-up.
     fn index_entries(&self) -> Result<Vec<(BlockHash, IndexEntry)>, StoreError>;
+    /// One block's index entry (header, height, work, status).
+    fn index_entry(&self, hash: &BlockHash) -> Result<Option<IndexEntry>, StoreError>;
     /// The tip of the best chain, `None` in an empty store.
     fn tip(&self) -> Result<Option<BlockHash>, StoreError>;
     /// The best chain's block at `height`.
     fn hash_at_height(&self, height: u32) -> Result<Option<BlockHash>, StoreError>;
     /// The whole UTXO set, ordered by outpoint (for audits and tests: it reads everything).
     fn utxo_set(&self) -> Result<BTreeMap<OutPoint, Coin>, StoreError>;
+}
+
+impl<T: UtxoReader + ?Sized> UtxoReader for Arc<T> {
+    fn coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>, StoreError> {
+        (**self).coin(outpoint)
+    }
+}
+
+impl<T: ChainReader + ?Sized> ChainReader for Arc<T> {
+    fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
+        (**self).block(hash)
+    }
+
+    fn undo(&self, hash: &BlockHash) -> Result<Option<BlockUndo>, StoreError> {
+        (**self).undo(hash)
+    }
+
+    fn index_entries(&self) -> Result<Vec<(BlockHash, IndexEntry)>, StoreError> {
+        (**self).index_entries()
+    }
+
+    fn index_entry(&self, hash: &BlockHash) -> Result<Option<IndexEntry>, StoreError> {
+        (**self).index_entry(hash)
+    }
+
+    fn tip(&self) -> Result<Option<BlockHash>, StoreError> {
+        (**self).tip()
+    }
+
+    fn hash_at_height(&self, height: u32) -> Result<Option<BlockHash>, StoreError> {
+        (**self).hash_at_height(height)
+    }
+
+    fn utxo_set(&self) -> Result<BTreeMap<OutPoint, Coin>, StoreError> {
+        (**self).utxo_set()
+    }
 }
 
 /// Write access: one atomic commit per change.
@@ -86,6 +125,10 @@ impl ChainReader for MemoryStore {
 
     fn index_entries(&self) -> Result<Vec<(BlockHash, IndexEntry)>, StoreError> {
         Ok(self.index.iter().map(|(k, v)| (*k, *v)).collect())
+    }
+
+    fn index_entry(&self, hash: &BlockHash) -> Result<Option<IndexEntry>, StoreError> {
+        Ok(self.index.get(hash).copied())
     }
 
     fn tip(&self) -> Result<Option<BlockHash>, StoreError> {

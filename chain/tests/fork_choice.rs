@@ -5,12 +5,12 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap};
 
-use common::Harness;
+use common::{assert_utxo_set_matches_replay, replayed_utxo_set, Harness};
 use proptest::prelude::*;
 use quarry_chain::testing::{assemble_block, signed_spend, test_key, test_keypair, Spendable};
 use quarry_chain::{
     Acceptance, Amount, Block, BlockError, BlockHash, BlockStatus, Chain, ChainError, ChainEvent,
-    ChainReader, Coin, MemoryStore, OutPoint, TipStatus, Transaction, TxOut, Txid, Work,
+    ChainReader, Coin, OutPoint, TipStatus, Transaction, TxOut, Txid, Work,
 };
 
 /// The unit network with a short ASERT half-life, so blocks' work varies.
@@ -37,26 +37,6 @@ fn branch(builder: &mut Harness, parent: BlockHash, n: usize) -> Vec<Block> {
         blocks.push(block);
     }
     blocks
-}
-
-/// The UTXO set obtained by connecting the best chain's blocks, in order, to a fresh chain.
-fn replayed_utxo_set(chain: &Chain<MemoryStore>) -> BTreeMap<OutPoint, Coin> {
-    let mut replay = Chain::open(chain.params().clone(), MemoryStore::new()).unwrap();
-    for height in 1..=chain.tip_height() {
-        let hash = chain.hash_at_height(height).unwrap();
-        let block = chain.store().block(&hash).unwrap().unwrap();
-        assert_eq!(
-            replay.process_block(block, u64::MAX / 2).unwrap(),
-            Acceptance::Accepted
-        );
-    }
-    assert_eq!(replay.tip_hash(), chain.tip_hash());
-    replay.store().utxo_set().unwrap()
-}
-
-/// The chain's UTXO set equals the replay of its best chain from genesis.
-fn assert_utxo_set_matches_replay(chain: &Chain<MemoryStore>) {
-    assert_eq!(chain.store().utxo_set().unwrap(), replayed_utxo_set(chain));
 }
 
 #[test]

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use rayon::prelude::*;
 
-use crate::block::Block;
+use crate::block::{Block, BlockHeader};
 use crate::encode::MAX_BLOCK_BYTES;
 use crate::error::{BlockError, TxError};
 use crate::hash::Txid;
@@ -13,7 +13,7 @@ use crate::transaction::{Transaction, COINBASE_PREFIX_BYTES, MAX_WITNESS_BYTES, 
 
 /// All context-free block rules, cheapest first. Returns the txids, computed once.
 pub fn check_block(block: &Block, pow_limit: Target) -> Result<Vec<Txid>, BlockError> {
-    check_proof_of_work(block, pow_limit)?;
+    check_proof_of_work(&block.header, pow_limit)?;
     check_block_size(block)?;
     let txids: Vec<Txid> = block
         .transactions
@@ -40,13 +40,13 @@ pub fn check_block(block: &Block, pow_limit: Target) -> Result<Vec<Txid>, BlockE
 
 /// The header's `bits` decode to a valid target no easier than the network's limit, and the
 /// header hash meets that target.
-pub fn check_proof_of_work(block: &Block, pow_limit: Target) -> Result<(), BlockError> {
-    let bits = block.header.bits;
+pub fn check_proof_of_work(header: &BlockHeader, pow_limit: Target) -> Result<(), BlockError> {
+    let bits = header.bits;
     let target = bits
         .to_target()
         .filter(|target| *target <= pow_limit)
         .ok_or(BlockError::BadTarget { bits })?;
-    let hash = block.block_hash();
+    let hash = header.block_hash();
     if !target.is_met_by(hash) {
         return Err(BlockError::InsufficientProofOfWork { hash, bits });
     }

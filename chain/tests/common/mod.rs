@@ -1,11 +1,17 @@
 //! A chain over an in-memory store with helpers to build valid blocks on any known block.
 #![allow(dead_code)]
 
-use quarry_chain::testing::{assemble_block, pay, test_keypair, BlockTemplate, Spendable};
-use quarry_chain::{
-    Acceptance, Block, BlockHash, Chain, ChainError, ChainParams, MemoryStore, NetworkSpec,
-    OutPoint, RetargetRule, Transaction, TxOut,
+use std::collections::BTreeMap;
+
+use quarry_chain::testing::{
+    assemble_block, pay, signed_spend, test_key, test_keypair, BlockTemplate, Spendable,
 };
+use quarry_chain::{
+    Acceptance, Block, BlockHash, Chain, ChainError, ChainParams, ChainReader, ChainWriter, Coin,
+    MemoryStore, NetworkSpec, OutPoint, RetargetRule, Transaction, TxOut,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 /// Test network: easy limit, 10-second spacing, ASERT, coinbase maturity 3, halving every 20.
 pub fn unit_params() -> ChainParams {
@@ -118,4 +124,162 @@ impl Harness {
     pub fn spend(&self, coin: &Spendable, to: u64, value: u64) -> Transaction {
         quarry_chain::testing::signed_spend(self.genesis(), &[*coin], vec![pay(to, value)])
     }
+}
+
+/// The UTXO set obtained by connecting the best chain's blocks, as stored, in order, to a
+/// fresh in-memory chain; checks the replay reaches the same tip.
+pub fn replayed_utxo_set<S: ChainReader + ChainWriter>(
+    chain: &Chain<S>,
+) -> BTreeMap<OutPoint, Coin> {
+    let mut replay = Chain::open(chain.params().clone(), MemoryStore::new()).unwrap();
+    for height in 1..=chain.tip_height() {
+        let hash = chain.store().hash_at_height(height).unwrap().unwrap();
+        assert_eq!(chain.hash_at_height(height), Some(hash));
+        let block = chain.store().block(&hash).unwrap().unwrap();
+        assert_eq!(
+            replay.process_block(block, u64::MAX / 2).unwrap(),
+            Acceptance::Accepted
+        );
+    }
+    assert_eq!(replay.tip_hash(), chain.tip_hash());
+    replay.store().utxo_set().unwrap()
+}
+
+/// The chain's UTXO set equals the replay of its best chain from genesis.
+pub fn assert_utxo_set_matches_replay<S: ChainReader + ChainWriter>(chain: &Chain<S>) {
+    assert_eq!(chain.store().utxo_set().unwrap(), replayed_utxo_set(chain));
+}
+
+/// Keys the workload pays to; the first is the miner's.
+const WORKLOAD_KEYS: u64 = 4;
+
+/// The coins the workload's keys hold on the builder's best chain.
+struct WorkloadWallet {
+    keys: Vec<(quarry_chain::OutputKey, secp256k1::Keypair)>,
+    coins: Vec<(Spendable, Coin)>,
+}
+
+impl WorkloadWallet {
+    fn new() -> Self {
+        Self {
+            keys: (0..WORKLOAD_KEYS)
+                .map(|n| (test_key(n), test_keypair(n)))
+                .collect(),
+            coins: Vec::new(),
+        }
+    }
+
+    fn keypair_of(&self, output: &TxOut) -> Option<secp256k1::Keypair> {
+        self.keys
+            .iter()
+            .find(|(key, _)| *key == output.pubkey)
+            .map(|(_, keypair)| *keypair)
+    }
+
+    /// Reads the coins back from the chain (after a reorganisation).
+    fn reload<S: ChainReader + ChainWriter>(&mut self, chain: &Chain<S>) {
+        let utxos = chain.store().utxo_set().unwrap();
+        self.coins = utxos
+            .into_iter()
+            .filter_map(|(outpoint, coin)| {
+                let keypair = self.keypair_of(&coin.output)?;
+                Some((
+                    Spendable {
+                        outpoint,
+                        output: coin.output,
+                        keypair,
+                    },
+                    coin,
+                ))
+            })
+            .collect();
+    }
+
+    /// Records the outputs `block` (connected at `height`) pays to the workload's keys.
+    fn receive(&mut self, block: &Block, height: u32) {
+        for (index, tx) in block.transactions.iter().enumerate() {
+            for vout in 0..tx.outputs.len() as u32 {
+                if let Some(keypair) = self.keypair_of(&tx.outputs[vout as usize]) {
+                    let coin = Coin {
+                        output: tx.outputs[vout as usize],
+                        height,
+                        is_coinbase: index == 0,
+                    };
+                    self.coins
+                        .push((Spendable::output_of(tx, vout, keypair), coin));
+                }
+            }
+        }
+    }
+
+    /// Signed spends of up to `wanted` coins mature at `next_height`, each split in two
+    /// outputs to a random workload key; the spent coins are forgotten.
+    fn spend(
+        &mut self,
+        rng: &mut StdRng,
+        genesis: BlockHash,
+        next_height: u32,
+        maturity: u32,
+        wanted: usize,
+    ) -> Vec<Transaction> {
+        let mut spends = Vec::new();
+        let mut index = 0;
+        while spends.len() < wanted && index < self.coins.len() {
+            let (spendable, coin) = self.coins[index];
+            let mature = !coin.is_coinbase || coin.height + maturity <= next_height;
+            if !mature || coin.output.value.to_sat() <= 10_000 {
+                index += 1;
+                continue;
+            }
+            self.coins.swap_remove(index);
+            let half = (coin.output.value.to_sat() - 1_000) / 2;
+            let to = rng.random_range(0..WORKLOAD_KEYS);
+            spends.push(signed_spend(
+                genesis,
+                &[spendable],
+                vec![pay(to, half), pay(to, half)],
+            ));
+        }
+        spends
+    }
+}
+
+/// `count` valid blocks in the order a node would receive them, from a seeded generator:
+/// mostly blocks on the tip spending up to `max_spends` mature coins each, and, if
+/// `reorgs`, now and then a competing branch from up to four blocks back that overtakes the
+/// tip (a reorganisation).
+pub fn workload(count: usize, max_spends: usize, reorgs: bool, seed: u64) -> Vec<Block> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut builder = Harness::new();
+    let mut wallet = WorkloadWallet::new();
+    let genesis = builder.genesis();
+    let maturity = builder.chain.params().coinbase_maturity();
+    let mut blocks = Vec::with_capacity(count);
+    while blocks.len() < count {
+        let tip_height = builder.chain.tip_height();
+        if reorgs && tip_height > 8 && rng.random_bool(0.08) {
+            let depth = rng.random_range(1..=4);
+            let mut parent = builder.chain.hash_at_height(tip_height - depth).unwrap();
+            for _ in 0..=depth {
+                let block = builder.block_on(parent, Vec::new());
+                parent = block.block_hash();
+                builder.submit(block.clone()).expect("valid fork block");
+                blocks.push(block);
+            }
+            assert_eq!(
+                builder.chain.tip_hash(),
+                parent,
+                "the fork overtook the tip"
+            );
+            wallet.reload(&builder.chain);
+        } else {
+            let wanted = rng.random_range(0..=max_spends);
+            let spends = wallet.spend(&mut rng, genesis, tip_height + 1, maturity, wanted);
+            let block = builder.mine(spends);
+            wallet.receive(&block, tip_height + 1);
+            blocks.push(block);
+        }
+    }
+    blocks.truncate(count);
+    blocks
 }

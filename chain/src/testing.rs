@@ -1,6 +1,12 @@
 //! Helpers for tests and benchmarks of this crate and the crates built on it: deterministic
 //! keys, signed spends, and block assembly with real (easy) proof of work.
 
+mod harness;
+mod workload;
+
+pub use harness::{unit_params, Harness, MINER};
+pub use workload::{workload, WorkloadBuilder};
+
 use secp256k1::Keypair;
 
 use crate::amount::Amount;

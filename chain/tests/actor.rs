@@ -6,8 +6,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{assert_utxo_set_matches_replay, unit_params, workload, Harness};
+use common::assert_utxo_set_matches_replay;
 use quarry_chain::actor::{self, Clock};
+use quarry_chain::testing::{unit_params, workload, Harness};
 use quarry_chain::{
     Acceptance, Block, Chain, ChainError, ChainEvent, ChainReader, ChainService, RocksStore,
     TipStatus,

@@ -12,8 +12,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{assert_utxo_set_matches_replay, unit_params, workload, Harness};
+use common::assert_utxo_set_matches_replay;
 use quarry_chain::encode::{decode, encode};
+use quarry_chain::testing::{unit_params, workload, Harness};
 use std::collections::BTreeMap;
 
 use quarry_chain::{

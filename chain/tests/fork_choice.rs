@@ -5,8 +5,9 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap};
 
-use common::{assert_utxo_set_matches_replay, replayed_utxo_set, Harness};
+use common::{assert_utxo_set_matches_replay, replayed_utxo_set};
 use proptest::prelude::*;
+use quarry_chain::testing::Harness;
 use quarry_chain::testing::{assemble_block, signed_spend, test_key, test_keypair, Spendable};
 use quarry_chain::{
     Acceptance, Amount, Block, BlockError, BlockHash, BlockStatus, Chain, ChainError, ChainEvent,
@@ -15,7 +16,7 @@ use quarry_chain::{
 
 /// The unit network with a short ASERT half-life, so blocks' work varies.
 fn tree_params() -> quarry_chain::ChainParams {
-    let mut spec = common::unit_params().spec().clone();
+    let mut spec = quarry_chain::testing::unit_params().spec().clone();
     spec.retarget = quarry_chain::RetargetRule::Asert { half_life: 5 };
     spec.genesis_nonce = None;
     quarry_chain::ChainParams::new(spec).unwrap()

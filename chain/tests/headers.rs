@@ -1,10 +1,8 @@
 //! Headers-first: headers are checked and indexed before their bodies arrive, and the chain
 //! moves onto them only once the bodies are stored and connect.
 
-mod common;
-
-use common::Harness;
 use quarry_chain::testing::mine;
+use quarry_chain::testing::Harness;
 use quarry_chain::{
     Acceptance, Block, BlockError, BlockStatus, ChainError, CompactTarget, TipStatus,
 };

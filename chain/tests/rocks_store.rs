@@ -1,10 +1,8 @@
 //! The chain on RocksDB: the same behaviour as in memory, state that survives reopening, and
 //! clear errors for databases it must not use.
 
-mod common;
-
-use common::{unit_params, Harness};
 use quarry_chain::testing::{assemble_block, Spendable};
+use quarry_chain::testing::{unit_params, Harness};
 use quarry_chain::{Block, Chain, ChainError, ChainParams, ChainReader, RocksStore, StoreError};
 
 fn open(dir: &std::path::Path, params: ChainParams) -> Result<Chain<RocksStore>, ChainError> {

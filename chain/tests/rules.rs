@@ -1,10 +1,8 @@
 //! Every consensus rule, each with a block that breaks it.
 
-mod common;
-
-use common::{Harness, MINER};
 use quarry_chain::encode::{decode, encode, MAX_BLOCK_BYTES};
 use quarry_chain::testing::{assemble_block, mine, pay, signed_spend, test_keypair, Spendable};
+use quarry_chain::testing::{Harness, MINER};
 use quarry_chain::{
     Acceptance, Amount, Block, BlockError, ChainError, ChainReader, CompactTarget, DecodeError,
     OutPoint, OutputKey, Transaction, TxError, TxIn, TxOut, Txid,

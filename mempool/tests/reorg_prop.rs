@@ -93,7 +93,13 @@ fn run(ops: &[Op], replacement: ReplacementPolicy) {
             }
         }
         funded.assert_pool_consistent();
-        eprintln!("op {:?} pool {} height {} known {}", op, funded.pool.len(), funded.harness.chain.tip_height(), known.len());
+        eprintln!(
+            "op {:?} pool {} height {} known {}",
+            op,
+            funded.pool.len(),
+            funded.harness.chain.tip_height(),
+            known.len()
+        );
     }
 }
 

@@ -1,3 +1,145 @@
-//! Quarry SHA-256d proof-of-work miner
-//!
-//! Not implemented yet: see the open issues. The crate exists so the workspace has its final shape.
+//! Quarry's SHA-256d proof-of-work miner: nonce-search kernels chosen by CPU feature detection
+//! ([`kernel`]), a parallel search on a rayon pool with stale-work checks, a hash-rate cap and
+//! statistics ([`search`]), and block assembly from a mempool template with extra-nonce rolling.
+
+pub mod kernel;
+pub mod search;
+
+use quarry_chain::block::merkle_root;
+use quarry_chain::{Block, BlockHash, BlockHeader, OutputKey, Transaction, TxOut};
+use quarry_mempool::BlockTemplate;
+
+pub use kernel::{HeaderWork, Kernel, NONCE_SPACE};
+pub use search::{HashRate, Miner, MinerConfig, MinerError, SearchOutcome};
+
+/// Tag written in the coinbases this miner builds.
+pub const COINBASE_TAG: &[u8] = b"quarry";
+
+/// The block of `template` with a coinbase paying `coinbase_value` to `payout` and carrying
+/// `extra_nonce`; its nonce is 0.
+pub fn assemble(template: &BlockTemplate, payout: OutputKey, extra_nonce: u64) -> Block {
+    let coinbase = Transaction::new_coinbase(
+        template.height,
+        extra_nonce,
+        COINBASE_TAG,
+        vec![TxOut {
+            value: template.coinbase_value,
+            pubkey: payout,
+        }],
+    );
+    let mut transactions = Vec::with_capacity(template.transactions.len() + 1);
+    transactions.push(coinbase);
+    transactions.extend(template.transactions.iter().map(|tx| (**tx).clone()));
+    let (root, _) = merkle_root(transactions.iter().map(Transaction::txid).collect());
+    Block {
+        header: BlockHeader {
+            version: BlockHeader::CURRENT_VERSION,
+            prev_blockhash: template.prev_blockhash,
+            merkle_root: root,
+            time: template.time,
+            bits: template.bits,
+            nonce: 0,
+        },
+        transactions,
+    }
+}
+
+impl Miner {
+    /// Mines the block of `template` paying `payout`: searches every nonce, and when none fits,
+    /// rolls the coinbase's extra nonce (a new merkle root) and searches again. Returns `None`
+    /// as soon as `is_stale` says the template is out of date.
+    pub fn mine(
+        &self,
+        template: &BlockTemplate,
+        payout: OutputKey,
+        is_stale: &(dyn Fn() -> bool + Sync),
+    ) -> Option<Block> {
+        self.mine_in(template, payout, is_stale, NONCE_SPACE)
+    }
+
+    fn mine_in(
+        &self,
+        template: &BlockTemplate,
+        payout: OutputKey,
+        is_stale: &(dyn Fn() -> bool + Sync),
+        nonces_per_header: u64,
+    ) -> Option<Block> {
+        for extra_nonce in 0.. {
+            let mut block = assemble(template, payout, extra_nonce);
+            match self.search(&block.header, 0..nonces_per_header, is_stale) {
+                SearchOutcome::Found(nonce) => {
+                    block.header.nonce = nonce;
+                    return Some(block);
+                }
+                SearchOutcome::Stale => return None,
+                SearchOutcome::Exhausted => {
+                    tracing::debug!(
+                        extra_nonce,
+                        "nonce space exhausted; rolling the extra nonce"
+                    );
+                }
+            }
+        }
+        None
+    }
+
+    /// Mines `count` blocks one after the other (like Bitcoin Core's `generatetoaddress`),
+    /// each on a fresh template from `next_template` and handed to `submit` before the next.
+    /// Returns the blocks' hashes, or the first submission error.
+    pub fn generate<E>(
+        &self,
+        count: usize,
+        payout: OutputKey,
+        mut next_template: impl FnMut() -> BlockTemplate,
+        mut submit: impl FnMut(Block) -> Result<(), E>,
+    ) -> Result<Vec<BlockHash>, E> {
+        let mut hashes = Vec::with_capacity(count);
+        for _ in 0..count {
+            let template = next_template();
+            let block = self
+                .mine(&template, payout, &|| false)
+                .expect("a search that is never stale ends with a block");
+            hashes.push(block.block_hash());
+            submit(block)?;
+        }
+        Ok(hashes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quarry_chain::testing::test_key;
+    use quarry_chain::{Amount, CompactTarget};
+
+    #[test]
+    fn an_exhausted_nonce_space_rolls_the_extra_nonce() {
+        let miner = Miner::new(MinerConfig {
+            threads: 1,
+            ..MinerConfig::default()
+        })
+        .unwrap();
+        // One hash in 2^16 meets this target: 16 nonces per header rarely find one.
+        let template = BlockTemplate {
+            prev_blockhash: BlockHash::ZERO,
+            height: 1,
+            bits: CompactTarget::from_consensus(0x1f00_ffff),
+            time: 1_800_000_000,
+            transactions: Vec::new(),
+            fees: Amount::ZERO,
+            transactions_size: 0,
+            coinbase_value: Amount::from_sat(50),
+        };
+        let block = miner
+            .mine_in(&template, test_key(1), &|| false, 16)
+            .unwrap();
+        let extra_nonce = &block.transactions[0].inputs[0].witness[4..12];
+        assert_ne!(
+            extra_nonce, [0u8; 8],
+            "found without rolling: pick another template"
+        );
+        assert!(block.header.nonce < 16);
+        let target = block.header.bits.to_target().unwrap();
+        assert!(target.is_met_by(block.block_hash()));
+    }
+}

@@ -6,11 +6,23 @@ pub mod kernel;
 pub mod search;
 
 use quarry_chain::block::merkle_root;
-use quarry_chain::{Block, BlockHash, BlockHeader, OutputKey, Transaction, TxOut};
+use quarry_chain::{Block, BlockHash, BlockHeader, CompactTarget, OutputKey, Transaction, TxOut};
 use quarry_mempool::BlockTemplate;
 
 pub use kernel::{HeaderWork, Kernel, NONCE_SPACE};
 pub use search::{HashRate, Miner, MinerConfig, MinerError, SearchOutcome};
+
+/// Why [`Miner::generate`] stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GenerateError<E> {
+    /// The template's `bits` do not decode to a target.
+    #[error("template bits {0} do not decode to a target")]
+    BadTarget(CompactTarget),
+    /// Submitting a mined block failed.
+    #[error("submitting a mined block failed: {0}")]
+    Submit(E),
+}
 
 /// Tag written in the coinbases this miner builds.
 pub const COINBASE_TAG: &[u8] = b"quarry";
@@ -64,6 +76,7 @@ impl Miner {
         is_stale: &(dyn Fn() -> bool + Sync),
         nonces_per_header: u64,
     ) -> Option<Block> {
+        template.bits.to_target()?;
         for extra_nonce in 0.. {
             let mut block = assemble(template, payout, extra_nonce);
             match self.search(&block.header, 0..nonces_per_header, is_stale) {
@@ -85,22 +98,23 @@ impl Miner {
 
     /// Mines `count` blocks one after the other (like Bitcoin Core's `generatetoaddress`),
     /// each on a fresh template from `next_template` and handed to `submit` before the next.
-    /// Returns the blocks' hashes, or the first submission error.
+    /// Returns the blocks' hashes, or the first error.
     pub fn generate<E>(
         &self,
         count: usize,
         payout: OutputKey,
         mut next_template: impl FnMut() -> BlockTemplate,
         mut submit: impl FnMut(Block) -> Result<(), E>,
-    ) -> Result<Vec<BlockHash>, E> {
+    ) -> Result<Vec<BlockHash>, GenerateError<E>> {
         let mut hashes = Vec::with_capacity(count);
         for _ in 0..count {
             let template = next_template();
+            // A search that is never stale only gives up on bits without a target.
             let block = self
                 .mine(&template, payout, &|| false)
-                .expect("a search that is never stale ends with a block");
+                .ok_or(GenerateError::BadTarget(template.bits))?;
             hashes.push(block.block_hash());
-            submit(block)?;
+            submit(block).map_err(GenerateError::Submit)?;
         }
         Ok(hashes)
     }
@@ -110,7 +124,7 @@ impl Miner {
 mod tests {
     use super::*;
     use quarry_chain::testing::test_key;
-    use quarry_chain::{Amount, CompactTarget};
+    use quarry_chain::Amount;
 
     #[test]
     fn an_exhausted_nonce_space_rolls_the_extra_nonce() {
@@ -141,5 +155,9 @@ mod tests {
         assert!(block.header.nonce < 16);
         let target = block.header.bits.to_target().unwrap();
         assert!(target.is_met_by(block.block_hash()));
+
+        let mut undecodable = template;
+        undecodable.bits = CompactTarget::from_consensus(0x0480_0000);
+        assert!(miner.mine(&undecodable, test_key(1), &|| false).is_none());
     }
 }

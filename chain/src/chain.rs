@@ -437,11 +437,8 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
             self.candidates
                 .contains(&Candidate::of(parent_hash, parent))
         });
-        if was_header_only {
-            // Descendants already stored may now be complete chains.
-            self.refresh_candidates();
-        } else if parent_is_candidate {
-            self.candidates.insert(Candidate::of(hash, &entry));
+        if parent_is_candidate {
+            self.add_complete_subtree(hash, was_header_only);
         }
         debug!(%hash, height = entry.height, "block stored");
         Ok(())
@@ -710,6 +707,25 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
 
     /// Rebuilds the candidate set: blocks whose body and all ancestors' bodies are stored and
     /// none of which is known to be invalid.
+    /// Makes `hash`, whose parent is a candidate, a candidate; if its body has just arrived
+    /// after its header (`had_descendants`), so do the descendants whose bodies are stored and
+    /// whose chain back to it is now complete (headers-first sync fills gaps this way).
+    fn add_complete_subtree(&mut self, hash: BlockHash, had_descendants: bool) {
+        let mut ready = vec![hash];
+        while let Some(current) = ready.pop() {
+            let Some(entry) = self.index.get(&current) else {
+                continue;
+            };
+            if !matches!(entry.status, BlockStatus::DataStored | BlockStatus::Valid) {
+                continue;
+            }
+            self.candidates.insert(Candidate::of(current, entry));
+            if had_descendants {
+                ready.extend_from_slice(self.index.children(&current));
+            }
+        }
+    }
+
     fn refresh_candidates(&mut self) {
         let mut complete: HashMap<BlockHash, bool> = HashMap::new();
         let mut entries: Vec<(BlockHash, IndexEntry)> = self

@@ -1,3 +1,6 @@
-//! Quarry node daemon quarryd and quarry-cli
-//!
-//! Not implemented yet: see the open issues. The crate exists so the workspace has its final shape.
+//! The Quarry node: wires the chain actor and its RocksDB store, the mempool, the miner and the
+//! peer-to-peer network into one running [`Node`].
+
+pub mod node;
+
+pub use node::{Node, NodeConfig, NodeError};

@@ -1,0 +1,149 @@
+//! In-process test nodes on loopback.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use quarry_chain::testing::{test_key, unit_params, MINER};
+use quarry_chain::{BlockHash, ChainParams, OutputKey};
+use quarry_network::{Keypair, Multiaddr, NetworkConfig, PeerId};
+use quarry_node::{Node, NodeConfig};
+use tempfile::TempDir;
+
+/// A node with its own data directory.
+pub struct TestNode {
+    pub node: Node,
+    pub name: String,
+    _dir: TempDir,
+}
+
+impl std::ops::Deref for TestNode {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        &self.node
+    }
+}
+
+/// The network configuration of test nodes: loopback, quick gossip heartbeats, no header
+/// polling (so gossip is what spreads blocks), short request timeouts.
+pub fn test_network_config() -> NetworkConfig {
+    NetworkConfig {
+        gossip_heartbeat_millis: 200,
+        header_poll_seconds: 3_600,
+        request_timeout_seconds: 5,
+        ..NetworkConfig::loopback()
+    }
+}
+
+pub fn params() -> ChainParams {
+    unit_params()
+}
+
+pub fn payout() -> OutputKey {
+    test_key(MINER)
+}
+
+pub async fn start_node(name: &str) -> TestNode {
+    start_node_with(name, params(), test_network_config()).await
+}
+
+pub async fn start_node_with(name: &str, params: ChainParams, network: NetworkConfig) -> TestNode {
+    let dir = tempfile::tempdir().unwrap();
+    let config = NodeConfig {
+        network,
+        miner_threads: 1,
+        ..NodeConfig::default()
+    };
+    let node = Node::start(params, dir.path(), config, Keypair::generate_ed25519())
+        .await
+        .unwrap();
+    TestNode {
+        node,
+        name: name.into(),
+        _dir: dir,
+    }
+}
+
+/// Waits until `condition` holds, failing with `what` after `timeout`.
+pub async fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+pub async fn listen_address(node: &Node) -> Multiaddr {
+    let start = Instant::now();
+    loop {
+        if let Some(address) = node
+            .client()
+            .listen_addresses()
+            .await
+            .unwrap()
+            .into_iter()
+            .next()
+        {
+            return address;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "node never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Connects `from` to `to` and waits until both list each other as peers and gossip meshes
+/// have formed (two heartbeats).
+pub async fn connect(from: &Node, to: &Node) -> PeerId {
+    let address = listen_address(to).await;
+    let peer = from.client().dial(address).await.unwrap();
+    let local = from.client().local_peer_id();
+    let start = Instant::now();
+    loop {
+        let sees = to
+            .client()
+            .peers()
+            .await
+            .unwrap()
+            .iter()
+            .any(|info| info.peer == local);
+        if sees {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "connection never seen by the dialled node"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    peer
+}
+
+pub fn tips(nodes: &[TestNode]) -> Vec<(String, u32, BlockHash)> {
+    nodes
+        .iter()
+        .map(|node| {
+            let tip = node.tip();
+            (node.name.clone(), tip.height, tip.hash)
+        })
+        .collect()
+}
+
+/// Waits until every node's tip is `hash`.
+pub async fn wait_for_tip(nodes: &[TestNode], hash: BlockHash, timeout: Duration) {
+    let start = Instant::now();
+    while !nodes.iter().all(|node| node.tip().hash == hash) {
+        assert!(
+            start.elapsed() < timeout,
+            "nodes did not converge on {hash} within {timeout:?}: {:?}",
+            tips(nodes)
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -112,6 +112,9 @@ struct HeaderTip {
     chain_work: Work,
 }
 
+/// The chain actor's answer to a submitted block.
+type Submission = (Origin, BlockHash, Result<Acceptance, ChainError>);
+
 /// What a headers exchange with a peer produced.
 #[derive(Debug)]
 struct HeadersOutcome {
@@ -165,8 +168,8 @@ pub struct Syncer<S> {
     connected: VecDeque<BlockHash>,
     tasks: FuturesUnordered<BoxFuture<'static, Task>>,
     submitted: (
-        mpsc::UnboundedSender<(Origin, BlockHash, Result<Acceptance, ChainError>)>,
-        mpsc::UnboundedReceiver<(Origin, BlockHash, Result<Acceptance, ChainError>)>,
+        mpsc::UnboundedSender<Submission>,
+        mpsc::UnboundedReceiver<Submission>,
     ),
     status: watch::Sender<SyncStatus>,
     last_progress: Instant,

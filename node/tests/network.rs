@@ -60,6 +60,7 @@ async fn five_nodes_in_a_line_converge_after_each_mines() {
             node.name
         );
     }
+    shutdown(nodes).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,6 +110,7 @@ async fn a_late_joiner_syncs_two_thousand_blocks_and_reports_progress() {
     connect(&third, &source).await;
     connect(&third, &joiner).await;
     wait_for_tip(std::slice::from_ref(&third), tip, CONVERGE).await;
+    shutdown([third, joiner, source]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,6 +200,7 @@ async fn a_healed_partition_follows_the_most_work_chain_and_returns_transactions
         .transactions
         .iter()
         .any(|tx| tx.txid() == txid));
+    shutdown(nodes).await;
 }
 
 /// A misbehaving peer: the network actor without a syncer, publishing raw bytes.
@@ -371,6 +374,7 @@ async fn misbehaving_peers_are_banned_and_honest_nodes_keep_syncing() {
         .unwrap()
         .iter()
         .all(|ban| ban.peer != h2.client().local_peer_id()));
+    shutdown(nodes).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -401,4 +405,5 @@ async fn nodes_of_different_networks_never_mix() {
     theirs.generate(3, payout()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(ours.tip().height, 0, "a block of another network was taken");
+    shutdown([ours, theirs]).await;
 }

@@ -147,3 +147,15 @@ pub async fn wait_for_tip(nodes: &[TestNode], hash: BlockHash, timeout: Duration
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Shuts the nodes down in order, so that every store is closed before the process exits.
+pub async fn shutdown(nodes: impl IntoIterator<Item = TestNode>) {
+    for test_node in nodes {
+        let name = test_node.name.clone();
+        test_node
+            .node
+            .shutdown()
+            .await
+            .unwrap_or_else(|error| panic!("{name} did not shut down cleanly: {error}"));
+    }
+}

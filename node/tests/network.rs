@@ -131,27 +131,8 @@ async fn a_healed_partition_follows_the_most_work_chain_and_returns_transactions
 
     // Partition between b and c.
     assert!(b.client().disconnect(c_id).await.unwrap());
-    let b_id = b.client().local_peer_id();
-    for _ in 0..200 {
-        let b_sees_c = b
-            .client()
-            .peers()
-            .await
-            .unwrap()
-            .iter()
-            .any(|info| info.peer == c_id);
-        let c_sees_b = c
-            .client()
-            .peers()
-            .await
-            .unwrap()
-            .iter()
-            .any(|info| info.peer == b_id);
-        if !b_sees_c && !c_sees_b {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_until_disconnected(b, c_id).await;
+    wait_until_disconnected(c, b.client().local_peer_id()).await;
 
     // The c–d side confirms a transaction in one block.
     let tx = spend_coinbase(d, &stored_block(d, &shared[0]), 10_000);
@@ -234,44 +215,14 @@ async fn publish_when_subscribed(client: &Client, kind: TopicKind, data: Vec<u8>
 }
 
 async fn wait_for_ban(node: &TestNode, peer: PeerId) -> BanReason {
-    let start = Instant::now();
-    loop {
-        if let Some(ban) = node
-            .client()
-            .bans()
-            .await
-            .unwrap()
-            .into_iter()
+    let what = format!("{} to ban {peer}", node.name);
+    eventually(&what, CONVERGE, || async {
+        let bans = node.client().bans().await.unwrap();
+        bans.into_iter()
             .find(|ban| ban.peer == peer)
-        {
-            return ban.reason;
-        }
-        assert!(
-            start.elapsed() < CONVERGE,
-            "{peer} was never banned by {}",
-            node.name
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-async fn wait_until_disconnected(node: &TestNode, peer: PeerId) {
-    let start = Instant::now();
-    while node
-        .client()
-        .peers()
-        .await
-        .unwrap()
-        .iter()
-        .any(|info| info.peer == peer)
-    {
-        assert!(
-            start.elapsed() < CONVERGE,
-            "{peer} stayed connected to {}",
-            node.name
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+            .map(|ban| ban.reason)
+    })
+    .await
 }
 
 /// A block on `node`'s tip holding `transactions`, with a valid proof of work.
@@ -388,20 +339,8 @@ async fn nodes_of_different_networks_never_mix() {
     let address = listen_address(&ours).await;
     // The connection may open; identify then shows another network and it is dropped.
     let _ = theirs.client().dial(address).await;
-    let ours_id = ours.client().local_peer_id();
-    let start = Instant::now();
-    loop {
-        let peers = theirs.client().peers().await.unwrap();
-        if peers.iter().all(|info| info.peer != ours_id) && start.elapsed() > Duration::from_secs(1)
-        {
-            break;
-        }
-        assert!(
-            start.elapsed() < CONVERGE,
-            "nodes of different networks stayed connected"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_until_disconnected(&theirs, ours.client().local_peer_id()).await;
     theirs.generate(3, payout()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(ours.tip().height, 0, "a block of another network was taken");

@@ -76,53 +76,69 @@ pub async fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut
     }
 }
 
-pub async fn listen_address(node: &Node) -> Multiaddr {
+/// Polls `probe` until it yields a value, failing with `what` after `timeout`.
+pub async fn eventually<T, Probe, Outcome>(what: &str, timeout: Duration, mut probe: Probe) -> T
+where
+    Probe: FnMut() -> Outcome,
+    Outcome: std::future::Future<Output = Option<T>>,
+{
     let start = Instant::now();
     loop {
-        if let Some(address) = node
-            .client()
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+pub async fn listen_address(node: &Node) -> Multiaddr {
+    eventually("a listen address", Duration::from_secs(10), || async {
+        node.client()
             .listen_addresses()
             .await
             .unwrap()
             .into_iter()
             .next()
-        {
-            return address;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "node never listened"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
+}
+
+pub async fn is_connected(node: &Node, peer: PeerId) -> bool {
+    node.client()
+        .peers()
+        .await
+        .unwrap()
+        .iter()
+        .any(|info| info.peer == peer)
 }
 
 /// Connects `from` to `to` and waits until both list each other as peers and gossip meshes
-/// have formed (two heartbeats).
+/// have formed (three heartbeats).
 pub async fn connect(from: &Node, to: &Node) -> PeerId {
     let address = listen_address(to).await;
     let peer = from.client().dial(address).await.unwrap();
     let local = from.client().local_peer_id();
-    let start = Instant::now();
-    loop {
-        let sees = to
-            .client()
-            .peers()
-            .await
-            .unwrap()
-            .iter()
-            .any(|info| info.peer == local);
-        if sees {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "connection never seen by the dialled node"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "the dialled node to see the connection",
+        Duration::from_secs(10),
+        || async { is_connected(to, local).await.then_some(()) },
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     peer
+}
+
+/// Waits until `node` has no connection to `peer`.
+pub async fn wait_until_disconnected(node: &TestNode, peer: PeerId) {
+    let what = format!("{} to drop {peer}", node.name);
+    eventually(&what, Duration::from_secs(60), || async {
+        (!is_connected(node, peer).await).then_some(())
+    })
+    .await;
 }
 
 pub fn tips(nodes: &[TestNode]) -> Vec<(String, u32, BlockHash)> {

@@ -24,12 +24,13 @@ impl std::ops::Deref for TestNode {
     }
 }
 
-/// The network configuration of test nodes: loopback, quick gossip heartbeats, no header
-/// polling (so gossip is what spreads blocks), short request timeouts.
+/// The network configuration of test nodes: loopback, quick gossip heartbeats, short request
+/// timeouts, and header polls every 5 s as the safety net for a missed announcement (gossip
+/// spreads blocks long before a poll).
 pub fn test_network_config() -> NetworkConfig {
     NetworkConfig {
         gossip_heartbeat_millis: 200,
-        header_poll_seconds: 3_600,
+        header_poll_seconds: 5,
         request_timeout_seconds: 5,
         ..NetworkConfig::loopback()
     }

@@ -3,6 +3,7 @@
 //! behind reader/writer store traits.
 
 pub mod actor;
+pub mod address;
 pub mod amount;
 pub mod block;
 pub mod chain;
@@ -21,6 +22,7 @@ pub mod transaction;
 pub mod utxo;
 pub mod validation;
 
+pub use address::{Address, AddressError};
 pub use actor::{ChainHandle, ChainReadHandle, ChainService, TipInfo, TipWatch};
 pub use amount::Amount;
 pub use block::{Block, BlockHeader};

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use bech32::Hrp;
 use serde::{Deserialize, Serialize};
 
 use crate::amount::Amount;
@@ -103,6 +104,7 @@ impl NetworkSpec {
 #[derive(Clone, Debug)]
 pub struct ChainParams {
     spec: NetworkSpec,
+    address_prefix: Hrp,
     pow_limit: Target,
     genesis: Block,
     genesis_hash: BlockHash,
@@ -123,6 +125,14 @@ impl ChainParams {
                 format!("{:?} must be lowercase letters, digits and '-'", spec.name),
             ));
         }
+        let address_prefix = match spec.name.as_str() {
+            "main" => "qr",
+            "testnet" => "tq",
+            "regtest" => "qrt",
+            name => name,
+        };
+        let address_prefix = Hrp::parse(address_prefix)
+            .map_err(|error| invalid("name", format!("not usable as an address prefix: {error}")))?;
         if spec.target_spacing == 0 {
             return Err(invalid(
                 "target_spacing",
@@ -215,6 +225,7 @@ impl ChainParams {
         let genesis_hash = genesis.block_hash();
         Ok(Self {
             spec,
+            address_prefix,
             pow_limit,
             genesis,
             genesis_hash,
@@ -276,6 +287,12 @@ impl ChainParams {
     /// The network's name.
     pub fn name(&self) -> &str {
         &self.spec.name
+    }
+
+    /// The prefix of this network's addresses: `qr` (main), `tq` (testnet), `qrt` (regtest),
+    /// and the network's name for custom networks.
+    pub fn address_prefix(&self) -> Hrp {
+        self.address_prefix
     }
 
     /// The easiest target allowed.

@@ -1,6 +1,7 @@
 //! The Quarry node: wires the chain actor and its RocksDB store, the mempool, the miner and the
 //! peer-to-peer network into one running [`Node`].
 
+pub mod index;
 pub mod node;
 
 pub use node::{Node, NodeConfig, NodeError};

@@ -122,6 +122,12 @@ impl Target {
         CompactTarget(compact | (size << 24))
     }
 
+    /// How many times harder than the easiest target `limit` this one is, as Bitcoin Core's
+    /// `getdifficulty` reports it (1.0 at the limit).
+    pub fn difficulty(self, limit: Target) -> f64 {
+        u256_to_f64(limit.0) / u256_to_f64(self.0)
+    }
+
     /// The expected number of hashes to find a block at this target: `2^256 / (target + 1)`.
     pub fn to_work(self) -> Work {
         // 2^256 / (t + 1) == (~t / (t + 1)) + 1, which needs no 257-bit intermediate.
@@ -130,6 +136,14 @@ impl Target {
             None => Work(U256::from(1u8)),
         }
     }
+}
+
+/// The nearest `f64`, for figures shown to people (difficulty, hash rates).
+fn u256_to_f64(value: U256) -> f64 {
+    value
+        .to_be_bytes::<32>()
+        .iter()
+        .fold(0.0, |total, byte| total * 256.0 + f64::from(*byte))
 }
 
 impl fmt::Debug for Target {
@@ -155,6 +169,11 @@ impl Work {
     /// The 256-bit value.
     pub const fn to_u256(self) -> U256 {
         self.0
+    }
+
+    /// The nearest `f64` (for hash-rate estimates).
+    pub fn to_f64(self) -> f64 {
+        u256_to_f64(self.0)
     }
 
     /// The sum, saturating at 2^256 - 1 (unreachable by any real chain).
@@ -206,6 +225,28 @@ mod tests {
 
     fn u256_hex(text: &str) -> U256 {
         U256::from_str_radix(text, 16).unwrap()
+    }
+
+    /// Bitcoin Core's `GetDifficulty` tests (`blockchain_tests.cpp`) against the 0x1d00ffff
+    /// limit: 1.0 at the limit, 256 one byte harder, and its hard cases.
+    #[test]
+    fn difficulty_matches_bitcoin_core() {
+        let limit = CompactTarget::from_consensus(0x1d00_ffff).to_target().unwrap();
+        for (bits, expected) in [
+            (0x1d00_ffff, 1.0),
+            (0x1c00_ffff, 256.0),
+            (0x1f00_ffff, 1.0 / 65_536.0),
+            (0x1d00_0001, 65_535.0),
+            (0x1e00_ffff, 1.0 / 256.0),
+        ] {
+            let target = CompactTarget::from_consensus(bits).to_target().unwrap();
+            let difficulty = target.difficulty(limit);
+            assert!(
+                (difficulty - expected).abs() <= expected * 1e-12,
+                "{bits:#x}: {difficulty} != {expected}"
+            );
+        }
+        assert_eq!(Work(u256_hex("100000000")).to_f64(), 4_294_967_296.0);
     }
 
     /// Bitcoin Core's `arith_uint256_tests.cpp` SetCompact/GetCompact vectors, bit for bit.

@@ -18,6 +18,7 @@ pub mod sync;
 pub use config::NetworkConfig;
 pub use error::NetworkError;
 pub use libp2p::identity::Keypair;
+pub use libp2p::multiaddr::Protocol;
 pub use libp2p::{Multiaddr, PeerId};
 pub use peers::{Ban, BanReason, Misbehaviour};
 pub use service::{Client, EventLoop, NetworkEvent, PeerInfo, Validation};

@@ -2,6 +2,8 @@
 //! peer-to-peer network into one running [`Node`].
 
 pub mod index;
+pub mod metrics;
 pub mod node;
+pub mod rpc;
 
 pub use node::{Node, NodeConfig, NodeError};

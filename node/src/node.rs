@@ -2,9 +2,11 @@
 //! with every connect and disconnect; the network's syncer feeds blocks to the chain, and
 //! gossiped transactions are validated against the mempool here before they are forwarded.
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use quarry_chain::actor::{self, ChainService};
 use quarry_chain::{
@@ -14,12 +16,22 @@ use quarry_chain::{
 use quarry_mempool::{Accepted, BlockChange, Mempool, MempoolConfig, MempoolError, TipContext};
 use quarry_miner::{GenerateError, Miner, MinerConfig, MinerError};
 use quarry_network::{
-    Client, Keypair, Misbehaviour, NetworkConfig, NetworkError, NetworkEvent, NetworkService,
-    SyncStatus, Validation,
+    Ban, Client, Keypair, Misbehaviour, Multiaddr, NetworkConfig, NetworkError, NetworkEvent,
+    NetworkService, SyncStatus, Validation,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
+
+use crate::index::AddressIndex;
+use crate::metrics::{Metrics, ReorgTracker};
+
+/// How long a miner works on one template before taking a fresh one (new transactions, time).
+const TEMPLATE_REFRESH: Duration = Duration::from_secs(5);
+/// How often peers added with `addnode` are redialled while disconnected.
+const ADDED_NODE_REDIAL: Duration = Duration::from_secs(10);
+/// The ban list, kept across restarts.
+const BANLIST_FILE: &str = "banlist.json";
 
 /// The node's configuration: one section per component.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -31,6 +43,8 @@ pub struct NodeConfig {
     pub mempool: MempoolConfig,
     /// Mining threads (0: one per CPU).
     pub miner_threads: usize,
+    /// Hashes per second the miner may do at most (none: as fast as it can).
+    pub max_hash_rate: Option<u64>,
 }
 
 /// Why the node failed.
@@ -66,6 +80,14 @@ pub enum NodeError {
     /// The template's difficulty bits do not decode.
     #[error("cannot mine: the next block's bits do not decode to a target")]
     BadTemplate,
+    /// A file of the data directory could not be read or written.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A background task ended abnormally.
     #[error("a node task failed: {0}")]
     Task(String),
@@ -73,16 +95,69 @@ pub enum NodeError {
 
 type Store = Arc<RocksStore>;
 
+/// Builds block templates from the mempool on the best tip and hands mined blocks to the chain:
+/// what `generate` and the background miner share.
+#[derive(Clone, Debug)]
+struct BlockFactory {
+    params: ChainParams,
+    mempool: Arc<Mutex<Mempool>>,
+    reader: ChainReadHandle<Store>,
+    handle: ChainHandle,
+}
+
+impl BlockFactory {
+    fn template(&self) -> quarry_mempool::BlockTemplate {
+        let tip = self.reader.tip();
+        let subsidy = self.params.block_subsidy(tip.next.height);
+        lock(&self.mempool).block_template(&tip.next, subsidy, unix_now())
+    }
+
+    fn submit(&self, block: Block) -> Result<(), NodeError> {
+        let hash = block.block_hash();
+        match self.handle.submit_block(block)? {
+            Acceptance::Accepted => Ok(()),
+            acceptance => Err(NodeError::MinedBlockRefused { hash, acceptance }),
+        }
+    }
+}
+
+/// The background miner started by `--mine` or `setgenerate`.
+#[derive(Debug)]
+struct MiningJob {
+    payout: OutputKey,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl MiningJob {
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if self.thread.join().is_err() {
+            warn!("the miner thread panicked");
+        }
+        info!("mining stopped");
+    }
+}
+
 /// A running node.
 #[derive(Debug)]
 pub struct Node {
     params: ChainParams,
+    data_dir: PathBuf,
     chain: ChainService<Store>,
     mempool: Arc<Mutex<Mempool>>,
     network: NetworkService,
-    miner: Arc<Miner>,
+    miner: Mutex<Arc<Miner>>,
+    max_hash_rate: Option<u64>,
+    mining: Mutex<Option<MiningJob>>,
+    index: Arc<AddressIndex>,
+    metrics: Arc<Metrics>,
+    added_nodes: Arc<Mutex<BTreeSet<Multiaddr>>>,
+    started: Instant,
     follower: std::thread::JoinHandle<()>,
+    indexer: std::thread::JoinHandle<()>,
     transactions: tokio::task::JoinHandle<()>,
+    redial: tokio::task::JoinHandle<()>,
 }
 
 fn unix_now() -> u64 {
@@ -91,10 +166,18 @@ fn unix_now() -> u64 {
         .map_or(0, |elapsed| elapsed.as_secs())
 }
 
-fn lock(mempool: &Mutex<Mempool>) -> MutexGuard<'_, Mempool> {
-    // A panic while holding the lock leaves the pool consistent enough to keep serving: every
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock leaves the value consistent enough to keep serving: every
     // mutation is completed before the next check.
-    mempool.lock().unwrap_or_else(PoisonError::into_inner)
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn new_miner(threads: usize, max_hash_rate: Option<u64>) -> Result<Arc<Miner>, NodeError> {
+    Ok(Arc::new(Miner::new(MinerConfig {
+        threads,
+        max_hash_rate,
+        ..MinerConfig::default()
+    })?))
 }
 
 fn tip_context(params: &ChainParams, tip: &TipInfo) -> TipContext {
@@ -130,6 +213,20 @@ impl Node {
             chain.reader.clone(),
             Arc::clone(&mempool),
         )?;
+        let index_genesis = params.genesis_hash();
+        let index_path = data_dir.join("indexes");
+        let index = Arc::new(
+            tokio::task::spawn_blocking(move || AddressIndex::open(&index_path, index_genesis))
+                .await
+                .map_err(|join| NodeError::Task(join.to_string()))??,
+        );
+        let metrics = Arc::new(Metrics::new());
+        let indexer = spawn_indexer(
+            chain.handle.subscribe()?,
+            chain.reader.clone(),
+            Arc::clone(&index),
+            Arc::clone(&metrics),
+        )?;
         let (node_events, events) = mpsc::channel(1_024);
         let network = quarry_network::start(
             config.network.clone(),
@@ -146,20 +243,134 @@ impl Node {
             chain.reader.clone(),
             Arc::clone(&mempool),
         ));
-        let miner = Arc::new(Miner::new(MinerConfig {
-            threads: config.miner_threads,
-            ..MinerConfig::default()
-        })?);
+        let miner = new_miner(config.miner_threads, config.max_hash_rate)?;
+        let added_nodes = Arc::new(Mutex::new(BTreeSet::new()));
+        let redial = tokio::spawn(redial_added_nodes(
+            network.client.clone(),
+            Arc::clone(&added_nodes),
+        ));
+        restore_bans(&network.client, &data_dir.join(BANLIST_FILE))?;
         info!(network = params.name(), peer = %network.client.local_peer_id(), "node started");
         Ok(Self {
             params,
+            data_dir: data_dir.to_path_buf(),
             chain,
             mempool,
             network,
-            miner,
+            miner: Mutex::new(miner),
+            max_hash_rate: config.max_hash_rate,
+            mining: Mutex::new(None),
+            index,
+            metrics,
+            added_nodes,
+            started: Instant::now(),
             follower,
+            indexer,
             transactions,
+            redial,
         })
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// When the node started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The address and transaction index.
+    pub fn index(&self) -> &AddressIndex {
+        &self.index
+    }
+
+    /// The node's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The miner used by `generate` and the background miner.
+    pub fn miner(&self) -> Arc<Miner> {
+        Arc::clone(&lock(&self.miner))
+    }
+
+    fn block_factory(&self) -> BlockFactory {
+        BlockFactory {
+            params: self.params.clone(),
+            mempool: Arc::clone(&self.mempool),
+            reader: self.chain.reader.clone(),
+            handle: self.chain.handle.clone(),
+        }
+    }
+
+    /// Starts mining on the best tip in the background, paying `payout`, with `threads`
+    /// threads (`None`: as configured; 0: one per CPU). A running miner is replaced.
+    pub fn start_mining(&self, payout: OutputKey, threads: Option<usize>) -> Result<(), NodeError> {
+        self.stop_mining();
+        if let Some(threads) = threads {
+            if threads != self.miner().threads() || threads == 0 {
+                *lock(&self.miner) = new_miner(threads, self.max_hash_rate)?;
+            }
+        }
+        let miner = self.miner();
+        let factory = self.block_factory();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("miner".into())
+            .spawn(move || mine_until_stopped(&miner, &factory, payout, &stopped))
+            .map_err(NodeError::Thread)?;
+        info!(threads = self.miner().threads(), "mining started");
+        *lock(&self.mining) = Some(MiningJob {
+            payout,
+            stop,
+            thread,
+        });
+        Ok(())
+    }
+
+    /// Stops the background miner, if any, and waits for it.
+    pub fn stop_mining(&self) {
+        let job = lock(&self.mining).take();
+        if let Some(job) = job {
+            job.stop();
+        }
+    }
+
+    /// Where the background miner pays, if it runs.
+    pub fn mining_payout(&self) -> Option<OutputKey> {
+        lock(&self.mining).as_ref().map(|job| job.payout)
+    }
+
+    /// Adds `address` to the peers kept connected (redialled while disconnected) and dials it;
+    /// `false` if it was there already.
+    pub fn add_node(&self, address: Multiaddr) -> bool {
+        let added = lock(&self.added_nodes).insert(address.clone());
+        if added {
+            spawn_dial(self.network.client.clone(), address);
+        }
+        added
+    }
+
+    /// Removes `address` from the peers kept connected; `false` if it was not there.
+    pub fn remove_added_node(&self, address: &Multiaddr) -> bool {
+        lock(&self.added_nodes).remove(address)
+    }
+
+    /// The peers kept connected.
+    pub fn added_nodes(&self) -> Vec<Multiaddr> {
+        lock(&self.added_nodes).iter().cloned().collect()
+    }
+
+    /// Writes the ban list to the data directory, so bans survive a restart.
+    pub async fn save_bans(&self) -> Result<(), NodeError> {
+        let bans = self.network.client.bans().await?;
+        let path = self.data_dir.join(BANLIST_FILE);
+        tokio::task::spawn_blocking(move || write_bans(&path, &bans))
+            .await
+            .map_err(|join| NodeError::Task(join.to_string()))?
     }
 
     /// The network parameters.
@@ -224,26 +435,16 @@ impl Node {
         count: usize,
         payout: OutputKey,
     ) -> Result<Vec<BlockHash>, NodeError> {
-        let miner = Arc::clone(&self.miner);
-        let mempool = Arc::clone(&self.mempool);
-        let reader = self.chain.reader.clone();
-        let handle = self.chain.handle.clone();
-        let params = self.params.clone();
+        let miner = self.miner();
+        let factory = self.block_factory();
         tokio::task::spawn_blocking(move || {
-            let template = || {
-                let tip = reader.tip();
-                let subsidy = params.block_subsidy(tip.next.height);
-                lock(&mempool).block_template(&tip.next, subsidy, unix_now())
-            };
-            let submit = |block: Block| {
-                let hash = block.block_hash();
-                match handle.submit_block(block)? {
-                    Acceptance::Accepted => Ok(()),
-                    acceptance => Err(NodeError::MinedBlockRefused { hash, acceptance }),
-                }
-            };
             miner
-                .generate(count, payout, template, submit)
+                .generate(
+                    count,
+                    payout,
+                    || factory.template(),
+                    |block| factory.submit(block),
+                )
                 .map_err(|error| match error {
                     GenerateError::Submit(error) => error,
                     _ => NodeError::BadTemplate,
@@ -253,15 +454,26 @@ impl Node {
         .map_err(|join| NodeError::Task(join.to_string()))?
     }
 
-    /// Stops the network, the chain actor and the helpers, and waits for them.
+    /// Stops mining, saves the ban list, stops the network, the chain actor and the helpers,
+    /// and waits for them: the store is closed when this returns.
     pub async fn shutdown(self) -> Result<(), NodeError> {
-        self.network.client.shutdown();
         let joined = |join: tokio::task::JoinError| NodeError::Task(join.to_string());
+        let job = lock(&self.mining).take();
+        if let Some(job) = job {
+            tokio::task::spawn_blocking(move || job.stop())
+                .await
+                .map_err(joined)?;
+        }
+        if let Err(error) = self.save_bans().await {
+            warn!(%error, "cannot save the ban list");
+        }
+        self.redial.abort();
+        self.network.client.shutdown();
         self.network.event_loop.await.map_err(joined)?;
         self.network.syncer.await.map_err(joined)?;
         self.transactions.await.map_err(joined)?;
         self.chain.handle.shutdown();
-        let (thread, follower) = (self.chain.thread, self.follower);
+        let (thread, follower, indexer) = (self.chain.thread, self.follower, self.indexer);
         tokio::task::spawn_blocking(move || {
             let stopped = thread
                 .join()
@@ -270,6 +482,9 @@ impl Node {
             follower
                 .join()
                 .map_err(|_| NodeError::Task("the mempool follower panicked".into()))?;
+            indexer
+                .join()
+                .map_err(|_| NodeError::Task("the indexer panicked".into()))?;
             stopped.map_err(NodeError::from)
         })
         .await
@@ -368,4 +583,165 @@ async fn validate_transactions(
             break;
         }
     }
+}
+
+/// Mines block after block on the best tip until `stop` is set; a template is dropped as soon
+/// as the tip moves, and refreshed every few seconds to take in new transactions.
+fn mine_until_stopped(miner: &Miner, factory: &BlockFactory, payout: OutputKey, stop: &AtomicBool) {
+    let watch = factory.reader.tip_watch();
+    while !stop.load(Ordering::Relaxed) {
+        let seen = watch.version();
+        let template = factory.template();
+        let started = Instant::now();
+        let is_stale = || {
+            stop.load(Ordering::Relaxed)
+                || watch.version() != seen
+                || started.elapsed() > TEMPLATE_REFRESH
+        };
+        let Some(block) = miner.mine(&template, payout, &is_stale) else {
+            if template.bits.to_target().is_none() {
+                warn!(bits = %template.bits, "cannot mine: the next block's bits do not decode");
+                return;
+            }
+            continue;
+        };
+        let (hash, height) = (block.block_hash(), template.height);
+        match factory.submit(block) {
+            Ok(()) => info!(%hash, height, "mined a block"),
+            Err(error) => warn!(%hash, %error, "mined block not accepted"),
+        }
+    }
+}
+
+/// Keeps the index in step with the chain, and counts reorganisations and block delays.
+fn spawn_indexer(
+    events: std::sync::mpsc::Receiver<ChainEvent>,
+    reader: ChainReadHandle<Store>,
+    index: Arc<AddressIndex>,
+    metrics: Arc<Metrics>,
+) -> Result<std::thread::JoinHandle<()>, NodeError> {
+    let catch_up = move |store: &Store| match index.catch_up(store) {
+        Ok(progress) if progress.connected > 1_000 => {
+            info!(blocks = progress.connected, "address index caught up");
+        }
+        Ok(_) => {}
+        Err(error) => warn!(%error, "the address index cannot follow the chain"),
+    };
+    std::thread::Builder::new()
+        .name("indexer".into())
+        .spawn(move || {
+            let store = reader.store();
+            catch_up(store);
+            let mut reorgs = ReorgTracker::default();
+            while let Ok(first) = events.recv() {
+                for event in std::iter::once(first).chain(events.try_iter()) {
+                    match event {
+                        ChainEvent::Connected { hash, .. } => {
+                            metrics.blocks_connected.inc();
+                            if let Some(depth) = reorgs.connected() {
+                                metrics.reorgs.inc();
+                                metrics.reorg_depth.observe(depth as f64);
+                                metrics.last_reorg_depth.set(depth as i64);
+                            }
+                            if let Ok(Some(entry)) = store.index_entry(&hash) {
+                                observe_block_delay(&metrics, entry.header.time);
+                            }
+                        }
+                        ChainEvent::Disconnected { .. } => reorgs.disconnected(),
+                    }
+                }
+                catch_up(store);
+            }
+        })
+        .map_err(NodeError::Thread)
+}
+
+/// Records how long after its timestamp a block was connected; blocks older than two hours
+/// (a sync, not propagation) are left out.
+fn observe_block_delay(metrics: &Metrics, block_time: u32) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |elapsed| elapsed.as_secs_f64());
+    let delay = (now - f64::from(block_time)).max(0.0);
+    if delay < 7_200.0 {
+        metrics.block_delay.observe(delay);
+    }
+}
+
+/// Redials every peer added with `addnode` that is not connected.
+async fn redial_added_nodes(client: Client, added: Arc<Mutex<BTreeSet<Multiaddr>>>) {
+    let mut ticks = tokio::time::interval(ADDED_NODE_REDIAL);
+    loop {
+        ticks.tick().await;
+        let Ok(peers) = client.peers().await else {
+            return;
+        };
+        let wanted: Vec<Multiaddr> = lock(&added).iter().cloned().collect();
+        for address in wanted {
+            let connected = peers
+                .iter()
+                .any(|peer| same_endpoint(&peer.address, &address));
+            if !connected {
+                spawn_dial(client.clone(), address);
+            }
+        }
+    }
+}
+
+/// Whether two addresses name the same endpoint, ignoring a `/p2p/<peer id>` suffix.
+fn same_endpoint(a: &Multiaddr, b: &Multiaddr) -> bool {
+    let endpoint = |address: &Multiaddr| {
+        address
+            .iter()
+            .filter(|part| !matches!(part, quarry_network::Protocol::P2p(_)))
+            .collect::<Multiaddr>()
+    };
+    endpoint(a) == endpoint(b)
+}
+
+fn spawn_dial(client: Client, address: Multiaddr) {
+    tokio::spawn(async move {
+        match client.dial(address.clone()).await {
+            Ok(peer) => debug!(%address, %peer, "connected to an added node"),
+            Err(error) => debug!(%address, %error, "cannot connect to an added node"),
+        }
+    });
+}
+
+/// Reapplies the bans saved in `path` that have not expired.
+fn restore_bans(client: &Client, path: &Path) -> Result<(), NodeError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(NodeError::File {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let bans: Vec<Ban> = match serde_json::from_str(&text) {
+        Ok(bans) => bans,
+        Err(error) => {
+            // A damaged ban list is not worth refusing to start over: peers get re-banned.
+            warn!(path = %path.display(), %error, "ignoring an unreadable ban list");
+            return Ok(());
+        }
+    };
+    let now = unix_now();
+    for ban in bans.iter().filter(|ban| ban.until > now) {
+        client.ban(ban.peer, Duration::from_secs(ban.until - now))?;
+    }
+    Ok(())
+}
+
+fn write_bans(path: &Path, bans: &[Ban]) -> Result<(), NodeError> {
+    let file_error = |source| NodeError::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = serde_json::to_string_pretty(bans).expect("bans serialize");
+    let temporary = path.with_extension("json.new");
+    std::fs::write(&temporary, text).map_err(file_error)?;
+    std::fs::rename(&temporary, path).map_err(file_error)
 }

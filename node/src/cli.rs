@@ -1,0 +1,276 @@
+//! `quarry-cli`: calls a running `quarryd` over JSON-RPC, finding its cookie the way
+//! bitcoin-cli finds bitcoind's, and prints the result.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use base64::Engine;
+use clap::Parser;
+use quarry_chain::ChainParams;
+use serde_json::{json, Map, Value};
+
+use crate::daemon::{default_base_dir, default_ports, network_dir, read_config_file};
+use crate::rpc::server::{COOKIE_FILE, COOKIE_USER};
+
+/// Calls a method of a running quarryd and prints the result as JSON (strings as they are).
+/// `quarry-cli help` lists the methods; `quarry-cli help METHOD` describes one.
+#[derive(Debug, Parser)]
+#[command(name = "quarry-cli", version, about, long_about = None)]
+pub struct Args {
+    /// Network: main, testnet, regtest, or a parameters file (picks the cookie and port).
+    #[arg(long, value_name = "NAME|FILE")]
+    pub network: Option<String>,
+    /// Base data directory of the daemon [default: ~/.quarry].
+    #[arg(long, value_name = "DIR")]
+    pub datadir: Option<PathBuf>,
+    /// The daemon's configuration file, for its network and RPC settings
+    /// [default: DATADIR/quarryd.toml when it exists].
+    #[arg(long, value_name = "FILE")]
+    pub conf: Option<PathBuf>,
+    /// Where the daemon's RPC listens [default: 127.0.0.1:<network RPC port>].
+    #[arg(long, value_name = "IP:PORT")]
+    pub rpc_connect: Option<SocketAddr>,
+    /// RPC user (instead of the cookie).
+    #[arg(long, value_name = "USER", requires = "rpc_password")]
+    pub rpc_user: Option<String>,
+    /// RPC password.
+    #[arg(long, value_name = "PASSWORD", requires = "rpc_user")]
+    pub rpc_password: Option<String>,
+    /// Wait up to this many seconds for the daemon to answer (it may be starting).
+    #[arg(long, value_name = "SECONDS")]
+    pub rpc_wait: Option<u64>,
+    /// Pass arguments by name: `name=value`.
+    #[arg(long)]
+    pub named: bool,
+    /// The method.
+    pub method: String,
+    /// Its arguments: JSON values (numbers, true/false, arrays, objects) or plain strings.
+    pub args: Vec<String>,
+}
+
+/// An argument as JSON: numbers, booleans, null, arrays and objects are parsed; anything else
+/// (hashes, addresses, hex) is a string. Long digit strings stay strings, so a hash made only
+/// of digits is not read as a number.
+pub fn argument(text: &str) -> Value {
+    let looks_json = matches!(text, "true" | "false" | "null")
+        || text.starts_with(['[', '{', '"'])
+        || (text.len() < 20 && text.parse::<f64>().is_ok());
+    if looks_json {
+        if let Ok(value) = serde_json::from_str(text) {
+            return value;
+        }
+    }
+    Value::String(text.to_owned())
+}
+
+/// The request body for `method` with `args` (positional, or `name=value` when `named`).
+pub fn request(method: &str, args: &[String], named: bool) -> anyhow::Result<Value> {
+    let params = if named {
+        let mut object = Map::new();
+        for arg in args {
+            let Some((name, value)) = arg.split_once('=') else {
+                bail!("with --named, arguments are name=value, not '{arg}'");
+            };
+            object.insert(name.to_owned(), argument(value));
+        }
+        Value::Object(object)
+    } else {
+        args.iter().map(|arg| argument(arg)).collect()
+    };
+    Ok(json!({ "jsonrpc": "1.0", "id": "quarry-cli", "method": method, "params": params }))
+}
+
+/// What to connect to and how to authenticate.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// The daemon's RPC address.
+    pub address: SocketAddr,
+    /// `user:password`.
+    pub credentials: String,
+}
+
+impl Endpoint {
+    /// Settles the endpoint from the arguments, the daemon's configuration file and cookie.
+    pub fn resolve(args: &Args) -> anyhow::Result<Self> {
+        let base = match &args.datadir {
+            Some(dir) => dir.clone(),
+            None => default_base_dir()?,
+        };
+        let config_path = args.conf.clone().unwrap_or_else(|| base.join("quarryd.toml"));
+        let file = if args.conf.is_some() || config_path.exists() {
+            read_config_file(&config_path)?
+        } else {
+            Default::default()
+        };
+        let network = args
+            .network
+            .clone()
+            .or(file.network)
+            .unwrap_or_else(|| "main".into());
+        let params = ChainParams::from_name_or_file(&network)
+            .with_context(|| format!("cannot use network '{network}'"))?;
+        let address = args.rpc_connect.or(file.rpc.bind).unwrap_or_else(|| {
+            SocketAddr::from(([127, 0, 0, 1], default_ports(params.name()).rpc))
+        });
+        let credentials = match (&args.rpc_user, &args.rpc_password, file.rpc.user, file.rpc.password) {
+            (Some(user), Some(password), _, _) => format!("{user}:{password}"),
+            (_, _, Some(user), Some(password)) => format!("{user}:{password}"),
+            _ => {
+                let cookie = network_dir(&base, &params).join(COOKIE_FILE);
+                let text = std::fs::read_to_string(&cookie).with_context(|| {
+                    format!(
+                        "cannot read the RPC cookie {}: is quarryd running on the {} network with this --datadir? \
+                         Otherwise pass --rpc-user and --rpc-password",
+                        cookie.display(),
+                        params.name()
+                    )
+                })?;
+                let text = text.trim().to_owned();
+                if !text.starts_with(&format!("{COOKIE_USER}:")) {
+                    bail!("{} is not a quarryd cookie file", cookie.display());
+                }
+                text
+            }
+        };
+        Ok(Self {
+            address,
+            credentials,
+        })
+    }
+
+    /// Posts `body` and returns the HTTP status and the parsed reply.
+    pub fn post(&self, body: &Value) -> Result<(u16, Value), CallError> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(3_600)))
+            .build()
+            .into();
+        let authorization = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(&self.credentials)
+        );
+        let mut response = agent
+            .post(&format!("http://{}/", self.address))
+            .header("Authorization", &authorization)
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+            .map_err(|error| CallError::Connect(error.to_string()))?;
+        let status = response.status().as_u16();
+        if status == 401 {
+            return Err(CallError::Unauthorized);
+        }
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|error| CallError::Connect(error.to_string()))?;
+        let reply = serde_json::from_str(&text).map_err(|_| {
+            CallError::Reply(format!("HTTP {status}: {}", text.chars().take(200).collect::<String>()))
+        })?;
+        Ok((status, reply))
+    }
+}
+
+/// Why a call got no JSON-RPC answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// Nothing answers at the address.
+    #[error("could not connect to the server: {0}")]
+    Connect(String),
+    /// The credentials were refused.
+    #[error("incorrect rpcuser or rpcpassword (authorization failed)")]
+    Unauthorized,
+    /// The answer is not JSON-RPC.
+    #[error("unexpected reply: {0}")]
+    Reply(String),
+}
+
+/// Runs quarry-cli; returns the process exit code.
+pub fn run(args: Args) -> u8 {
+    let endpoint = match Endpoint::resolve(&args) {
+        Ok(endpoint) => endpoint,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return 1;
+        }
+    };
+    let body = match request(&args.method, &args.args, args.named) {
+        Ok(body) => body,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return 1;
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(args.rpc_wait.unwrap_or(0));
+    let reply = loop {
+        match endpoint.post(&body) {
+            Err(CallError::Connect(_)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(CallError::Connect(error)) => {
+                eprintln!(
+                    "error: could not connect to the server {} ({error})\n\n\
+                     Make sure quarryd is running and that you are connecting to the correct RPC port \
+                     (--rpc-connect, --network).",
+                    endpoint.address
+                );
+                return 1;
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                return 1;
+            }
+            Ok((_, reply)) => break reply,
+        }
+    };
+    match (reply.get("error"), reply.get("result")) {
+        (Some(error), _) if !error.is_null() => {
+            let code = error.get("code").and_then(Value::as_i64).unwrap_or(-1);
+            let message = error.get("message").and_then(Value::as_str).unwrap_or("");
+            eprintln!("error code: {code}\nerror message:\n{message}");
+            u8::try_from(code.unsigned_abs().min(255)).unwrap_or(1).max(1)
+        }
+        (_, Some(Value::String(text))) => {
+            println!("{text}");
+            0
+        }
+        (_, Some(Value::Null)) | (_, None) => 0,
+        (_, Some(result)) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(result).expect("JSON values serialize")
+            );
+            0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_are_json_where_they_look_like_it_and_strings_otherwise() {
+        assert_eq!(argument("12"), json!(12));
+        assert_eq!(argument("true"), json!(true));
+        assert_eq!(argument("[1,\"a\"]"), json!([1, "a"]));
+        assert_eq!(argument("{\"addresses\":[]}"), json!({"addresses": []}));
+        assert_eq!(argument("qrt1pabc"), json!("qrt1pabc"));
+        let digits = "1".repeat(64);
+        assert_eq!(argument(&digits), json!(digits));
+        assert_eq!(argument("00ff"), json!("00ff"));
+        assert_eq!(argument("[broken"), json!("[broken"));
+    }
+
+    #[test]
+    fn named_arguments_make_an_object() {
+        let body = request("getblock", &["blockhash=00ab".into(), "verbosity=2".into()], true)
+            .unwrap();
+        assert_eq!(body["params"], json!({"blockhash": "00ab", "verbosity": 2}));
+        assert!(request("getblock", &["nope".into()], true).is_err());
+        let body = request("getblockhash", &["7".into()], false).unwrap();
+        assert_eq!(body["params"], json!([7]));
+        assert_eq!(body["method"], json!("getblockhash"));
+    }
+}

@@ -1,0 +1,463 @@
+//! `quarryd`: settings from the command line and a TOML file, the data directory (lock file,
+//! peer identity, cookie), and the daemon's life from start to a clean shutdown on SIGINT,
+//! SIGTERM or the `stop` call.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use quarry_chain::{Address, ChainParams};
+use quarry_mempool::MempoolConfig;
+use quarry_network::{Keypair, Multiaddr, NetworkConfig};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::node::{Node, NodeConfig};
+use crate::rpc::{self, Cookie, Credentials, RpcContext};
+
+/// The ports a network uses by default.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct DefaultPorts {
+    /// Peer-to-peer.
+    pub p2p: u16,
+    /// JSON-RPC.
+    pub rpc: u16,
+    /// Prometheus metrics.
+    pub metrics: u16,
+}
+
+/// The default ports of the network called `name`.
+pub fn default_ports(name: &str) -> DefaultPorts {
+    match name {
+        "main" => DefaultPorts {
+            p2p: 9333,
+            rpc: 9332,
+            metrics: 9334,
+        },
+        "testnet" => DefaultPorts {
+            p2p: 19333,
+            rpc: 19332,
+            metrics: 19334,
+        },
+        _ => DefaultPorts {
+            p2p: 19444,
+            rpc: 19443,
+            metrics: 19445,
+        },
+    }
+}
+
+/// The base directory when none is given: `~/.quarry`.
+pub fn default_base_dir() -> anyhow::Result<PathBuf> {
+    dirs::home_dir()
+        .map(|home| home.join(".quarry"))
+        .context("cannot find the home directory; pass --datadir")
+}
+
+/// The network's data directory: one subfolder of the base directory per network.
+pub fn network_dir(base: &Path, params: &ChainParams) -> PathBuf {
+    base.join(params.name())
+}
+
+/// Settings read from the TOML configuration file; the command line overrides them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    /// `main`, `testnet`, `regtest` or a parameters file.
+    pub network: Option<String>,
+    /// Log filter, e.g. `info` or `quarry_network=debug,info`.
+    pub log_level: Option<String>,
+    /// JSON-RPC settings.
+    pub rpc: RpcConfig,
+    /// Metrics settings.
+    pub metrics: MetricsConfig,
+    /// Mining settings.
+    pub mining: MiningConfig,
+    /// Peer-to-peer settings.
+    pub p2p: NetworkConfig,
+    /// Mempool policy.
+    pub mempool: MempoolConfig,
+}
+
+/// JSON-RPC settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpcConfig {
+    /// Where to listen (default: localhost on the network's RPC port).
+    pub bind: Option<SocketAddr>,
+    /// A user name; with `password`, replaces the cookie.
+    pub user: Option<String>,
+    /// The password of `user`.
+    pub password: Option<String>,
+}
+
+/// Metrics settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Where to serve `/metrics` (default: localhost on the network's metrics port).
+    pub bind: Option<SocketAddr>,
+    /// Turn the endpoint off.
+    pub disabled: bool,
+}
+
+/// Mining settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MiningConfig {
+    /// Mine from the start.
+    pub enabled: bool,
+    /// Where mined blocks pay.
+    pub address: Option<String>,
+    /// Mining threads (0: one per CPU).
+    pub threads: usize,
+    /// Hashes per second at most.
+    pub max_hash_rate: Option<u64>,
+}
+
+/// The Quarry node daemon.
+#[derive(Debug, Parser)]
+#[command(name = "quarryd", version, about, long_about = None)]
+pub struct Args {
+    /// Network: main, testnet, regtest, or the path of a network parameters TOML file.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub network: Option<String>,
+    /// Base data directory; each network uses a subfolder [default: ~/.quarry].
+    #[arg(long, value_name = "DIR")]
+    pub datadir: Option<PathBuf>,
+    /// Configuration file [default: DATADIR/quarryd.toml when it exists].
+    #[arg(long, value_name = "FILE")]
+    pub conf: Option<PathBuf>,
+    /// Peer-to-peer listen address (repeatable) [default: /ip4/0.0.0.0/tcp/<network port>].
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Vec<Multiaddr>,
+    /// Peer to connect to at start and keep connected (repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub bootnode: Vec<Multiaddr>,
+    /// Discover peers on the local network with mDNS.
+    #[arg(long)]
+    pub mdns: bool,
+    /// JSON-RPC listen address [default: 127.0.0.1:<network RPC port>].
+    #[arg(long, value_name = "IP:PORT")]
+    pub rpc_bind: Option<SocketAddr>,
+    /// JSON-RPC user (with --rpc-password; otherwise a cookie file is used).
+    #[arg(long, value_name = "USER", requires = "rpc_password")]
+    pub rpc_user: Option<String>,
+    /// JSON-RPC password.
+    #[arg(long, value_name = "PASSWORD", requires = "rpc_user")]
+    pub rpc_password: Option<String>,
+    /// Prometheus metrics listen address [default: 127.0.0.1:<network metrics port>].
+    #[arg(long, value_name = "IP:PORT")]
+    pub metrics_bind: Option<SocketAddr>,
+    /// Do not serve metrics.
+    #[arg(long)]
+    pub no_metrics: bool,
+    /// Mine blocks from the start (needs --miner-address).
+    #[arg(long)]
+    pub mine: bool,
+    /// Address mined blocks pay to.
+    #[arg(long, value_name = "ADDRESS")]
+    pub miner_address: Option<String>,
+    /// Mining threads (0: one per CPU).
+    #[arg(long, value_name = "N")]
+    pub miner_threads: Option<usize>,
+    /// Most hashes per second the miner may do.
+    #[arg(long, value_name = "H/S")]
+    pub max_hash_rate: Option<u64>,
+    /// Log filter: error, warn, info, debug, trace, or per module (quarry_network=debug,info).
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+/// Everything the daemon runs with, settled from the file and the command line.
+#[derive(Debug)]
+pub struct Settings {
+    /// The network.
+    pub params: ChainParams,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    /// The node's components.
+    pub node: NodeConfig,
+    /// JSON-RPC listen address.
+    pub rpc_bind: SocketAddr,
+    /// Configured user and password, if any.
+    pub rpc_user: Option<(String, String)>,
+    /// Metrics listen address, if served.
+    pub metrics_bind: Option<SocketAddr>,
+    /// Mine from the start.
+    pub mine: bool,
+    /// Where mined blocks pay.
+    pub miner_address: Option<Address>,
+    /// Log filter.
+    pub log_level: String,
+}
+
+/// Reads the configuration file: unknown keys and bad values are errors naming the file.
+pub fn read_config_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+    toml::from_str(&text)
+        .with_context(|| format!("invalid configuration file {}", path.display()))
+}
+
+impl Settings {
+    /// Settles the settings: command line over file over defaults.
+    pub fn resolve(args: Args) -> anyhow::Result<Self> {
+        let base = match &args.datadir {
+            Some(dir) => dir.clone(),
+            None => default_base_dir()?,
+        };
+        let file = match &args.conf {
+            Some(path) => read_config_file(path)?,
+            None => {
+                let path = base.join("quarryd.toml");
+                if path.exists() {
+                    read_config_file(&path)?
+                } else {
+                    FileConfig::default()
+                }
+            }
+        };
+        let network = args
+            .network
+            .or(file.network)
+            .unwrap_or_else(|| "main".into());
+        let params = ChainParams::from_name_or_file(&network)
+            .with_context(|| format!("cannot use network '{network}'"))?;
+        let ports = default_ports(params.name());
+        let localhost = |port| SocketAddr::from(([127, 0, 0, 1], port));
+
+        let mut p2p = file.p2p;
+        if !args.listen.is_empty() {
+            p2p.listen = args.listen;
+        } else if p2p.listen == NetworkConfig::default().listen {
+            p2p.listen = vec![format!("/ip4/0.0.0.0/tcp/{}", ports.p2p)
+                .parse()
+                .expect("a valid multiaddr")];
+        }
+        p2p.bootnodes.extend(args.bootnode);
+        p2p.mdns |= args.mdns;
+
+        let rpc_user = match (args.rpc_user.or(file.rpc.user), args.rpc_password.or(file.rpc.password)) {
+            (Some(user), Some(password)) => Some((user, password)),
+            (None, None) => None,
+            _ => bail!("an RPC user needs a password and a password needs a user"),
+        };
+        let miner_address = args
+            .miner_address
+            .or(file.mining.address)
+            .map(|text| Address::parse(&text, &params))
+            .transpose()
+            .context("invalid miner address")?;
+        let mine = args.mine || file.mining.enabled;
+        if mine && miner_address.is_none() {
+            bail!("--mine needs --miner-address (an address of the {} network)", params.name());
+        }
+        let metrics_bind = (!(args.no_metrics || file.metrics.disabled)).then(|| {
+            args.metrics_bind
+                .or(file.metrics.bind)
+                .unwrap_or(localhost(ports.metrics))
+        });
+        Ok(Self {
+            data_dir: network_dir(&base, &params),
+            node: NodeConfig {
+                network: p2p,
+                mempool: file.mempool,
+                miner_threads: args.miner_threads.unwrap_or(file.mining.threads),
+                max_hash_rate: args.max_hash_rate.or(file.mining.max_hash_rate),
+            },
+            rpc_bind: args
+                .rpc_bind
+                .or(file.rpc.bind)
+                .unwrap_or(localhost(ports.rpc)),
+            rpc_user,
+            metrics_bind,
+            mine,
+            miner_address,
+            log_level: args
+                .log_level
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".into()),
+            params,
+        })
+    }
+}
+
+/// An exclusive lock on a data directory, held while the daemon runs.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: File,
+}
+
+impl DataDirLock {
+    /// Locks `data_dir` (creating it), or explains that another daemon holds it.
+    pub fn acquire(data_dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+        let path = data_dir.join(".lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => bail!(
+                "another quarryd is already using the data directory {}; stop it first or pass another --datadir",
+                data_dir.display()
+            ),
+            Err(std::fs::TryLockError::Error(error)) => {
+                Err(error).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+    }
+}
+
+/// The node's peer identity, created on first start and kept in the data directory.
+pub fn load_or_create_keypair(data_dir: &Path) -> anyhow::Result<Keypair> {
+    let path = data_dir.join("p2p_key");
+    match std::fs::read(&path) {
+        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).with_context(|| {
+            format!("the peer key {} is damaged; delete it to make a new identity", path.display())
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let keypair = Keypair::generate_ed25519();
+            let bytes = keypair.to_protobuf_encoding().context("cannot encode the peer key")?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            std::io::Write::write_all(
+                &mut options
+                    .open(&path)
+                    .with_context(|| format!("cannot create {}", path.display()))?,
+                &bytes,
+            )?;
+            Ok(keypair)
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Resolves when SIGINT or SIGTERM arrives, or `stop` is set.
+async fn stop_requested(mut stop: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!("interrupted: shutting down"),
+        () = terminate => info!("terminated: shutting down"),
+        _ = stop.wait_for(|stop| *stop) => info!("stop requested over RPC: shutting down"),
+    }
+}
+
+/// Runs the daemon until it is asked to stop, then shuts everything down in order: the RPC
+/// and metrics servers, the miner, the network, the chain (RocksDB is closed on return).
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let _lock = DataDirLock::acquire(&settings.data_dir)?;
+    let keypair = load_or_create_keypair(&settings.data_dir)?;
+    let rpc_listener = rpc::server::bind(settings.rpc_bind, "JSON-RPC").await?;
+    let metrics_listener = match settings.metrics_bind {
+        Some(address) => Some(rpc::server::bind(address, "metrics").await?),
+        None => None,
+    };
+    let (credentials, cookie) = match &settings.rpc_user {
+        Some((user, password)) => (Credentials::new(user, password), None),
+        None => {
+            let cookie = Cookie::create(&settings.data_dir).with_context(|| {
+                format!("cannot write the RPC cookie in {}", settings.data_dir.display())
+            })?;
+            (cookie.credentials.clone(), Some(cookie))
+        }
+    };
+    info!(
+        network = settings.params.name(),
+        data_dir = %settings.data_dir.display(),
+        "starting quarryd {}",
+        env!("CARGO_PKG_VERSION")
+    );
+    let node = Arc::new(
+        Node::start(
+            settings.params.clone(),
+            &settings.data_dir,
+            settings.node.clone(),
+            keypair,
+        )
+        .await?,
+    );
+    if settings.mine {
+        let address = settings.miner_address.expect("checked when resolving settings");
+        node.start_mining(address.key(), None)?;
+        info!(%address, "mining");
+    }
+    let (stop, stopped) = watch::channel(false);
+    let context = Arc::new(RpcContext {
+        node: Arc::clone(&node),
+        miner_address: settings.miner_address,
+        stop: stop.clone(),
+    });
+    let shutdown_signal = |mut stopped: watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    info!(address = %rpc_listener.local_addr()?, "JSON-RPC listening");
+    let rpc_server = tokio::spawn(rpc::serve_rpc(
+        rpc_listener,
+        context,
+        credentials,
+        shutdown_signal(stopped.clone()),
+    ));
+    let metrics_server = match metrics_listener {
+        Some(listener) => {
+            info!(address = %listener.local_addr()?, "metrics at /metrics");
+            Some(tokio::spawn(rpc::serve_metrics(
+                listener,
+                Arc::clone(&node),
+                shutdown_signal(stopped.clone()),
+            )))
+        }
+        None => None,
+    };
+
+    stop_requested(stopped).await;
+    stop.send_replace(true);
+    if let Err(error) = rpc_server.await? {
+        warn!(%error, "the RPC server failed");
+    }
+    if let Some(server) = metrics_server {
+        if let Err(error) = server.await? {
+            warn!(%error, "the metrics server failed");
+        }
+    }
+    drop(cookie);
+    // Calls still running hold the node for a moment.
+    let mut node = node;
+    let node = loop {
+        match Arc::try_unwrap(node) {
+            Ok(node) => break node,
+            Err(shared) => {
+                node = shared;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    node.shutdown().await?;
+    info!("quarryd stopped");
+    Ok(())
+}

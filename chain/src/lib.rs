@@ -22,8 +22,8 @@ pub mod transaction;
 pub mod utxo;
 pub mod validation;
 
-pub use address::{Address, AddressError};
 pub use actor::{ChainHandle, ChainReadHandle, ChainService, TipInfo, TipWatch};
+pub use address::{Address, AddressError};
 pub use amount::Amount;
 pub use block::{Block, BlockHeader};
 pub use chain::{Acceptance, Chain, ChainEvent, ChainTip, NextBlock, TipStatus};

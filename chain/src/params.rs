@@ -131,8 +131,9 @@ impl ChainParams {
             "regtest" => "qrt",
             name => name,
         };
-        let address_prefix = Hrp::parse(address_prefix)
-            .map_err(|error| invalid("name", format!("not usable as an address prefix: {error}")))?;
+        let address_prefix = Hrp::parse(address_prefix).map_err(|error| {
+            invalid("name", format!("not usable as an address prefix: {error}"))
+        })?;
         if spec.target_spacing == 0 {
             return Err(invalid(
                 "target_spacing",

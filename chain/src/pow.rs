@@ -231,7 +231,9 @@ mod tests {
     /// limit: 1.0 at the limit, 256 one byte harder, and its hard cases.
     #[test]
     fn difficulty_matches_bitcoin_core() {
-        let limit = CompactTarget::from_consensus(0x1d00_ffff).to_target().unwrap();
+        let limit = CompactTarget::from_consensus(0x1d00_ffff)
+            .to_target()
+            .unwrap();
         for (bits, expected) in [
             (0x1d00_ffff, 1.0),
             (0x1c00_ffff, 256.0),

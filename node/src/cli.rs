@@ -98,7 +98,10 @@ impl Endpoint {
             Some(dir) => dir.clone(),
             None => default_base_dir()?,
         };
-        let config_path = args.conf.clone().unwrap_or_else(|| base.join("quarryd.toml"));
+        let config_path = args
+            .conf
+            .clone()
+            .unwrap_or_else(|| base.join("quarryd.toml"));
         let file = if args.conf.is_some() || config_path.exists() {
             read_config_file(&config_path)?
         } else {
@@ -114,7 +117,12 @@ impl Endpoint {
         let address = args.rpc_connect.or(file.rpc.bind).unwrap_or_else(|| {
             SocketAddr::from(([127, 0, 0, 1], default_ports(params.name()).rpc))
         });
-        let credentials = match (&args.rpc_user, &args.rpc_password, file.rpc.user, file.rpc.password) {
+        let credentials = match (
+            &args.rpc_user,
+            &args.rpc_password,
+            file.rpc.user,
+            file.rpc.password,
+        ) {
             (Some(user), Some(password), _, _) => format!("{user}:{password}"),
             (_, _, Some(user), Some(password)) => format!("{user}:{password}"),
             _ => {
@@ -166,7 +174,10 @@ impl Endpoint {
             .read_to_string()
             .map_err(|error| CallError::Connect(error.to_string()))?;
         let reply = serde_json::from_str(&text).map_err(|_| {
-            CallError::Reply(format!("HTTP {status}: {}", text.chars().take(200).collect::<String>()))
+            CallError::Reply(format!(
+                "HTTP {status}: {}",
+                text.chars().take(200).collect::<String>()
+            ))
         })?;
         Ok((status, reply))
     }
@@ -229,7 +240,9 @@ pub fn run(args: Args) -> u8 {
             let code = error.get("code").and_then(Value::as_i64).unwrap_or(-1);
             let message = error.get("message").and_then(Value::as_str).unwrap_or("");
             eprintln!("error code: {code}\nerror message:\n{message}");
-            u8::try_from(code.unsigned_abs().min(255)).unwrap_or(1).max(1)
+            u8::try_from(code.unsigned_abs().min(255))
+                .unwrap_or(1)
+                .max(1)
         }
         (_, Some(Value::String(text))) => {
             println!("{text}");
@@ -265,8 +278,12 @@ mod tests {
 
     #[test]
     fn named_arguments_make_an_object() {
-        let body = request("getblock", &["blockhash=00ab".into(), "verbosity=2".into()], true)
-            .unwrap();
+        let body = request(
+            "getblock",
+            &["blockhash=00ab".into(), "verbosity=2".into()],
+            true,
+        )
+        .unwrap();
         assert_eq!(body["params"], json!({"blockhash": "00ab", "verbosity": 2}));
         assert!(request("getblock", &["nope".into()], true).is_err());
         let body = request("getblockhash", &["7".into()], false).unwrap();

@@ -201,8 +201,7 @@ pub struct Settings {
 pub fn read_config_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-    toml::from_str(&text)
-        .with_context(|| format!("invalid configuration file {}", path.display()))
+    toml::from_str(&text).with_context(|| format!("invalid configuration file {}", path.display()))
 }
 
 impl Settings {
@@ -243,7 +242,10 @@ impl Settings {
         p2p.bootnodes.extend(args.bootnode);
         p2p.mdns |= args.mdns;
 
-        let rpc_user = match (args.rpc_user.or(file.rpc.user), args.rpc_password.or(file.rpc.password)) {
+        let rpc_user = match (
+            args.rpc_user.or(file.rpc.user),
+            args.rpc_password.or(file.rpc.password),
+        ) {
             (Some(user), Some(password)) => Some((user, password)),
             (None, None) => None,
             _ => bail!("an RPC user needs a password and a password needs a user"),
@@ -256,7 +258,10 @@ impl Settings {
             .context("invalid miner address")?;
         let mine = args.mine || file.mining.enabled;
         if mine && miner_address.is_none() {
-            bail!("--mine needs --miner-address (an address of the {} network)", params.name());
+            bail!(
+                "--mine needs --miner-address (an address of the {} network)",
+                params.name()
+            );
         }
         let metrics_bind = (!(args.no_metrics || file.metrics.disabled)).then(|| {
             args.metrics_bind
@@ -324,11 +329,16 @@ pub fn load_or_create_keypair(data_dir: &Path) -> anyhow::Result<Keypair> {
     let path = data_dir.join("p2p_key");
     match std::fs::read(&path) {
         Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).with_context(|| {
-            format!("the peer key {} is damaged; delete it to make a new identity", path.display())
+            format!(
+                "the peer key {} is damaged; delete it to make a new identity",
+                path.display()
+            )
         }),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let keypair = Keypair::generate_ed25519();
-            let bytes = keypair.to_protobuf_encoding().context("cannot encode the peer key")?;
+            let bytes = keypair
+                .to_protobuf_encoding()
+                .context("cannot encode the peer key")?;
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create_new(true);
             #[cfg(unix)]
@@ -382,7 +392,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         Some((user, password)) => (Credentials::new(user, password), None),
         None => {
             let cookie = Cookie::create(&settings.data_dir).with_context(|| {
-                format!("cannot write the RPC cookie in {}", settings.data_dir.display())
+                format!(
+                    "cannot write the RPC cookie in {}",
+                    settings.data_dir.display()
+                )
             })?;
             (cookie.credentials.clone(), Some(cookie))
         }
@@ -403,7 +416,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .await?,
     );
     if settings.mine {
-        let address = settings.miner_address.expect("checked when resolving settings");
+        let address = settings
+            .miner_address
+            .expect("checked when resolving settings");
         node.start_mining(address.key(), None)?;
         info!(%address, "mining");
     }

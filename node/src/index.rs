@@ -251,7 +251,11 @@ impl AddressIndex {
                 }
             }
             if connect {
-                batch.put_cf(transactions, txid.as_byte_array(), block_hash.as_byte_array());
+                batch.put_cf(
+                    transactions,
+                    txid.as_byte_array(),
+                    block_hash.as_byte_array(),
+                );
             } else {
                 batch.delete_cf(transactions, txid.as_byte_array());
             }
@@ -286,8 +290,8 @@ impl AddressIndex {
             .take_while(|item| item.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
             .map(|item| {
                 let (k, value) = item?;
-                let value = decode(&value)
-                    .map_err(|error| corrupt(format!("{family} record: {error}")))?;
+                let value =
+                    decode(&value).map_err(|error| corrupt(format!("{family} record: {error}")))?;
                 Ok((k[prefix.len()..].to_vec(), value))
             })
             .collect()
@@ -340,7 +344,9 @@ fn body_and_undo<R: ChainReader + ?Sized>(
     hash: BlockHash,
 ) -> Result<(Block, BlockUndo), StoreError> {
     let block = chain.block(&hash)?.ok_or_else(|| missing("body", hash))?;
-    let undo = chain.undo(&hash)?.ok_or_else(|| missing("undo data", hash))?;
+    let undo = chain
+        .undo(&hash)?
+        .ok_or_else(|| missing("undo data", hash))?;
     Ok((block, undo))
 }
 
@@ -399,7 +405,10 @@ mod tests {
         assert_matches_chain(&index, &builder);
 
         // A branch from three blocks back overtakes the tip: three undone, four applied.
-        let abandoned = store.block(&builder.harness.chain.tip_hash()).unwrap().unwrap();
+        let abandoned = store
+            .block(&builder.harness.chain.tip_hash())
+            .unwrap()
+            .unwrap();
         builder.overtake(3, 4);
         let store = builder.harness.chain.store().clone();
         assert_eq!(

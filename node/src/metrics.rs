@@ -89,7 +89,11 @@ impl Metrics {
         };
         let registry = &mut metrics.registry;
         registry.register("height", "Height of the best chain", metrics.height.clone());
-        registry.register("headers", "Height of the best known header", metrics.headers.clone());
+        registry.register(
+            "headers",
+            "Height of the best known header",
+            metrics.headers.clone(),
+        );
         registry.register("chain_tips", "Branch tips by status", metrics.tips.clone());
         registry.register(
             "blocks_connected",

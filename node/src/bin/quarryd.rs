@@ -16,7 +16,10 @@ fn main() -> std::process::ExitCode {
     let filter = match EnvFilter::try_new(&settings.log_level) {
         Ok(filter) => filter,
         Err(error) => {
-            eprintln!("quarryd: invalid --log-level '{}': {error}", settings.log_level);
+            eprintln!(
+                "quarryd: invalid --log-level '{}': {error}",
+                settings.log_level
+            );
             return std::process::ExitCode::from(2);
         }
     };

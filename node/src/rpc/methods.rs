@@ -196,7 +196,11 @@ fn mempool_error(error: &MempoolError) -> RpcError {
 }
 
 /// Runs the method `name` with `raw` parameters.
-pub async fn call(context: &Arc<RpcContext>, name: &str, raw: Option<Value>) -> Result<Value, RpcError> {
+pub async fn call(
+    context: &Arc<RpcContext>,
+    name: &str,
+    raw: Option<Value>,
+) -> Result<Value, RpcError> {
     let method = METHODS
         .iter()
         .find(|method| method.name == name)
@@ -229,7 +233,11 @@ pub async fn call(context: &Arc<RpcContext>, name: &str, raw: Option<Value>) -> 
 }
 
 /// Methods that read the store or wait for the chain actor: run on a blocking thread.
-fn call_blocking(context: &RpcContext, method: &MethodInfo, params: &Params) -> Result<Value, RpcError> {
+fn call_blocking(
+    context: &RpcContext,
+    method: &MethodInfo,
+    params: &Params,
+) -> Result<Value, RpcError> {
     let node = &context.node;
     match method.name {
         "getbestblockhash" => Ok(json!(node.tip().hash.to_string())),
@@ -248,7 +256,10 @@ fn call_blocking(context: &RpcContext, method: &MethodInfo, params: &Params) -> 
         }
         "getblockheader" => get_block_header(node, params),
         "getchaintips" => chain_tips(node),
-        "getdifficulty" => Ok(json!(render::difficulty(node.params(), node.tip().header.bits))),
+        "getdifficulty" => Ok(json!(render::difficulty(
+            node.params(),
+            node.tip().header.bits
+        ))),
         "getmempoolentry" => {
             let txid = params.txid(0)?;
             node.with_mempool(|pool| pool.get(&txid).map(|entry| mempool_entry(pool, entry)))
@@ -259,7 +270,11 @@ fn call_blocking(context: &RpcContext, method: &MethodInfo, params: &Params) -> 
         "gettxout" => tx_out(node, params),
         "getindexinfo" => {
             let tip = node.index().tip()?;
-            let height = node.reader().store().index_entry(&tip)?.map_or(0, |entry| entry.height);
+            let height = node
+                .reader()
+                .store()
+                .index_entry(&tip)?
+                .map_or(0, |entry| entry.height);
             Ok(json!({
                 "addressindex": { "synced": tip == node.tip().hash, "best_block_height": height },
                 "txindex": { "synced": tip == node.tip().hash, "best_block_height": height },
@@ -328,10 +343,15 @@ fn get_block(node: &Node, params: &Params) -> Result<Value, RpcError> {
         _ => params.or(1, 1)?,
     };
     let store = node.reader().store();
-    let entry = store.index_entry(&hash)?.ok_or_else(|| not_found("Block"))?;
-    let block = store
-        .block(&hash)?
-        .ok_or_else(|| RpcError::new(ErrorCode::MiscError, "Block not available (not fully downloaded)"))?;
+    let entry = store
+        .index_entry(&hash)?
+        .ok_or_else(|| not_found("Block"))?;
+    let block = store.block(&hash)?.ok_or_else(|| {
+        RpcError::new(
+            ErrorCode::MiscError,
+            "Block not available (not fully downloaded)",
+        )
+    })?;
     if verbosity == 0 {
         return Ok(json!(hex::encode(encode(&block))));
     }
@@ -348,7 +368,9 @@ fn get_block(node: &Node, params: &Params) -> Result<Value, RpcError> {
 fn get_block_header(node: &Node, params: &Params) -> Result<Value, RpcError> {
     let hash = params.block_hash(0)?;
     let store = node.reader().store();
-    let entry = store.index_entry(&hash)?.ok_or_else(|| not_found("Block"))?;
+    let entry = store
+        .index_entry(&hash)?
+        .ok_or_else(|| not_found("Block"))?;
     if !params.or(1, true)? {
         return Ok(json!(hex::encode(entry.header.to_bytes())));
     }
@@ -563,7 +585,7 @@ fn address_utxos(node: &Node, addresses: &[Address]) -> Result<Value, RpcError> 
                 "height": coin.height,
                 "confirmations": confirmations,
                 "coinbase": coin.is_coinbase,
-                "mature": !coin.is_coinbase || confirmations > maturity,
+                "mature": !coin.is_coinbase || confirmations >= maturity,
             }));
         }
     }
@@ -641,10 +663,12 @@ fn block_template(node: &Node) -> Result<Value, RpcError> {
     let tip = node.tip();
     let subsidy = node.params().block_subsidy(tip.next.height);
     let template = node.with_mempool(|pool| pool.block_template(&tip.next, subsidy, now()));
-    let target = template
-        .bits
-        .to_target()
-        .ok_or_else(|| RpcError::new(ErrorCode::InternalError, "the next block's bits do not decode"))?;
+    let target = template.bits.to_target().ok_or_else(|| {
+        RpcError::new(
+            ErrorCode::InternalError,
+            "the next block's bits do not decode",
+        )
+    })?;
     let transactions: Vec<Value> = node.with_mempool(|pool| {
         template
             .transactions
@@ -686,7 +710,10 @@ pub fn network_hash_rate(node: &Node, blocks: i64, height: i64) -> Result<f64, R
     let store = node.reader().store();
     let tip = node.tip().height;
     let end = u32::try_from(height).map_or(tip, |height| height.min(tip));
-    let span = u32::try_from(blocks).ok().filter(|blocks| *blocks > 0).unwrap_or(120);
+    let span = u32::try_from(blocks)
+        .ok()
+        .filter(|blocks| *blocks > 0)
+        .unwrap_or(120);
     let start = end.saturating_sub(span);
     if start == end {
         return Ok(0.0);
@@ -744,7 +771,10 @@ async fn generate_to_address(node: &Node, params: &Params) -> Result<Value, RpcE
         .ok_or_else(|| invalid_parameter("nblocks must be between 0 and 10000"))?;
     let text: String = params.required(1)?;
     let address = parse_address(&text, node.params())?;
-    let hashes = node.generate(count, address.key()).await.map_err(node_error)?;
+    let hashes = node
+        .generate(count, address.key())
+        .await
+        .map_err(node_error)?;
     Ok(hashes.iter().map(|hash| json!(hash.to_string())).collect())
 }
 
@@ -778,7 +808,8 @@ fn set_generate(context: &RpcContext, params: &Params) -> Result<Value, RpcError
             )
         })?,
     };
-    node.start_mining(address.key(), threads).map_err(node_error)?;
+    node.start_mining(address.key(), threads)
+        .map_err(node_error)?;
     Ok(Value::Null)
 }
 
@@ -816,11 +847,15 @@ fn test_mempool_accept(node: &Node, params: &Params) -> Result<Value, RpcError> 
     raw.iter()
         .map(|text| {
             let bytes = hex::decode(text).map_err(|error| {
-                RpcError::new(ErrorCode::DeserializationError, format!("TX decode failed: {error}"))
+                RpcError::new(
+                    ErrorCode::DeserializationError,
+                    format!("TX decode failed: {error}"),
+                )
             })?;
             let tx: Transaction = decode_hex(&bytes, "TX")?;
             let txid = tx.txid().to_string();
-            let verdict = node.with_mempool(|pool| pool.test_accept(&tx, node.reader().store(), &context));
+            let verdict =
+                node.with_mempool(|pool| pool.test_accept(&tx, node.reader().store(), &context));
             Ok(match verdict {
                 Ok(accepted) => json!({
                     "txid": txid,
@@ -846,16 +881,18 @@ fn raw_transaction(node: &Node, params: &Params) -> Result<Value, RpcError> {
         _ => params.or(1, false)?,
     };
     let store = node.reader().store();
-    let wanted_block: Option<BlockHash> = params.raw(2).map(|_| params.block_hash(2)).transpose()?;
+    let wanted_block: Option<BlockHash> =
+        params.raw(2).map(|_| params.block_hash(2)).transpose()?;
     let in_pool = node.with_mempool(|pool| pool.get(&txid).map(|entry| Arc::clone(&entry.tx)));
     let (tx, block) = match (in_pool, wanted_block) {
         (Some(tx), None) => ((*tx).clone(), None),
         (_, block) => {
             let block_hash = match block {
                 Some(hash) => hash,
-                None => node.index().transaction_block(&txid)?.ok_or_else(|| {
-                    not_found("No such mempool or blockchain transaction")
-                })?,
+                None => node
+                    .index()
+                    .transaction_block(&txid)?
+                    .ok_or_else(|| not_found("No such mempool or blockchain transaction"))?,
             };
             let block = store
                 .block(&block_hash)?
@@ -959,7 +996,10 @@ async fn add_node(node: &Node, params: &Params) -> Result<Value, RpcError> {
     match command.as_str() {
         "add" => {
             if !node.add_node(address) {
-                return Err(RpcError::new(ErrorCode::NodeAlreadyAdded, "Error: Node already added"));
+                return Err(RpcError::new(
+                    ErrorCode::NodeAlreadyAdded,
+                    "Error: Node already added",
+                ));
             }
         }
         "remove" => {
@@ -972,7 +1012,10 @@ async fn add_node(node: &Node, params: &Params) -> Result<Value, RpcError> {
         }
         "onetry" => {
             node.client().dial(address).await.map_err(|error| {
-                RpcError::new(ErrorCode::ClientNotConnected, format!("Error: cannot connect: {error}"))
+                RpcError::new(
+                    ErrorCode::ClientNotConnected,
+                    format!("Error: cannot connect: {error}"),
+                )
             })?;
         }
         other => {
@@ -994,8 +1037,7 @@ async fn find_peer(node: &Node, text: &str) -> Result<Option<PeerId>, RpcError> 
     Ok(peers
         .iter()
         .find(|peer| {
-            peer.address == address
-                || peer.address.to_string().starts_with(&address.to_string())
+            peer.address == address || peer.address.to_string().starts_with(&address.to_string())
         })
         .map(|peer| peer.peer))
 }
@@ -1030,7 +1072,10 @@ async fn added_node_info(node: &Node, params: &Params) -> Result<Value, RpcError
     let added = node.added_nodes();
     if let Some(only) = &only {
         if !added.contains(only) {
-            return Err(RpcError::new(ErrorCode::NodeNotAdded, "Error: Node has not been added."));
+            return Err(RpcError::new(
+                ErrorCode::NodeNotAdded,
+                "Error: Node has not been added.",
+            ));
         }
     }
     Ok(added
@@ -1059,13 +1104,17 @@ async fn set_ban(node: &Node, params: &Params) -> Result<Value, RpcError> {
             let seconds: i64 = params.or(2, 0)?;
             let absolute: bool = params.or(3, false)?;
             let seconds = match (seconds, absolute) {
-                (seconds, _) if seconds < 0 => return Err(invalid_parameter("bantime must not be negative")),
+                (seconds, _) if seconds < 0 => {
+                    return Err(invalid_parameter("bantime must not be negative"))
+                }
                 (0, _) => 24 * 60 * 60,
                 (until, true) => u64::try_from(until).unwrap_or(0).saturating_sub(now()),
                 (seconds, false) => u64::try_from(seconds).unwrap_or(0),
             };
             if seconds == 0 {
-                return Err(invalid_parameter("Error: Absolute timestamp is in the past"));
+                return Err(invalid_parameter(
+                    "Error: Absolute timestamp is in the past",
+                ));
             }
             node.client().ban(peer, Duration::from_secs(seconds))?;
         }
@@ -1077,7 +1126,11 @@ async fn set_ban(node: &Node, params: &Params) -> Result<Value, RpcError> {
                 ));
             }
         }
-        other => return Err(invalid_parameter(format!("command must be add or remove, not '{other}'"))),
+        other => {
+            return Err(invalid_parameter(format!(
+                "command must be add or remove, not '{other}'"
+            )))
+        }
     }
     node.save_bans().await.map_err(node_error)?;
     Ok(Value::Null)
@@ -1112,7 +1165,12 @@ fn help(command: Option<String>) -> Result<Value, RpcError> {
         let method = METHODS
             .iter()
             .find(|method| method.name == name)
-            .ok_or_else(|| RpcError::new(ErrorCode::MiscError, format!("help: unknown command: {name}")))?;
+            .ok_or_else(|| {
+                RpcError::new(
+                    ErrorCode::MiscError,
+                    format!("help: unknown command: {name}"),
+                )
+            })?;
         return Ok(json!(format!("{}\n\n{}", method.usage(), method.summary)));
     }
     let mut text = String::new();
@@ -1155,13 +1213,19 @@ pub async fn refresh_metrics(node: &Arc<Node>) -> Result<(), RpcError> {
             .filter(|tip| matches!(tip.status, TipStatus::ValidFork | TipStatus::ValidHeaders))
             .count();
         metrics.stale_blocks.set(stale as i64);
-        metrics.orphan_blocks.set(node.chain().orphan_count()? as i64);
+        metrics
+            .orphan_blocks
+            .set(node.chain().orphan_count()? as i64);
         let (count, bytes) = node.with_mempool(|pool| (pool.len(), pool.bytes()));
         metrics.mempool_transactions.set(count as i64);
         metrics.mempool_bytes.set(bytes as i64);
         metrics.peers.set(peers as i64);
-        metrics.local_hash_rate.set(node.miner().hash_rate().current);
-        metrics.network_hash_rate.set(network_hash_rate(node, 120, -1)?);
+        metrics
+            .local_hash_rate
+            .set(node.miner().hash_rate().current);
+        metrics
+            .network_hash_rate
+            .set(network_hash_rate(node, 120, -1)?);
         metrics
             .difficulty
             .set(render::difficulty(node.params(), tip.next.bits));

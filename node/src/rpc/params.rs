@@ -71,7 +71,10 @@ impl Params {
             Some(other) => {
                 return Err(RpcError::new(
                     ErrorCode::InvalidRequest,
-                    format!("Params must be an array or object, not {}", type_name(&other)),
+                    format!(
+                        "Params must be an array or object, not {}",
+                        type_name(&other)
+                    ),
                 ))
             }
         };
@@ -157,12 +160,19 @@ impl Params {
     }
 
     /// One address, or an array of them, or `{"addresses": [...]}` at `position`.
-    pub fn addresses(&self, position: usize, chain: &ChainParams) -> Result<Vec<Address>, RpcError> {
+    pub fn addresses(
+        &self,
+        position: usize,
+        chain: &ChainParams,
+    ) -> Result<Vec<Address>, RpcError> {
         let texts: Vec<String> = match self.raw(position) {
             Some(Value::String(one)) => vec![one.clone()],
             Some(Value::Object(object)) => match object.get("addresses") {
                 Some(list) => serde_json::from_value(list.clone()).map_err(|_| {
-                    RpcError::new(ErrorCode::TypeError, "addresses must be an array of strings")
+                    RpcError::new(
+                        ErrorCode::TypeError,
+                        "addresses must be an array of strings",
+                    )
                 })?,
                 None => {
                     return Err(RpcError::new(
@@ -173,7 +183,10 @@ impl Params {
             },
             _ => self.required(position)?,
         };
-        texts.iter().map(|text| parse_address(text, chain)).collect()
+        texts
+            .iter()
+            .map(|text| parse_address(text, chain))
+            .collect()
     }
 }
 

@@ -93,7 +93,10 @@ impl BestChain {
 }
 
 /// The median time of the 11 blocks ending at `entry`.
-pub fn median_time<R: ChainReader + ?Sized>(store: &R, entry: &IndexEntry) -> Result<u32, StoreError> {
+pub fn median_time<R: ChainReader + ?Sized>(
+    store: &R,
+    entry: &IndexEntry,
+) -> Result<u32, StoreError> {
     let mut times = vec![entry.header.time];
     let mut current = *entry;
     while times.len() < 11 && current.height > 0 {
@@ -135,12 +138,18 @@ pub fn header<R: ChainReader + ?Sized>(
     put("nonce", json!(header.nonce));
     put("bits", json!(format!("{:08x}", header.bits.to_consensus())));
     put("difficulty", json!(difficulty(params, header.bits)));
-    put("chainwork", json!(hex::encode(entry.chain_work.to_be_bytes())));
+    put(
+        "chainwork",
+        json!(hex::encode(entry.chain_work.to_be_bytes())),
+    );
     if let Some(count) = tx_count {
         put("nTx", json!(count));
     }
     if entry.height > 0 {
-        put("previousblockhash", json!(header.prev_blockhash.to_string()));
+        put(
+            "previousblockhash",
+            json!(header.prev_blockhash.to_string()),
+        );
     }
     if confirmations > 0 {
         if let Some(next) = store.hash_at_height(entry.height + 1)? {
@@ -160,7 +169,14 @@ pub fn block<R: ChainReader + ?Sized>(
     verbosity: u8,
 ) -> Result<Map<String, Value>, StoreError> {
     let hash = block.block_hash();
-    let mut object = header(store, params, best, &hash, entry, Some(block.transactions.len()))?;
+    let mut object = header(
+        store,
+        params,
+        best,
+        &hash,
+        entry,
+        Some(block.transactions.len()),
+    )?;
     let size = block.encoded_size();
     object.insert("size".into(), json!(size));
     object.insert("strippedsize".into(), json!(size));

@@ -207,7 +207,10 @@ async fn call_one(context: &Arc<RpcContext>, request: Value) -> Reply {
         return reply(
             Version::Legacy,
             Value::Null,
-            Err(RpcError::new(ErrorCode::InvalidRequest, "Invalid Request object")),
+            Err(RpcError::new(
+                ErrorCode::InvalidRequest,
+                "Invalid Request object",
+            )),
         );
     };
     let id = request.remove("id");
@@ -219,7 +222,10 @@ async fn call_one(context: &Arc<RpcContext>, request: Value) -> Reply {
             return reply(
                 Version::Legacy,
                 id.unwrap_or(Value::Null),
-                Err(RpcError::new(ErrorCode::InvalidRequest, "JSON-RPC version not supported")),
+                Err(RpcError::new(
+                    ErrorCode::InvalidRequest,
+                    "JSON-RPC version not supported",
+                )),
             )
         }
     };
@@ -229,7 +235,10 @@ async fn call_one(context: &Arc<RpcContext>, request: Value) -> Reply {
             methods::call(context, &method, request.remove("params")).await
         }
         None => Err(RpcError::new(ErrorCode::InvalidRequest, "Missing method")),
-        Some(_) => Err(RpcError::new(ErrorCode::InvalidRequest, "Method must be a string")),
+        Some(_) => Err(RpcError::new(
+            ErrorCode::InvalidRequest,
+            "Method must be a string",
+        )),
     };
     if version == Version::V2 && id.is_none() {
         // A notification: run, but not answered.

@@ -1,0 +1,387 @@
+//! End-to-end tests of real `quarryd` processes driven over JSON-RPC and `quarry-cli`.
+
+mod process;
+
+use std::process::Command;
+use std::time::Duration;
+
+use process::{address, eventually, Daemon, QUARRYD, QUARRY_CLI};
+use serde_json::{json, Value};
+
+const CONVERGE: Duration = Duration::from_secs(60);
+
+fn utxos_of(daemon: &Daemon, address: &str) -> Vec<Value> {
+    daemon
+        .rpc("getaddressutxos", json!([{ "addresses": [address] }]))
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn mined_coins_show_up_for_the_address_and_mature() {
+    let node = Daemon::start("miner", &[]);
+    let miner = address(1);
+    let hashes = node.rpc("generatetoaddress", json!([1, miner]));
+    let first = hashes[0].as_str().unwrap().to_owned();
+    assert_eq!(node.rpc("getblockcount", json!([])), json!(1));
+    assert_eq!(node.rpc("getbestblockhash", json!([])), json!(first));
+
+    // The index answers once it has followed the chain.
+    let coins = eventually("the index to see the coinbase", CONVERGE, || {
+        let coins = utxos_of(&node, &miner);
+        (!coins.is_empty()).then_some(coins)
+    });
+    assert_eq!(coins.len(), 1);
+    assert_eq!(coins[0]["amount"], json!(50.0));
+    assert_eq!(coins[0]["coinbase"], json!(true));
+    assert_eq!(coins[0]["mature"], json!(false));
+    assert_eq!(coins[0]["confirmations"], json!(1));
+
+    // Maturity is 3 on this network: two more blocks (to someone else) and it may be spent in
+    // the next one.
+    node.rpc("generatetoaddress", json!([2, address(2)]));
+    let coins = eventually("the coinbase to mature", CONVERGE, || {
+        let coins = utxos_of(&node, &miner);
+        (coins.first()?["confirmations"] == json!(3)).then_some(coins)
+    });
+    assert_eq!(coins[0]["mature"], json!(true));
+
+    // The same coin through Bitcoin Core's calls.
+    let txid = coins[0]["txid"].as_str().unwrap();
+    let out = node.rpc("gettxout", json!([txid, 0]));
+    assert_eq!(out["value"], json!(50.0));
+    assert_eq!(out["confirmations"], json!(3));
+    assert_eq!(out["scriptPubKey"]["address"], json!(miner));
+    let tx = node.rpc("getrawtransaction", json!([txid, true]));
+    assert_eq!(tx["blockhash"], json!(first));
+    assert_eq!(tx["confirmations"], json!(3));
+    let block = node.rpc("getblock", json!([first]));
+    assert_eq!(block["height"], json!(1));
+    assert_eq!(block["confirmations"], json!(3));
+    assert_eq!(block["tx"], json!([txid]));
+    let history = node.rpc("getaddresshistory", json!([[miner]]));
+    assert_eq!(history.as_array().unwrap().len(), 1);
+    assert_eq!(history[0]["received"], json!(50.0));
+    let header_hex = node.rpc("getblockheader", json!([first, false]));
+    assert_eq!(header_hex.as_str().unwrap().len(), 160);
+
+    // quarry-cli finds the cookie in the data directory.
+    let output = Command::new(QUARRY_CLI)
+        .args([
+            "--network",
+            process::write_params(node.dir.path()).to_str().unwrap(),
+        ])
+        .args(["--datadir", node.dir.path().to_str().unwrap()])
+        .args(["--rpc-connect", &node.rpc.to_string()])
+        .args(["getblockhash", "1"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), first);
+}
+
+#[test]
+fn two_nodes_joined_by_addnode_converge_both_ways() {
+    let a = Daemon::start("a", &[]);
+    let b = Daemon::start("b", &[]);
+    a.rpc("generatetoaddress", json!([5, address(1)]));
+    b.rpc("addnode", json!([a.p2p_address(), "add"]));
+    let added = b
+        .call("addnode", json!([a.p2p_address(), "add"]))
+        .unwrap_err();
+    assert_eq!(added.code, -23);
+    let tip = a.rpc("getbestblockhash", json!([]));
+    eventually("b to sync a's chain", CONVERGE, || {
+        (b.rpc("getbestblockhash", json!([])) == tip).then_some(())
+    });
+    assert_eq!(a.rpc("getconnectioncount", json!([])), json!(1));
+    let peers = b.rpc("getpeerinfo", json!([]));
+    assert_eq!(peers[0]["inbound"], json!(false));
+    assert!(peers[0]["subver"].as_str().unwrap().contains("quarry"));
+
+    // And back: b's blocks reach a.
+    b.rpc("generatetoaddress", json!([2, address(2)]));
+    let tip = b.rpc("getbestblockhash", json!([]));
+    eventually("a to take b's blocks", CONVERGE, || {
+        (a.rpc("getbestblockhash", json!([])) == tip).then_some(())
+    });
+    assert_eq!(a.rpc("getblockcount", json!([])), json!(7));
+}
+
+fn tips_by_status(node: &Daemon) -> Vec<(u64, String)> {
+    let mut tips: Vec<(u64, String)> = node
+        .rpc("getchaintips", json!([]))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tip| {
+            (
+                tip["height"].as_u64().unwrap(),
+                tip["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    tips.sort();
+    tips
+}
+
+#[test]
+fn a_reorganisation_forced_by_invalidateblock_shows_in_chain_tips_and_metrics() {
+    let node = Daemon::start("node", &[]);
+    let blocks = node.rpc("generatetoaddress", json!([3, address(1)]));
+    node.rpc("invalidateblock", json!([blocks[1]]));
+    assert_eq!(node.rpc("getblockcount", json!([])), json!(1));
+    assert_eq!(
+        tips_by_status(&node),
+        vec![(1, "active".into()), (3, "invalid".into())]
+    );
+
+    // A new branch overtakes; the old one stays invalid until reconsidered.
+    node.rpc("generatetoaddress", json!([3, address(2)]));
+    assert_eq!(
+        tips_by_status(&node),
+        vec![(3, "invalid".into()), (4, "active".into())]
+    );
+    // Reconsidered blocks are stored but, once refused, not counted as validated until they
+    // connect again: Bitcoin Core's "valid-headers".
+    node.rpc("reconsiderblock", json!([blocks[1]]));
+    assert_eq!(
+        tips_by_status(&node),
+        vec![(3, "valid-headers".into()), (4, "active".into())]
+    );
+    assert_eq!(node.rpc("getblockcount", json!([])), json!(4));
+    let old_tip = node.rpc("getblock", json!([blocks[2]]));
+    assert_eq!(old_tip["confirmations"], json!(-1));
+
+    let metrics = eventually("the metrics to count the reorganisation", CONVERGE, || {
+        let text = node.metrics_text();
+        text.contains("quarry_reorgs_total 1").then_some(text)
+    });
+    for line in [
+        "quarry_height 4",
+        "quarry_last_reorg_depth 2",
+        "quarry_chain_tips{status=\"valid-headers\"} 1",
+        "quarry_stale_blocks 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+    }
+    // The index followed the reorganisation: the abandoned coinbases are gone.
+    let coins = eventually("the index to follow the reorganisation", CONVERGE, || {
+        let coins = utxos_of(&node, &address(1));
+        (coins.len() == 1).then_some(coins)
+    });
+    assert_eq!(coins[0]["height"], json!(1));
+}
+
+#[test]
+fn bad_requests_get_errors_and_the_node_keeps_serving() {
+    let mut node = Daemon::start("node", &[]);
+    let cookie = node.cookie();
+    let call = |body: &str| node.post(body.to_owned(), Some(&cookie));
+
+    // No credentials, or wrong ones: 401 and no data.
+    let (status, body) = node.post(r#"{"method":"getblockcount"}"#, None);
+    assert_eq!((status, body.as_str()), (401, ""));
+    let (status, body) = node.post(r#"{"method":"getblockcount"}"#, Some("__cookie__:guess"));
+    assert_eq!((status, body.as_str()), (401, ""));
+
+    let error_of = |(status, body): (u16, String)| {
+        let reply: Value =
+            serde_json::from_str(&body).unwrap_or_else(|_| panic!("{status}: {body}"));
+        (status, reply["error"]["code"].as_i64().unwrap())
+    };
+    assert_eq!(error_of(call("{not json")), (500, -32700));
+    assert_eq!(
+        error_of(call(r#"{"method":"nosuchmethod","id":1}"#)),
+        (404, -32601)
+    );
+    assert_eq!(error_of(call(r#"{"method":7,"id":1}"#)), (400, -32600));
+    assert_eq!(
+        error_of(call(r#"{"method":"getblockhash","params":["x"],"id":1}"#)),
+        (500, -3)
+    );
+    assert_eq!(
+        error_of(call(r#"{"method":"getblockhash","params":[999],"id":1}"#)),
+        (500, -8)
+    );
+    assert_eq!(
+        error_of(call(r#"{"method":"getblockhash","params":[],"id":1}"#)),
+        (500, -1)
+    );
+    assert_eq!(
+        error_of(call(r#"{"method":"getblock","params":["00"],"id":1}"#)),
+        (500, -8)
+    );
+    assert_eq!(
+        error_of(call(
+            r#"{"method":"sendrawtransaction","params":["zz"],"id":1}"#
+        )),
+        (500, -22)
+    );
+    assert_eq!(
+        error_of(call(
+            r#"{"method":"sendrawtransaction","params":["0011"],"id":1}"#
+        )),
+        (500, -22)
+    );
+    assert_eq!(
+        error_of(call(r#"{"method":"submitblock","params":["00"],"id":1}"#)),
+        (500, -22)
+    );
+    assert_eq!(
+        error_of(call(
+            r#"{"method":"generatetoaddress","params":[1,"bc1qnope"],"id":1}"#
+        )),
+        (500, -5)
+    );
+    assert_eq!(
+        error_of(call(
+            r#"{"method":"getblock","params":{"blockhash":"00","nope":1},"id":1}"#
+        )),
+        (500, -8)
+    );
+    // JSON-RPC 2.0: errors come with status 200 and no `result`.
+    let (status, body) = call(r#"{"jsonrpc":"2.0","method":"nosuchmethod","id":"x"}"#);
+    let reply: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(reply["error"]["code"], json!(-32601));
+    assert!(reply.get("result").is_none());
+    // A batch mixes both styles and skips notifications.
+    let (status, body) = call(
+        r#"[{"method":"getblockcount","id":1},{"jsonrpc":"2.0","method":"getblockcount","id":2},
+            {"jsonrpc":"2.0","method":"getblockcount"},{"method":"nosuchmethod","id":3}]"#,
+    );
+    let replies: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(replies.as_array().unwrap().len(), 3);
+    assert_eq!(replies[0], json!({"result": 0, "error": null, "id": 1}));
+    assert_eq!(replies[1], json!({"jsonrpc": "2.0", "result": 0, "id": 2}));
+    assert_eq!(replies[2]["error"]["code"], json!(-32601));
+    // A request over the size limit is refused before it is read.
+    let huge = format!(
+        r#"{{"method":"getblockcount","params":["{}"]}}"#,
+        "a".repeat(9 << 20)
+    );
+    assert_eq!(call(&huge).0, 413);
+
+    // Still serving, still the same chain.
+    node.rpc("generatetoaddress", json!([1, address(1)]));
+    assert_eq!(node.rpc("getblockcount", json!([])), json!(1));
+
+    // A second daemon on the same data directory is refused.
+    let second = Command::new(QUARRYD)
+        .args(node.base_args())
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let message = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        message.contains("another quarryd is already using"),
+        "{message}"
+    );
+
+    // `stop` shuts down cleanly; the cookie is removed; a restart finds the chain.
+    assert_eq!(node.rpc("stop", json!([])), json!("Quarry server stopping"));
+    assert!(node.wait_exit().success(), "{}", node.log());
+    assert!(!node.data_dir().join(".cookie").exists());
+    node.restart(&[]);
+    assert_eq!(node.rpc("getblockcount", json!([])), json!(1));
+    assert!(node.terminate().success(), "{}", node.log());
+}
+
+#[test]
+fn settings_errors_are_clear_and_stop_the_daemon_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("quarryd.toml");
+    std::fs::write(
+        &config,
+        "network = \"regtest\"\n[rpc]\nbnd = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let datadir = dir.path().to_str().unwrap();
+    let run = |args: &[&str]| {
+        let output = Command::new(QUARRYD).args(args).output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, message) = run(&["--datadir", datadir]);
+    assert_eq!(code, Some(2));
+    assert!(message.contains("unknown field `bnd`"), "{message}");
+    assert!(message.contains("quarryd.toml"), "{message}");
+
+    std::fs::remove_file(&config).unwrap();
+    let (code, message) = run(&["--datadir", datadir, "--network", "regtest", "--mine"]);
+    assert_eq!(code, Some(2));
+    assert!(message.contains("--miner-address"), "{message}");
+    let (code, message) = run(&[
+        "--datadir",
+        datadir,
+        "--network",
+        "regtest",
+        "--miner-address",
+        "qr1pnotanaddress",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(message.contains("invalid miner address"), "{message}");
+    let (code, message) = run(&["--datadir", datadir, "--network", "nosuchnet"]);
+    assert_eq!(code, Some(2));
+    assert!(message.contains("nosuchnet"), "{message}");
+
+    // quarry-cli without a daemon says what to check.
+    let output = Command::new(QUARRY_CLI)
+        .args([
+            "--datadir",
+            datadir,
+            "--network",
+            "regtest",
+            "--rpc-user",
+            "u",
+            "--rpc-password",
+            "p",
+        ])
+        .args([
+            "--rpc-connect",
+            &format!("127.0.0.1:{}", process::free_port()),
+            "getblockcount",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("could not connect to the server"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_background_miner_starts_and_stops_over_rpc() {
+    let node = Daemon::start(
+        "node",
+        &["--max-hash-rate", "20000", "--miner-threads", "1"],
+    );
+    let error = node.call("setgenerate", json!([true])).unwrap_err();
+    assert_eq!(error.code, -8);
+    node.rpc("setgenerate", json!([true, 1, address(3)]));
+    assert_eq!(node.rpc("getgenerate", json!([])), json!(true));
+    eventually("the miner to find two blocks", CONVERGE, || {
+        (node.rpc("getblockcount", json!([])).as_u64()? >= 2).then_some(())
+    });
+    let info = node.rpc("getmininginfo", json!([]));
+    assert_eq!(info["generate"], json!(true));
+    assert!(info["networkhashps"].as_f64().unwrap() > 0.0, "{info}");
+    node.rpc("setgenerate", json!([false]));
+    assert_eq!(node.rpc("getgenerate", json!([])), json!(false));
+    let height = node.rpc("getblockcount", json!([]));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(node.rpc("getblockcount", json!([])), height);
+    let paid: Vec<Value> = node
+        .rpc("getaddresshistory", json!([address(3)]))
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(!paid.is_empty());
+}

@@ -476,3 +476,93 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     info!("quarryd stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        Args::parse_from(std::iter::once("quarryd").chain(extra.iter().copied()))
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().to_str().unwrap();
+        let settings =
+            Settings::resolve(args(&["--datadir", base, "--network", "regtest"])).unwrap();
+        assert_eq!(settings.data_dir, dir.path().join("regtest"));
+        assert_eq!(settings.rpc_bind, "127.0.0.1:19443".parse().unwrap());
+        assert_eq!(
+            settings.metrics_bind,
+            Some("127.0.0.1:19445".parse().unwrap())
+        );
+        assert_eq!(
+            settings.node.network.listen,
+            vec!["/ip4/0.0.0.0/tcp/19444".parse::<Multiaddr>().unwrap()]
+        );
+        assert_eq!(settings.log_level, "info");
+        assert!(settings.rpc_user.is_none() && !settings.mine);
+
+        let miner = Address::new(quarry_chain::testing::test_key(1), &ChainParams::testnet());
+        std::fs::write(
+            dir.path().join("quarryd.toml"),
+            format!(
+                "network = \"testnet\"\nlog_level = \"debug\"\n[rpc]\nbind = \"127.0.0.1:7000\"\n\
+                 user = \"alice\"\npassword = \"secret\"\n[mining]\nenabled = true\naddress = \"{miner}\"\n\
+                 threads = 2\n[metrics]\ndisabled = true\n[p2p]\nmax_inbound = 9\n"
+            ),
+        )
+        .unwrap();
+        let settings = Settings::resolve(args(&["--datadir", base])).unwrap();
+        assert_eq!(settings.params.name(), "testnet");
+        assert_eq!(settings.data_dir, dir.path().join("testnet"));
+        assert_eq!(settings.rpc_bind, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(settings.rpc_user, Some(("alice".into(), "secret".into())));
+        assert_eq!(settings.metrics_bind, None);
+        assert!(settings.mine);
+        assert_eq!(settings.miner_address, Some(miner));
+        assert_eq!(settings.node.miner_threads, 2);
+        assert_eq!(settings.node.network.max_inbound, 9);
+        assert_eq!(settings.log_level, "debug");
+
+        let settings = Settings::resolve(args(&[
+            "--datadir",
+            base,
+            "--rpc-bind",
+            "127.0.0.1:7001",
+            "--miner-threads",
+            "3",
+            "--log-level",
+            "warn",
+            "--max-hash-rate",
+            "1000",
+        ]))
+        .unwrap();
+        assert_eq!(settings.rpc_bind, "127.0.0.1:7001".parse().unwrap());
+        assert_eq!(settings.node.miner_threads, 3);
+        assert_eq!(settings.node.max_hash_rate, Some(1000));
+        assert_eq!(settings.log_level, "warn");
+    }
+
+    #[test]
+    fn a_data_directory_takes_one_daemon() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = DataDirLock::acquire(dir.path()).unwrap();
+        let error = DataDirLock::acquire(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("another quarryd"), "{error}");
+        drop(lock);
+        DataDirLock::acquire(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn the_peer_key_is_kept_and_a_damaged_one_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_create_keypair(dir.path()).unwrap();
+        let again = load_or_create_keypair(dir.path()).unwrap();
+        assert_eq!(first.public(), again.public());
+        std::fs::write(dir.path().join("p2p_key"), b"garbage").unwrap();
+        let error = load_or_create_keypair(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("damaged"), "{error}");
+    }
+}

@@ -385,3 +385,82 @@ fn the_background_miner_starts_and_stops_over_rpc() {
         .clone();
     assert!(!paid.is_empty());
 }
+
+#[test]
+fn a_configured_user_and_password_replace_the_cookie() {
+    let node = Daemon::start_with(
+        "node",
+        &["--rpc-user", "alice", "--rpc-password", "correct horse"],
+        Some("alice:correct horse"),
+    );
+    assert_eq!(node.rpc("getblockcount", json!([])), json!(0));
+    assert!(!node.data_dir().join(".cookie").exists());
+    let (status, _) = node.post(r#"{"method":"getblockcount"}"#, Some("alice:wrong"));
+    assert_eq!(status, 401);
+    // python-bitcoinlib and bitcoin-cli send 1.0-style requests without a `jsonrpc` field.
+    let (status, body) = node.post(
+        r#"{"version":"1.1","method":"getblockcount","params":[],"id":1}"#,
+        Some("alice:correct horse"),
+    );
+    assert_eq!(
+        (status, body.trim()),
+        (200, r#"{"error":null,"id":1,"result":0}"#)
+    );
+}
+
+#[test]
+fn an_external_miner_works_from_getblocktemplate_to_submitblock() {
+    use quarry_chain::block::merkle_root;
+    use quarry_chain::encode::encode;
+    use quarry_chain::testing::{mine, test_key};
+    use quarry_chain::{Amount, Block, BlockHeader, CompactTarget, Transaction, TxOut};
+
+    let node = Daemon::start("node", &[]);
+    let template = node.rpc("getblocktemplate", json!([{"rules": []}]));
+    let height = template["height"].as_u64().unwrap() as u32;
+    assert_eq!(height, 1);
+    let coinbase = Transaction::new_coinbase(
+        height,
+        0,
+        b"external",
+        vec![TxOut {
+            value: Amount::from_sat(template["coinbasevalue"].as_u64().unwrap()),
+            pubkey: test_key(9),
+        }],
+    );
+    let (root, _) = merkle_root(vec![coinbase.txid()]);
+    let bits = u32::from_str_radix(template["bits"].as_str().unwrap(), 16).unwrap();
+    let mut header = BlockHeader {
+        version: template["version"].as_i64().unwrap() as i32,
+        prev_blockhash: template["previousblockhash"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap(),
+        merkle_root: root,
+        time: template["curtime"].as_u64().unwrap() as u32,
+        bits: CompactTarget::from_consensus(bits),
+        nonce: 0,
+    };
+    assert!(mine(&mut header));
+    let block = Block {
+        header,
+        transactions: vec![coinbase],
+    };
+    let hex = hex::encode(encode(&block));
+    assert_eq!(node.rpc("submitblock", json!([hex])), Value::Null);
+    assert_eq!(
+        node.rpc("getbestblockhash", json!([])),
+        json!(block.block_hash().to_string())
+    );
+    assert_eq!(node.rpc("submitblock", json!([hex])), json!("duplicate"));
+
+    // A block breaking a rule is answered with the reason, and changes nothing.
+    let mut bad = block.clone();
+    bad.header.prev_blockhash = block.block_hash();
+    bad.header.nonce = 0;
+    assert!(mine(&mut bad.header));
+    let reason = node.rpc("submitblock", json!([hex::encode(encode(&bad))]));
+    assert!(reason.is_string(), "{reason}");
+    assert_eq!(node.rpc("getblockcount", json!([])), json!(1));
+}

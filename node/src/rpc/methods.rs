@@ -1234,3 +1234,79 @@ pub async fn refresh_metrics(node: &Arc<Node>) -> Result<(), RpcError> {
     .await
     .map_err(|join| RpcError::new(ErrorCode::InternalError, join.to_string()))?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_addresses_are_multiaddrs_or_host_and_port() {
+        let parse = |text| parse_peer_address(text).map(|address| address.to_string());
+        assert_eq!(parse("127.0.0.1:9333").unwrap(), "/ip4/127.0.0.1/tcp/9333");
+        assert_eq!(parse("[::1]:9333").unwrap(), "/ip6/::1/tcp/9333");
+        assert_eq!(
+            parse("seed.example:9333").unwrap(),
+            "/dns/seed.example/tcp/9333"
+        );
+        assert_eq!(parse("/ip4/10.0.0.1/tcp/1").unwrap(), "/ip4/10.0.0.1/tcp/1");
+        for bad in ["127.0.0.1", "host:port", ":9333", "/nonsense"] {
+            assert_eq!(
+                parse(bad).unwrap_err().code,
+                ErrorCode::InvalidIpOrSubnet,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_method_has_a_summary_and_help_lists_them_all() {
+        let Value::String(text) = help(None).unwrap() else {
+            panic!("help is text")
+        };
+        for method in METHODS {
+            assert!(!method.summary.is_empty(), "{}", method.name);
+            assert!(text.contains(&method.usage()), "{}", method.name);
+        }
+        for required in [
+            "getblockchaininfo",
+            "getblockcount",
+            "getbestblockhash",
+            "getblockhash",
+            "getblock",
+            "getblockheader",
+            "getchaintips",
+            "getdifficulty",
+            "getmininginfo",
+            "getnetworkhashps",
+            "invalidateblock",
+            "reconsiderblock",
+            "getrawmempool",
+            "getmempoolinfo",
+            "getmempoolentry",
+            "testmempoolaccept",
+            "sendrawtransaction",
+            "getrawtransaction",
+            "gettxout",
+            "getpeerinfo",
+            "getconnectioncount",
+            "addnode",
+            "disconnectnode",
+            "setban",
+            "listbanned",
+            "generatetoaddress",
+            "getblocktemplate",
+            "submitblock",
+            "setgenerate",
+            "stop",
+        ] {
+            assert!(
+                METHODS.iter().any(|method| method.name == required),
+                "{required}"
+            );
+        }
+        assert_eq!(
+            help(Some("getblock".into())).unwrap(),
+            json!("getblock blockhash ( verbosity )\n\nA block: hex (verbosity 0), with txids (1, default) or with decoded transactions (2).")
+        );
+    }
+}

@@ -219,3 +219,57 @@ pub fn parse_address(text: &str, chain: &ChainParams) -> Result<Address, RpcErro
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::METHODS;
+    use serde_json::json;
+
+    fn method(name: &str) -> &'static MethodInfo {
+        METHODS.iter().find(|method| method.name == name).unwrap()
+    }
+
+    #[test]
+    fn positional_and_named_parameters_land_in_the_same_places() {
+        let getblock = method("getblock");
+        let positional = Params::new(getblock, Some(json!(["ab", 2]))).unwrap();
+        let named =
+            Params::new(getblock, Some(json!({"verbosity": 2, "blockhash": "ab"}))).unwrap();
+        for params in [positional, named] {
+            assert_eq!(params.required::<String>(0).unwrap(), "ab");
+            assert_eq!(params.or::<u8>(1, 1).unwrap(), 2);
+        }
+        let defaulted = Params::new(getblock, Some(json!(["ab"]))).unwrap();
+        assert_eq!(defaulted.or::<u8>(1, 1).unwrap(), 1);
+    }
+
+    #[test]
+    fn parameter_mistakes_get_bitcoin_core_codes() {
+        let getblockhash = method("getblockhash");
+        let code = |raw| Params::new(getblockhash, raw).unwrap_err().code;
+        assert_eq!(code(None), ErrorCode::MiscError);
+        assert_eq!(code(Some(json!([1, 2]))), ErrorCode::MiscError);
+        assert_eq!(
+            code(Some(json!({"heigth": 1}))),
+            ErrorCode::InvalidParameter
+        );
+        assert_eq!(code(Some(json!("1"))), ErrorCode::InvalidRequest);
+        let params = Params::new(getblockhash, Some(json!(["one"]))).unwrap();
+        let error = params.required::<i64>(0).unwrap_err();
+        assert_eq!(error.code, ErrorCode::TypeError);
+        assert!(error.message.contains("'height'"), "{}", error.message);
+    }
+
+    #[test]
+    fn hashes_are_64_hex_digits() {
+        assert!(parse_hash::<BlockHash>("h", &"ab".repeat(32)).is_ok());
+        let short = parse_hash::<BlockHash>("blockhash", "abc").unwrap_err();
+        assert_eq!(
+            short.message,
+            "blockhash must be of length 64 (not 3, for 'abc')"
+        );
+        let bad = parse_hash::<Txid>("txid", &"zz".repeat(32)).unwrap_err();
+        assert_eq!(bad.code, ErrorCode::InvalidParameter);
+    }
+}

@@ -55,11 +55,19 @@ pub struct Daemon {
     pub dir: TempDir,
     pub rpc: SocketAddr,
     pub metrics: SocketAddr,
+    /// `user:password` when configured; otherwise the cookie is used.
+    pub credentials: Option<String>,
 }
 
 impl Daemon {
     /// Starts `quarryd` on the test network with `extra` arguments and waits until it answers.
     pub fn start(name: &str, extra: &[&str]) -> Self {
+        Self::start_with(name, extra, None)
+    }
+
+    /// Starts `quarryd` with `extra` arguments, authenticating with `credentials` (`user:password`)
+    /// instead of the cookie when given.
+    pub fn start_with(name: &str, extra: &[&str], credentials: Option<&str>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let rpc = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
@@ -69,6 +77,7 @@ impl Daemon {
             dir,
             rpc,
             metrics,
+            credentials: credentials.map(str::to_owned),
         };
         daemon.spawn(extra);
         daemon.wait_ready();
@@ -126,9 +135,7 @@ impl Daemon {
                     self.log()
                 );
             }
-            if self.data_dir().join(".cookie").exists()
-                && self.call("getblockcount", json!([])).is_ok()
-            {
+            if self.call("getblockcount", json!([])).is_ok() {
                 return;
             }
             assert!(
@@ -173,11 +180,14 @@ impl Daemon {
 
     /// Calls `method` with `params` in bitcoin-cli's style.
     pub fn call(&self, method: &str, params: Value) -> Result<Value, CallFailed> {
-        let Ok(cookie) = std::fs::read_to_string(self.data_dir().join(".cookie")) else {
-            return Err(CallFailed {
-                code: 0,
-                message: "no cookie".into(),
-            });
+        let cookie = match &self.credentials {
+            Some(credentials) => credentials.clone(),
+            None => std::fs::read_to_string(self.data_dir().join(".cookie")).map_err(|_| {
+                CallFailed {
+                    code: 0,
+                    message: "no cookie".into(),
+                }
+            })?,
         };
         let body = json!({ "jsonrpc": "1.0", "id": "test", "method": method, "params": params });
         let (status, text) = self.post(body.to_string(), Some(&cookie));

@@ -464,3 +464,130 @@ fn an_external_miner_works_from_getblocktemplate_to_submitblock() {
     assert!(reason.is_string(), "{reason}");
     assert_eq!(node.rpc("getblockcount", json!([])), json!(1));
 }
+
+#[test]
+fn a_transaction_goes_from_sendrawtransaction_through_the_mempool_into_a_block() {
+    use quarry_chain::encode::{decode, encode};
+    use quarry_chain::testing::{pay, signed_spend, test_keypair, Spendable};
+    use quarry_chain::Transaction;
+
+    let node = Daemon::start("node", &[]);
+    let blocks = node.rpc("generatetoaddress", json!([1, address(1)]));
+    node.rpc("generatetoaddress", json!([3, address(2)]));
+    let block = node.rpc("getblock", json!([blocks[0]]));
+    let coinbase_hex = node.rpc("getrawtransaction", json!([block["tx"][0]]));
+    let coinbase: Transaction =
+        decode(&hex::decode(coinbase_hex.as_str().unwrap()).unwrap()).unwrap();
+    let genesis = process::params().genesis_hash();
+    let coin = Spendable::output_of(&coinbase, 0, test_keypair(1));
+    // 50 coins: 30 to key 5, 19.999 back to key 1, 0.001 fee.
+    let spend = signed_spend(
+        genesis,
+        &[coin],
+        vec![pay(5, 3_000_000_000), pay(1, 1_999_900_000)],
+    );
+    let spend_hex = hex::encode(encode(&spend));
+    let txid = spend.txid().to_string();
+
+    let verdict = node.rpc("testmempoolaccept", json!([[spend_hex]]));
+    assert_eq!(verdict[0]["allowed"], json!(true), "{verdict}");
+    assert_eq!(verdict[0]["fees"]["base"], json!(0.001));
+    assert_eq!(
+        node.rpc("sendrawtransaction", json!([spend_hex])),
+        json!(txid)
+    );
+    // Sending it again answers the txid, as Bitcoin Core does.
+    assert_eq!(
+        node.rpc("sendrawtransaction", json!([spend_hex])),
+        json!(txid)
+    );
+    assert_eq!(node.rpc("getrawmempool", json!([])), json!([txid]));
+    let entry = node.rpc("getmempoolentry", json!([txid]));
+    assert_eq!(entry["fees"]["base"], json!(0.001));
+    let info = node.rpc("getmempoolinfo", json!([]));
+    assert_eq!(info["size"], json!(1));
+    assert_eq!(info["bytes"], json!(spend.encoded_size()));
+    let decoded = node.rpc("getrawtransaction", json!([txid, true]));
+    assert_eq!(
+        decoded["vout"][0]["scriptPubKey"]["address"],
+        json!(address(5))
+    );
+    assert!(decoded.get("blockhash").is_none());
+
+    // The spent coin is gone from gettxout's mempool view; the pool shows the address's flows.
+    assert_eq!(
+        node.rpc("gettxout", json!([coinbase.txid().to_string(), 0])),
+        Value::Null
+    );
+    let flows = node.rpc("getaddressmempool", json!([[address(1)]]));
+    let amounts: Vec<f64> = flows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|flow| flow["amount"].as_f64().unwrap())
+        .collect();
+    assert_eq!(amounts, vec![-50.0, 19.999]);
+
+    // A conflicting spend is refused (first seen wins by default), with Bitcoin Core's reason and code.
+    let conflict = signed_spend(genesis, &[coin], vec![pay(6, 4_999_900_000)]);
+    let conflict_hex = hex::encode(encode(&conflict));
+    let verdict = node.rpc("testmempoolaccept", json!([[conflict_hex]]));
+    assert_eq!(verdict[0]["allowed"], json!(false));
+    assert_eq!(verdict[0]["reject-reason"], json!("txn-mempool-conflict"));
+    let refused = node
+        .call("sendrawtransaction", json!([conflict_hex]))
+        .unwrap_err();
+    assert_eq!(refused.code, -26);
+
+    // Mined: out of the pool, into the index.
+    let mined = node.rpc("generatetoaddress", json!([1, address(2)]));
+    assert_eq!(node.rpc("getrawmempool", json!([])), json!([]));
+    let confirmed = eventually("the index to see the spend", CONVERGE, || {
+        let tx = node.call("getrawtransaction", json!([txid, true])).ok()?;
+        (tx["blockhash"] == mined[0]).then_some(tx)
+    });
+    assert_eq!(confirmed["confirmations"], json!(1));
+    let history = node.rpc("getaddresshistory", json!([[address(1)]]));
+    assert_eq!(history[1]["txid"], json!(txid));
+    assert_eq!(history[1]["sent"], json!(50.0));
+    assert_eq!(history[1]["received"], json!(19.999));
+    let refused = node
+        .call("sendrawtransaction", json!([spend_hex]))
+        .unwrap_err();
+    assert_eq!(refused.code, -27, "{refused:?}");
+}
+
+#[test]
+fn peers_can_be_disconnected_banned_and_unbanned_and_bans_survive_a_restart() {
+    let mut a = Daemon::start("a", &[]);
+    let b = Daemon::start("b", &[]);
+    a.rpc("addnode", json!([b.p2p_address(), "onetry"]));
+    let b_id = b.rpc("getnetworkinfo", json!([]))["peerid"].clone();
+    assert_eq!(a.rpc("getpeerinfo", json!([]))[0]["peerid"], b_id);
+
+    a.rpc("disconnectnode", json!([b_id]));
+    eventually("a to drop b", CONVERGE, || {
+        (a.rpc("getconnectioncount", json!([])) == json!(0)).then_some(())
+    });
+    let error = a.call("disconnectnode", json!([b_id])).unwrap_err();
+    assert_eq!(error.code, -29);
+
+    a.rpc("setban", json!([b_id, "add", 3600]));
+    let bans = a.rpc("listbanned", json!([]));
+    assert_eq!(bans[0]["address"], b_id);
+    assert!(bans[0]["time_remaining"].as_u64().unwrap() > 3500);
+    // A banned peer cannot connect.
+    assert!(a
+        .call("addnode", json!([b.p2p_address(), "onetry"]))
+        .is_err());
+
+    assert!(a.terminate().success());
+    a.restart(&[]);
+    assert_eq!(a.rpc("listbanned", json!([]))[0]["address"], b_id);
+    a.rpc("setban", json!([b_id, "remove"]));
+    assert_eq!(a.rpc("listbanned", json!([])), json!([]));
+    let error = a.call("setban", json!([b_id, "remove"])).unwrap_err();
+    assert_eq!(error.code, -30);
+    a.rpc("addnode", json!([b.p2p_address(), "onetry"]));
+    assert_eq!(a.rpc("getconnectioncount", json!([])), json!(1));
+}

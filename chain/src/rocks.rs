@@ -40,34 +40,8 @@ impl RocksStore {
     /// Opens (creating if needed) the database in `path`. A database written in another format
     /// is refused with an error naming both versions.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        options.create_missing_column_families(true);
-        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let families = COLUMN_FAMILIES
-            .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, options.clone()));
-        let db = DB::open_cf_descriptors(&options, path, families)?;
-        let store = Self { db };
-        match store.get(CF_META, META_FORMAT)? {
-            None => store.db.put_cf(
-                store.cf(CF_META)?,
-                META_FORMAT,
-                FORMAT_VERSION.to_le_bytes(),
-            )?,
-            Some(bytes) => {
-                let found = <[u8; 4]>::try_from(bytes.as_slice())
-                    .map(u32::from_le_bytes)
-                    .map_err(|_| corrupt(format!("format version of {} bytes", bytes.len())))?;
-                if found != FORMAT_VERSION {
-                    return Err(StoreError::FormatVersion {
-                        found,
-                        expected: FORMAT_VERSION,
-                    });
-                }
-            }
-        }
-        Ok(store)
+        let db = open_versioned(path, &COLUMN_FAMILIES, CF_META, FORMAT_VERSION)?;
+        Ok(Self { db })
     }
 
     fn cf(&self, name: &'static str) -> Result<&ColumnFamily, StoreError> {
@@ -91,6 +65,44 @@ impl RocksStore {
             })
             .transpose()
     }
+}
+
+/// Opens (creating if needed) a database in `path` with the column `families` (LZ4
+/// compressed), and checks the format version kept in `meta_family`: a new database gets
+/// `format_version`, an existing one in another version is refused with an error naming both.
+/// The chain store and the node's indexes share it.
+pub fn open_versioned(
+    path: &Path,
+    families: &[&str],
+    meta_family: &str,
+    format_version: u32,
+) -> Result<DB, StoreError> {
+    let mut options = Options::default();
+    options.create_if_missing(true);
+    options.create_missing_column_families(true);
+    options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    let descriptors = families
+        .iter()
+        .map(|name| ColumnFamilyDescriptor::new(*name, options.clone()));
+    let db = DB::open_cf_descriptors(&options, path, descriptors)?;
+    let meta = db
+        .cf_handle(meta_family)
+        .ok_or_else(|| corrupt(format!("column family {meta_family} is missing")))?;
+    match db.get_cf(meta, META_FORMAT)? {
+        None => db.put_cf(meta, META_FORMAT, format_version.to_le_bytes())?,
+        Some(bytes) => {
+            let found = <[u8; 4]>::try_from(bytes.as_slice())
+                .map(u32::from_le_bytes)
+                .map_err(|_| corrupt(format!("format version of {} bytes", bytes.len())))?;
+            if found != format_version {
+                return Err(StoreError::FormatVersion {
+                    found,
+                    expected: format_version,
+                });
+            }
+        }
+    }
+    Ok(db)
 }
 
 fn corrupt(what: String) -> StoreError {

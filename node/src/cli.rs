@@ -2,33 +2,24 @@
 //! bitcoin-cli finds bitcoind's, and prints the result.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use base64::Engine;
 use clap::Parser;
-use quarry_chain::ChainParams;
 use serde_json::{json, Map, Value};
 
-use crate::daemon::{default_base_dir, default_ports, network_dir, read_config_file};
+use crate::daemon::{default_ports, Location, Resolved};
 use crate::rpc::server::{COOKIE_FILE, COOKIE_USER};
 
 /// Calls a method of a running quarryd and prints the result as JSON (strings as they are).
 /// `quarry-cli help` lists the methods; `quarry-cli help METHOD` describes one.
 #[derive(Debug, Parser)]
-#[command(name = "quarry-cli", version, about, long_about = None)]
+#[command(name = "quarry-cli", version)]
 pub struct Args {
-    /// Network: main, testnet, regtest, or a parameters file (picks the cookie and port).
-    #[arg(long, value_name = "NAME|FILE")]
-    pub network: Option<String>,
-    /// Base data directory of the daemon [default: ~/.quarry].
-    #[arg(long, value_name = "DIR")]
-    pub datadir: Option<PathBuf>,
-    /// The daemon's configuration file, for its network and RPC settings
-    /// [default: DATADIR/quarryd.toml when it exists].
-    #[arg(long, value_name = "FILE")]
-    pub conf: Option<PathBuf>,
+    /// The daemon's network, data directory and configuration file (for its cookie and port).
+    #[command(flatten)]
+    pub location: Location,
     /// Where the daemon's RPC listens [default: 127.0.0.1:<network RPC port>].
     #[arg(long, value_name = "IP:PORT")]
     pub rpc_connect: Option<SocketAddr>,
@@ -94,26 +85,11 @@ pub struct Endpoint {
 impl Endpoint {
     /// Settles the endpoint from the arguments, the daemon's configuration file and cookie.
     pub fn resolve(args: &Args) -> anyhow::Result<Self> {
-        let base = match &args.datadir {
-            Some(dir) => dir.clone(),
-            None => default_base_dir()?,
-        };
-        let config_path = args
-            .conf
-            .clone()
-            .unwrap_or_else(|| base.join("quarryd.toml"));
-        let file = if args.conf.is_some() || config_path.exists() {
-            read_config_file(&config_path)?
-        } else {
-            Default::default()
-        };
-        let network = args
-            .network
-            .clone()
-            .or(file.network)
-            .unwrap_or_else(|| "main".into());
-        let params = ChainParams::from_name_or_file(&network)
-            .with_context(|| format!("cannot use network '{network}'"))?;
+        let Resolved {
+            params,
+            data_dir,
+            file,
+        } = args.location.resolve()?;
         let address = args.rpc_connect.or(file.rpc.bind).unwrap_or_else(|| {
             SocketAddr::from(([127, 0, 0, 1], default_ports(params.name()).rpc))
         });
@@ -126,7 +102,7 @@ impl Endpoint {
             (Some(user), Some(password), _, _) => format!("{user}:{password}"),
             (_, _, Some(user), Some(password)) => format!("{user}:{password}"),
             _ => {
-                let cookie = network_dir(&base, &params).join(COOKIE_FILE);
+                let cookie = data_dir.join(COOKIE_FILE);
                 let text = std::fs::read_to_string(&cookie).with_context(|| {
                     format!(
                         "cannot read the RPC cookie {}: is quarryd running on the {} network with this --datadir? \

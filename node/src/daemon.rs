@@ -120,10 +120,10 @@ pub struct MiningConfig {
     pub max_hash_rate: Option<u64>,
 }
 
-/// The Quarry node daemon.
-#[derive(Debug, Parser)]
-#[command(name = "quarryd", version, about, long_about = None)]
-pub struct Args {
+/// Which network, data directory and configuration file: the options quarryd and quarry-cli
+/// share, so both find the same files.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct Location {
     /// Network: main, testnet, regtest, or the path of a network parameters TOML file.
     #[arg(long, value_name = "NAME|FILE")]
     pub network: Option<String>,
@@ -133,6 +133,58 @@ pub struct Args {
     /// Configuration file [default: DATADIR/quarryd.toml when it exists].
     #[arg(long, value_name = "FILE")]
     pub conf: Option<PathBuf>,
+}
+
+/// A [`Location`] settled: the network, its data directory and the configuration file.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The network.
+    pub params: ChainParams,
+    /// The network's data directory.
+    pub data_dir: PathBuf,
+    /// The configuration file's settings (defaults when there is none).
+    pub file: FileConfig,
+}
+
+impl Location {
+    /// Reads the configuration file and settles the network: the command line over the file
+    /// over `main`.
+    pub fn resolve(&self) -> anyhow::Result<Resolved> {
+        let base = match &self.datadir {
+            Some(dir) => dir.clone(),
+            None => default_base_dir()?,
+        };
+        let path = self
+            .conf
+            .clone()
+            .unwrap_or_else(|| base.join("quarryd.toml"));
+        let file = if self.conf.is_some() || path.exists() {
+            read_config_file(&path)?
+        } else {
+            FileConfig::default()
+        };
+        let network = self
+            .network
+            .clone()
+            .or_else(|| file.network.clone())
+            .unwrap_or_else(|| "main".into());
+        let params = ChainParams::from_name_or_file(&network)
+            .with_context(|| format!("cannot use network '{network}'"))?;
+        Ok(Resolved {
+            data_dir: network_dir(&base, &params),
+            params,
+            file,
+        })
+    }
+}
+
+/// quarryd, the Quarry node daemon: validates and relays blocks and transactions, mines on
+/// request, and answers JSON-RPC calls (see `quarry-cli help`).
+#[derive(Debug, Parser)]
+#[command(name = "quarryd", version)]
+pub struct Args {
+    #[command(flatten)]
+    pub location: Location,
     /// Peer-to-peer listen address (repeatable) [default: /ip4/0.0.0.0/tcp/<network port>].
     #[arg(long, value_name = "MULTIADDR")]
     pub listen: Vec<Multiaddr>,
@@ -207,27 +259,11 @@ pub fn read_config_file(path: &Path) -> anyhow::Result<FileConfig> {
 impl Settings {
     /// Settles the settings: command line over file over defaults.
     pub fn resolve(args: Args) -> anyhow::Result<Self> {
-        let base = match &args.datadir {
-            Some(dir) => dir.clone(),
-            None => default_base_dir()?,
-        };
-        let file = match &args.conf {
-            Some(path) => read_config_file(path)?,
-            None => {
-                let path = base.join("quarryd.toml");
-                if path.exists() {
-                    read_config_file(&path)?
-                } else {
-                    FileConfig::default()
-                }
-            }
-        };
-        let network = args
-            .network
-            .or(file.network)
-            .unwrap_or_else(|| "main".into());
-        let params = ChainParams::from_name_or_file(&network)
-            .with_context(|| format!("cannot use network '{network}'"))?;
+        let Resolved {
+            params,
+            data_dir,
+            file,
+        } = args.location.resolve()?;
         let ports = default_ports(params.name());
         let localhost = |port| SocketAddr::from(([127, 0, 0, 1], port));
 
@@ -269,7 +305,7 @@ impl Settings {
                 .unwrap_or(localhost(ports.metrics))
         });
         Ok(Self {
-            data_dir: network_dir(&base, &params),
+            data_dir,
             node: NodeConfig {
                 network: p2p,
                 mempool: file.mempool,

@@ -13,10 +13,11 @@ use std::path::Path;
 
 use bincode::{Decode, Encode};
 use quarry_chain::encode::{decode, encode};
+use quarry_chain::rocks::open_versioned;
 use quarry_chain::{
     Amount, Block, BlockHash, BlockUndo, ChainReader, Coin, OutPoint, OutputKey, StoreError, Txid,
 };
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, DB};
+use rocksdb::{ColumnFamily, WriteBatch, DB};
 
 /// The on-disk format of the index. Bump it with any change of keys or values.
 const FORMAT_VERSION: u32 = 1;
@@ -27,7 +28,6 @@ const CF_HISTORY: &str = "address_history";
 const CF_UTXOS: &str = "address_utxos";
 const COLUMN_FAMILIES: [&str; 4] = [CF_META, CF_TRANSACTIONS, CF_HISTORY, CF_UTXOS];
 
-const META_FORMAT: &[u8] = b"format_version";
 const META_TIP: &[u8] = b"tip";
 
 /// What one confirmed transaction did to one key's balance.
@@ -121,29 +121,8 @@ fn hash_from(bytes: &[u8], what: &str) -> Result<[u8; 32], StoreError> {
 impl AddressIndex {
     /// Opens (creating if needed) the index in `path` for the chain starting at `genesis`.
     pub fn open(path: &Path, genesis: BlockHash) -> Result<Self, StoreError> {
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        options.create_missing_column_families(true);
-        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let families = COLUMN_FAMILIES
-            .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, options.clone()));
-        let db = DB::open_cf_descriptors(&options, path, families)?;
-        let index = Self { db, genesis };
-        let meta = index.cf(CF_META)?;
-        match index.db.get_cf(meta, META_FORMAT)? {
-            None => index
-                .db
-                .put_cf(meta, META_FORMAT, FORMAT_VERSION.to_le_bytes())?,
-            Some(bytes) if bytes.as_slice() == FORMAT_VERSION.to_le_bytes() => {}
-            Some(bytes) => {
-                return Err(StoreError::FormatVersion {
-                    found: <[u8; 4]>::try_from(bytes.as_slice()).map_or(0, u32::from_le_bytes),
-                    expected: FORMAT_VERSION,
-                })
-            }
-        }
-        Ok(index)
+        let db = open_versioned(path, &COLUMN_FAMILIES, CF_META, FORMAT_VERSION)?;
+        Ok(Self { db, genesis })
     }
 
     fn cf(&self, name: &'static str) -> Result<&ColumnFamily, StoreError> {

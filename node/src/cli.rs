@@ -20,15 +20,9 @@ pub struct Args {
     /// The daemon's network, data directory and configuration file (for its cookie and port).
     #[command(flatten)]
     pub location: Location,
-    /// Where the daemon's RPC listens [default: 127.0.0.1:<network RPC port>].
-    #[arg(long, value_name = "IP:PORT")]
-    pub rpc_connect: Option<SocketAddr>,
-    /// RPC user (instead of the cookie).
-    #[arg(long, value_name = "USER", requires = "rpc_password")]
-    pub rpc_user: Option<String>,
-    /// RPC password.
-    #[arg(long, value_name = "PASSWORD", requires = "rpc_user")]
-    pub rpc_password: Option<String>,
+    /// How to reach the daemon's RPC.
+    #[command(flatten)]
+    pub connection: Connection,
     /// Wait up to this many seconds for the daemon to answer (it may be starting).
     #[arg(long, value_name = "SECONDS")]
     pub rpc_wait: Option<u64>,
@@ -39,6 +33,21 @@ pub struct Args {
     pub method: String,
     /// Its arguments: JSON values (numbers, true/false, arrays, objects) or plain strings.
     pub args: Vec<String>,
+}
+
+/// Where a client reaches quarryd's RPC and how it authenticates, when the daemon's
+/// configuration and cookie do not say: shared by quarry-cli and quarry-wallet.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct Connection {
+    /// Where the daemon's RPC listens [default: 127.0.0.1:<network RPC port>].
+    #[arg(long, value_name = "IP:PORT")]
+    pub rpc_connect: Option<SocketAddr>,
+    /// RPC user (instead of the cookie).
+    #[arg(long, value_name = "USER", requires = "rpc_password")]
+    pub rpc_user: Option<String>,
+    /// RPC password.
+    #[arg(long, value_name = "PASSWORD", requires = "rpc_user")]
+    pub rpc_password: Option<String>,
 }
 
 /// An argument as JSON: numbers, booleans, null, arrays and objects are parsed; anything else
@@ -83,21 +92,22 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Settles the endpoint from the arguments, the daemon's configuration file and cookie.
-    pub fn resolve(args: &Args) -> anyhow::Result<Self> {
+    /// Settles the endpoint from `connection`, then the daemon's configuration file and cookie
+    /// for the network and data directory of `resolved`.
+    pub fn resolve(resolved: &Resolved, connection: &Connection) -> anyhow::Result<Self> {
         let Resolved {
             params,
             data_dir,
             file,
-        } = args.location.resolve()?;
-        let address = args.rpc_connect.or(file.rpc.bind).unwrap_or_else(|| {
+        } = resolved;
+        let address = connection.rpc_connect.or(file.rpc.bind).unwrap_or_else(|| {
             SocketAddr::from(([127, 0, 0, 1], default_ports(params.name()).rpc))
         });
         let credentials = match (
-            &args.rpc_user,
-            &args.rpc_password,
-            file.rpc.user,
-            file.rpc.password,
+            &connection.rpc_user,
+            &connection.rpc_password,
+            &file.rpc.user,
+            &file.rpc.password,
         ) {
             (Some(user), Some(password), _, _) => format!("{user}:{password}"),
             (_, _, Some(user), Some(password)) => format!("{user}:{password}"),
@@ -122,6 +132,26 @@ impl Endpoint {
             address,
             credentials,
         })
+    }
+
+    /// Calls `method` with positional `params`; a JSON-RPC error becomes [`CallError::Rpc`].
+    pub fn call(&self, method: &str, params: Value) -> Result<Value, CallError> {
+        let body = json!({ "jsonrpc": "1.0", "id": "quarry", "method": method, "params": params });
+        let (_, mut reply) = self.post(&body)?;
+        match reply.get("error") {
+            Some(error) if !error.is_null() => Err(CallError::Rpc {
+                code: error.get("code").and_then(Value::as_i64).unwrap_or(-1),
+                message: error
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            }),
+            _ => Ok(reply
+                .get_mut("result")
+                .map(Value::take)
+                .unwrap_or(Value::Null)),
+        }
     }
 
     /// Posts `body` and returns the HTTP status and the parsed reply.
@@ -171,11 +201,23 @@ pub enum CallError {
     /// The answer is not JSON-RPC.
     #[error("unexpected reply: {0}")]
     Reply(String),
+    /// The daemon answered with an error.
+    #[error("{message} (RPC error {code})")]
+    Rpc {
+        /// Bitcoin Core's error code.
+        code: i64,
+        /// The daemon's message.
+        message: String,
+    },
 }
 
 /// Runs quarry-cli; returns the process exit code.
 pub fn run(args: Args) -> u8 {
-    let endpoint = match Endpoint::resolve(&args) {
+    let endpoint = match args
+        .location
+        .resolve()
+        .and_then(|resolved| Endpoint::resolve(&resolved, &args.connection))
+    {
         Ok(endpoint) => endpoint,
         Err(error) => {
             eprintln!("error: {error:#}");

@@ -1,3 +1,12 @@
-//! Quarry wallet: keys, addresses, transfers
-//!
-//! Not implemented yet: see the open issues. The crate exists so the workspace has its final shape.
+//! Quarry's wallet: a seed kept encrypted in a file, keys and bech32m addresses derived from
+//! it, and balances, history and payments through a running `quarryd` and its address index.
+
+pub mod error;
+pub mod file;
+pub mod seed;
+pub mod wallet;
+
+pub use error::WalletError;
+pub use file::WalletFile;
+pub use seed::Seed;
+pub use wallet::{Balance, HistoryEntry, Payment, Status, Wallet};

@@ -1,0 +1,339 @@
+//! `quarry-wallet`: create or restore a wallet, hand out addresses, and see and move coins
+//! through a running quarryd. See `quarry-wallet --help`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use quarry_chain::{Address, Amount, Txid};
+use quarry_mempool::FeeRate;
+use quarry_node::cli::{Connection, Endpoint};
+use quarry_node::daemon::Location;
+use quarry_wallet::{Seed, Status, Wallet, WalletError};
+use zeroize::Zeroizing;
+
+/// The environment variable a passphrase may come from (for scripts; prefer the prompt).
+const PASSPHRASE_VARIABLE: &str = "QUARRY_WALLET_PASSPHRASE";
+
+/// quarry-wallet: keys and coins of a Quarry wallet. The seed is kept encrypted in the wallet
+/// file; balances and history come from quarryd's address index. Amounts are in coins with up
+/// to 8 decimals.
+#[derive(Debug, Parser)]
+#[command(name = "quarry-wallet", version)]
+struct Args {
+    /// The node's network, data directory and configuration file.
+    #[command(flatten)]
+    location: Location,
+    /// How to reach the node's RPC.
+    #[command(flatten)]
+    connection: Connection,
+    /// The wallet file [default: <network data directory>/wallet.json].
+    #[arg(long, value_name = "FILE", global = true)]
+    wallet: Option<PathBuf>,
+    /// Read the passphrase from the first line of this file instead of prompting (or set
+    /// QUARRY_WALLET_PASSPHRASE).
+    #[arg(long, value_name = "FILE", global = true)]
+    passphrase_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Creates a wallet with a new random seed and shows its 24 words once: write them down.
+    Create,
+    /// Restores a wallet from its 24 words or 64 hex digits (prompted if not given).
+    Restore {
+        /// The seed words (quoted) or hex; prompted for when absent, which keeps them out of
+        /// the shell history.
+        #[arg(long, value_name = "WORDS|HEX")]
+        seed: Option<String>,
+    },
+    /// Addresses: `new` hands out a fresh one, `list` shows those handed out.
+    Address {
+        #[command(subcommand)]
+        action: AddressAction,
+    },
+    /// Confirmed, unconfirmed and immature balance.
+    Balance,
+    /// Confirmed unspent outputs.
+    Utxos,
+    /// Pays AMOUNT coins to ADDRESS, showing the fee before signing.
+    Send {
+        /// The recipient.
+        address: String,
+        /// Coins, e.g. 1.5 or 0.00010000.
+        amount: String,
+        /// Fee rate in sats per byte.
+        #[arg(long, default_value_t = 2)]
+        fee_rate: u64,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Transactions with their confirmations and status (confirmed, unconfirmed, conflicted,
+    /// replaced, dropped).
+    History,
+    /// Replaces an unconfirmed transaction of this wallet by one paying a higher fee, taken
+    /// from its change (the node must accept replacements).
+    BumpFee {
+        /// The transaction.
+        txid: String,
+        /// The new fee rate in sats per byte (at least the old rate plus 1).
+        #[arg(long)]
+        fee_rate: Option<u64>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AddressAction {
+    /// Hands out a fresh address.
+    New,
+    /// Lists the addresses handed out.
+    List,
+}
+
+fn passphrase(args: &Args, prompt: &str) -> anyhow::Result<Zeroizing<String>> {
+    if let Some(path) = &args.passphrase_file {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the passphrase file {}", path.display()))?,
+        );
+        return Ok(Zeroizing::new(
+            text.lines().next().unwrap_or_default().to_owned(),
+        ));
+    }
+    if let Ok(value) = std::env::var(PASSPHRASE_VARIABLE) {
+        return Ok(Zeroizing::new(value));
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("no passphrase: run in a terminal, or pass --passphrase-file or set {PASSPHRASE_VARIABLE}");
+    }
+    Ok(Zeroizing::new(
+        rpassword::prompt_password(prompt).context("cannot read the passphrase")?,
+    ))
+}
+
+fn new_passphrase(args: &Args) -> anyhow::Result<Zeroizing<String>> {
+    let first = passphrase(args, "New wallet passphrase: ")?;
+    if args.passphrase_file.is_none() && std::env::var(PASSPHRASE_VARIABLE).is_err() {
+        let again = passphrase(args, "Repeat the passphrase: ")?;
+        if *again != *first {
+            return Err(WalletError::Passphrase("the two passphrases differ".into()).into());
+        }
+    }
+    Ok(first)
+}
+
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("cannot ask for confirmation without a terminal: pass --yes");
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+fn signed(net_sats: i64) -> String {
+    let amount = Amount::from_sat(net_sats.unsigned_abs());
+    if net_sats < 0 {
+        format!("-{amount}")
+    } else {
+        format!("+{amount}")
+    }
+}
+
+fn fee_rate(sats_per_byte: u64) -> FeeRate {
+    FeeRate::from_sat_per_kb(sats_per_byte.saturating_mul(1_000))
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let resolved = args.location.resolve()?;
+    let params = resolved.params.clone();
+    let path = args
+        .wallet
+        .clone()
+        .unwrap_or_else(|| resolved.data_dir.join("wallet.json"));
+    let node = || Endpoint::resolve(&resolved, &args.connection);
+    match &args.command {
+        Command::Create | Command::Restore { .. } => {
+            let (seed, fresh) = match &args.command {
+                Command::Restore { seed: Some(text) } => (Seed::parse(text)?, false),
+                Command::Restore { seed: None } => {
+                    let text = Zeroizing::new(
+                        rpassword::prompt_password("Seed words or hex: ")
+                            .context("cannot read the seed")?,
+                    );
+                    (Seed::parse(&text)?, false)
+                }
+                _ => (Seed::generate(), true),
+            };
+            if path.exists() {
+                return Err(WalletError::WalletExists { path }.into());
+            }
+            let passphrase = new_passphrase(&args)?;
+            let wallet = Wallet::create(
+                path.clone(),
+                params.clone(),
+                node().ok(),
+                &seed,
+                &passphrase,
+            )?;
+            println!("Wallet written to {}", path.display());
+            if fresh {
+                println!(
+                    "\nWrite down these 24 words: they restore the wallet if the file is lost."
+                );
+                println!(
+                    "Anyone who has them can spend its coins.\n\n{}\n",
+                    *seed.words()
+                );
+            }
+            println!(
+                "First address: {}",
+                wallet.file.issued_addresses(&params)[0]
+            );
+        }
+        Command::Address { action } => {
+            let mut wallet = Wallet::open(path, params.clone(), node().ok())?;
+            match action {
+                AddressAction::New => {
+                    let key = match wallet.file.issue() {
+                        Some(key) => key,
+                        None => {
+                            let seed = wallet.file.unlock(&passphrase(
+                                &args,
+                                "Passphrase (to derive more keys): ",
+                            )?)?;
+                            wallet.file.extend_pool(&seed);
+                            wallet.file.issue().expect("the pool was just extended")
+                        }
+                    };
+                    wallet.save()?;
+                    println!("{}", Address::new(key, &params));
+                }
+                AddressAction::List => {
+                    for (index, address) in wallet.file.issued_addresses(&params).iter().enumerate()
+                    {
+                        println!("{index:>4}  {address}");
+                    }
+                }
+            }
+        }
+        Command::Balance => {
+            let wallet = Wallet::open(path, params, Some(node()?))?;
+            let balance = wallet.balance()?;
+            let total =
+                Amount::checked_sum([balance.confirmed, balance.unconfirmed, balance.immature])
+                    .unwrap_or(Amount::MAX_MONEY);
+            println!("confirmed    {:>20}", balance.confirmed.to_string());
+            println!("unconfirmed  {:>20}", balance.unconfirmed.to_string());
+            println!("immature     {:>20}", balance.immature.to_string());
+            println!("total        {:>20}", total.to_string());
+        }
+        Command::Utxos => {
+            let wallet = Wallet::open(path, params.clone(), Some(node()?))?;
+            let coins = wallet.coins()?;
+            println!(
+                "{:<70}  {:>18}  {:>6}  {:<9}  address",
+                "outpoint", "amount", "conf", "state"
+            );
+            for coin in coins {
+                let state = match (coin.coinbase, coin.mature) {
+                    (true, false) => "immature",
+                    (true, true) => "coinbase",
+                    _ => "",
+                };
+                println!(
+                    "{:<70}  {:>18}  {:>6}  {:<9}  {}",
+                    coin.outpoint.to_string(),
+                    coin.output.value.to_string(),
+                    coin.confirmations,
+                    state,
+                    Address::new(coin.output.pubkey, &params)
+                );
+            }
+        }
+        Command::Send {
+            address,
+            amount,
+            fee_rate: rate,
+            yes,
+        } => {
+            let to = Address::parse(address, &params)?;
+            let amount: Amount = amount.parse()?;
+            let mut wallet = Wallet::open(path, params, Some(node()?))?;
+            let payment = wallet.plan_payment(&to, amount, fee_rate(*rate))?;
+            println!("pay       {amount} coins to {to}");
+            println!(
+                "fee       {} coins ({} bytes at {rate} sat/byte)",
+                payment.fee, payment.size
+            );
+            match payment.change {
+                Some((change, _)) => println!("change    {change} coins back to this wallet"),
+                None => println!("change    none (the remainder is part of the fee)"),
+            }
+            println!("inputs    {} coin(s)", payment.coins.len());
+            if !yes && !confirm("Sign and send?")? {
+                return Err(WalletError::Cancelled.into());
+            }
+            let seed = wallet.file.unlock(&passphrase(&args, "Passphrase: ")?)?;
+            let txid = wallet.send(&payment, &seed)?;
+            println!("{txid}");
+        }
+        Command::History => {
+            let mut wallet = Wallet::open(path, params, Some(node()?))?;
+            let history = wallet.history()?;
+            println!("{:<64}  {:>20}  {:>6}  status", "txid", "amount", "conf");
+            for entry in history {
+                let confirmations = match entry.status {
+                    Status::Confirmed(n) => n.to_string(),
+                    _ => "0".into(),
+                };
+                println!(
+                    "{}  {:>20}  {:>6}  {}",
+                    entry.txid,
+                    signed(entry.net_sats),
+                    confirmations,
+                    entry.status
+                );
+            }
+        }
+        Command::BumpFee {
+            txid,
+            fee_rate: rate,
+            yes,
+        } => {
+            let txid: Txid = txid
+                .parse()
+                .map_err(|_| anyhow::anyhow!("'{txid}' is not a transaction id (64 hex digits)"))?;
+            let mut wallet = Wallet::open(path, params, Some(node()?))?;
+            if !yes && !confirm(&format!("Replace {txid} with a higher fee?"))? {
+                return Err(WalletError::Cancelled.into());
+            }
+            let seed = wallet.file.unlock(&passphrase(&args, "Passphrase: ")?)?;
+            let (new_txid, old_fee, new_fee) =
+                wallet.bump_fee(txid, fee_rate(rate.unwrap_or(0)), &seed)?;
+            println!("fee {old_fee} -> {new_fee} coins");
+            println!("{new_txid}");
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -95,12 +95,48 @@ pub enum NodeError {
 
 type Store = Arc<RocksStore>;
 
+/// The block the mempool was last brought in step with, so that a template is never built
+/// from a pool that has not yet seen the tip's block (it would still hold its transactions).
+#[derive(Debug)]
+struct PoolTip {
+    hash: Mutex<BlockHash>,
+    changed: std::sync::Condvar,
+}
+
+impl PoolTip {
+    fn new(hash: BlockHash) -> Self {
+        Self {
+            hash: Mutex::new(hash),
+            changed: std::sync::Condvar::new(),
+        }
+    }
+
+    fn set(&self, hash: BlockHash) {
+        *lock(&self.hash) = hash;
+        self.changed.notify_all();
+    }
+
+    /// Waits until the pool is in step with `tip`; `false` after `timeout`.
+    fn wait_for(&self, tip: BlockHash, timeout: Duration) -> bool {
+        let guard = lock(&self.hash);
+        let (guard, _) = self
+            .changed
+            .wait_timeout_while(guard, timeout, |hash| *hash != tip)
+            .unwrap_or_else(PoisonError::into_inner);
+        *guard == tip
+    }
+}
+
+/// How long a template waits for the mempool to follow a new tip.
+const POOL_FOLLOW_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Builds block templates from the mempool on the best tip and hands mined blocks to the chain:
 /// what `generate` and the background miner share.
 #[derive(Clone, Debug)]
 struct BlockFactory {
     params: ChainParams,
     mempool: Arc<Mutex<Mempool>>,
+    pool_tip: Arc<PoolTip>,
     reader: ChainReadHandle<Store>,
     handle: ChainHandle,
 }
@@ -108,6 +144,9 @@ struct BlockFactory {
 impl BlockFactory {
     fn template(&self) -> quarry_mempool::BlockTemplate {
         let tip = self.reader.tip();
+        if !self.pool_tip.wait_for(tip.hash, POOL_FOLLOW_TIMEOUT) {
+            warn!(tip = %tip.hash, "the mempool lags the tip; the template may hold confirmed transactions");
+        }
         let subsidy = self.params.block_subsidy(tip.next.height);
         lock(&self.mempool).block_template(&tip.next, subsidy, unix_now())
     }
@@ -146,6 +185,7 @@ pub struct Node {
     data_dir: PathBuf,
     chain: ChainService<Store>,
     mempool: Arc<Mutex<Mempool>>,
+    pool_tip: Arc<PoolTip>,
     network: NetworkService,
     miner: Mutex<Arc<Miner>>,
     max_hash_rate: Option<u64>,
@@ -207,11 +247,13 @@ impl Node {
         .await
         .map_err(|join| NodeError::Task(join.to_string()))??;
         let mempool = Arc::new(Mutex::new(Mempool::new(config.mempool.clone())));
+        let pool_tip = Arc::new(PoolTip::new(chain.reader.tip().hash));
         let follower = spawn_follower(
             params.clone(),
             chain.handle.subscribe()?,
             chain.reader.clone(),
             Arc::clone(&mempool),
+            Arc::clone(&pool_tip),
         )?;
         let index_genesis = params.genesis_hash();
         let index_path = data_dir.join("indexes");
@@ -256,6 +298,7 @@ impl Node {
             data_dir: data_dir.to_path_buf(),
             chain,
             mempool,
+            pool_tip,
             network,
             miner: Mutex::new(miner),
             max_hash_rate: config.max_hash_rate,
@@ -300,9 +343,16 @@ impl Node {
         BlockFactory {
             params: self.params.clone(),
             mempool: Arc::clone(&self.mempool),
+            pool_tip: Arc::clone(&self.pool_tip),
             reader: self.chain.reader.clone(),
             handle: self.chain.handle.clone(),
         }
+    }
+
+    /// A template for the next block: the best tip and the mempool's best transactions (once
+    /// the mempool has followed that tip).
+    pub fn block_template(&self) -> quarry_mempool::BlockTemplate {
+        self.block_factory().template()
     }
 
     /// Starts mining on the best tip in the background, paying `payout`, with `threads`
@@ -499,6 +549,7 @@ fn spawn_follower(
     events: std::sync::mpsc::Receiver<ChainEvent>,
     reader: ChainReadHandle<Store>,
     mempool: Arc<Mutex<Mempool>>,
+    pool_tip: Arc<PoolTip>,
 ) -> Result<std::thread::JoinHandle<()>, NodeError> {
     std::thread::Builder::new()
         .name("mempool-follower".into())
@@ -536,6 +587,14 @@ fn spawn_follower(
                     Ok(_) => {}
                     Err(error) => warn!(%error, "mempool could not follow the chain"),
                 }
+                // The tip the pool now reflects: the last connected block, or the parent of the
+                // last disconnected one.
+                let followed = match blocks.last() {
+                    Some((true, block)) => block.block_hash(),
+                    Some((false, block)) => block.header.prev_blockhash,
+                    None => reader.tip().hash,
+                };
+                pool_tip.set(followed);
             }
         })
         .map_err(NodeError::Thread)

@@ -5,7 +5,7 @@ mod process;
 use std::process::Command;
 use std::time::Duration;
 
-use process::{address, eventually, Daemon, QUARRYD, QUARRY_CLI};
+use process::{address, eventually, quarry_cli, quarryd, Daemon};
 use serde_json::{json, Value};
 
 const CONVERGE: Duration = Duration::from_secs(60);
@@ -67,7 +67,7 @@ fn mined_coins_show_up_for_the_address_and_mature() {
     assert_eq!(header_hex.as_str().unwrap().len(), 160);
 
     // quarry-cli finds the cookie in the data directory.
-    let output = Command::new(QUARRY_CLI)
+    let output = Command::new(quarry_cli())
         .args([
             "--network",
             process::write_params(node.dir.path()).to_str().unwrap(),
@@ -270,7 +270,7 @@ fn bad_requests_get_errors_and_the_node_keeps_serving() {
     assert_eq!(node.rpc("getblockcount", json!([])), json!(1));
 
     // A second daemon on the same data directory is refused.
-    let second = Command::new(QUARRYD)
+    let second = Command::new(quarryd())
         .args(node.base_args())
         .output()
         .unwrap();
@@ -301,7 +301,7 @@ fn settings_errors_are_clear_and_stop_the_daemon_before_it_starts() {
     .unwrap();
     let datadir = dir.path().to_str().unwrap();
     let run = |args: &[&str]| {
-        let output = Command::new(QUARRYD).args(args).output().unwrap();
+        let output = Command::new(quarryd()).args(args).output().unwrap();
         (
             output.status.code(),
             String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -331,7 +331,7 @@ fn settings_errors_are_clear_and_stop_the_daemon_before_it_starts() {
     assert!(message.contains("nosuchnet"), "{message}");
 
     // quarry-cli without a daemon says what to check.
-    let output = Command::new(QUARRY_CLI)
+    let output = Command::new(quarry_cli())
         .args([
             "--datadir",
             datadir,

@@ -268,7 +268,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             yes,
         } => {
             let to = Address::parse(address, &params)?;
-            let amount: Amount = amount.parse()?;
+            let amount: Amount = amount.parse().map_err(WalletError::from)?;
             let mut wallet = Wallet::open(path, params, Some(node()?))?;
             let payment = wallet.plan_payment(&to, amount, fee_rate(*rate))?;
             println!("pay       {amount} coins to {to}");

@@ -660,9 +660,7 @@ fn address_mempool(node: &Node, addresses: &[Address]) -> Result<Value, RpcError
 }
 
 fn block_template(node: &Node) -> Result<Value, RpcError> {
-    let tip = node.tip();
-    let subsidy = node.params().block_subsidy(tip.next.height);
-    let template = node.with_mempool(|pool| pool.block_template(&tip.next, subsidy, now()));
+    let template = node.block_template();
     let target = template.bits.to_target().ok_or_else(|| {
         RpcError::new(
             ErrorCode::InternalError,
@@ -694,7 +692,7 @@ fn block_template(node: &Node) -> Result<Value, RpcError> {
         "transactions": transactions,
         "coinbasevalue": template.coinbase_value.to_sat(),
         "target": hex::encode(target.to_u256().to_be_bytes::<32>()),
-        "mintime": tip.next.min_time,
+        "mintime": node.tip().next.min_time,
         "mutable": ["time", "transactions", "prevblock"],
         "noncerange": "00000000ffffffff",
         "sizelimit": quarry_chain::encode::MAX_BLOCK_BYTES,

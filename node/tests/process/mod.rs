@@ -13,8 +13,27 @@ use quarry_chain::{Address, ChainParams};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-pub const QUARRYD: &str = env!("CARGO_BIN_EXE_quarryd");
-pub const QUARRY_CLI: &str = env!("CARGO_BIN_EXE_quarry-cli");
+/// A binary of the workspace: Cargo's path when the test belongs to the crate that builds it,
+/// else the one beside the test executable's directory (other crates' tests, e.g. the wallet's).
+pub fn binary(name: &str, cargo_path: Option<&str>) -> PathBuf {
+    cargo_path.map(PathBuf::from).unwrap_or_else(|| {
+        let exe = std::env::current_exe().expect("the test executable's path");
+        exe.parent()
+            .and_then(Path::parent)
+            .expect("tests run from target/<profile>/deps")
+            .join(name)
+    })
+}
+
+/// The daemon.
+pub fn quarryd() -> PathBuf {
+    binary("quarryd", option_env!("CARGO_BIN_EXE_quarryd"))
+}
+
+/// The RPC client.
+pub fn quarry_cli() -> PathBuf {
+    binary("quarry-cli", option_env!("CARGO_BIN_EXE_quarry-cli"))
+}
 
 /// The test network: `unit` parameters (coinbase maturity 3, easy proof of work) from a file.
 pub fn params() -> ChainParams {
@@ -105,7 +124,7 @@ impl Daemon {
 
     fn spawn(&mut self, extra: &[&str]) {
         let log = std::fs::File::create(self.dir.path().join("quarryd.log")).unwrap();
-        let child = Command::new(QUARRYD)
+        let child = Command::new(quarryd())
             .args(self.base_args())
             .args(extra)
             .stdout(Stdio::null())

@@ -346,80 +346,23 @@ impl Wallet {
         Ok((spendable, immature))
     }
 
-    /// Plans a payment of `amount` to `to` at `fee_rate`: the largest coins first until they
-    /// cover the amount and the fee; change below [`DUST`] goes to the fee. Change goes to a
-    /// fresh address of the wallet.
+    /// Plans a payment of `amount` to `to` at `fee_rate` from the coins spendable now, with
+    /// change to a fresh address of the wallet (see [`select_coins`]).
     pub fn plan_payment(
         &mut self,
         to: &Address,
         amount: Amount,
         fee_rate: FeeRate,
     ) -> Result<Payment, WalletError> {
-        if amount < DUST {
-            return Err(WalletError::Dust {
-                amount,
-                minimum: DUST,
-            });
-        }
         let (coins, immature) = self.spendable()?;
-        let change_key = self.next_change_key();
-        let mut chosen: Vec<Coin> = Vec::new();
-        let mut total = Amount::ZERO;
-        let mut fee = Amount::ZERO;
-        for coin in coins.iter().copied() {
-            chosen.push(coin);
-            total = total
-                .checked_add(coin.output.value)
-                .unwrap_or(Amount::MAX_MONEY);
-            let with_change = unsigned(&chosen, &[pay(to, amount), pay_key(change_key, DUST)]);
-            fee = fee_rate.fee_for(signed_size(&with_change));
-            let Some(change) = amount
-                .checked_add(fee)
-                .and_then(|needed| total.checked_sub(needed))
-            else {
-                continue;
-            };
-            if change >= DUST {
-                let tx = unsigned(&chosen, &[pay(to, amount), pay_key(change_key, change)]);
-                return Ok(Payment {
-                    size: signed_size(&tx),
-                    tx,
-                    coins: chosen,
-                    amount,
-                    fee,
-                    change: Some((change, 1)),
-                });
-            }
-            // Without a change output the whole remainder is the fee.
-            let tx = unsigned(&chosen, &[pay(to, amount)]);
-            let size = signed_size(&tx);
-            if total
-                .checked_sub(amount)
-                .is_some_and(|rest| rest >= fee_rate.fee_for(size))
-            {
-                return Ok(Payment {
-                    fee: total.checked_sub(amount).unwrap_or(Amount::ZERO),
-                    size,
-                    tx,
-                    coins: chosen,
-                    amount,
-                    change: None,
-                });
-            }
-        }
-        let spendable = Amount::checked_sum(coins.iter().map(|coin| coin.output.value))
-            .unwrap_or(Amount::MAX_MONEY);
-        Err(WalletError::InsufficientFunds {
+        select_coins(
+            &coins,
+            immature,
+            to,
             amount,
-            fee,
-            needed: amount.checked_add(fee).unwrap_or(Amount::MAX_MONEY),
-            spendable,
-            immature: if immature > Amount::ZERO {
-                format!(" ({immature} more once coinbase outputs mature)")
-            } else {
-                String::new()
-            },
-        })
+            fee_rate,
+            self.next_change_key(),
+        )
     }
 
     /// The key change goes to: the next unused address (handed out when the payment is sent).
@@ -675,6 +618,82 @@ impl Wallet {
     }
 }
 
+/// Chooses among `coins` (largest first, as given) until they cover `amount` to `to` and the
+/// fee at `fee_rate`; change of at least [`DUST`] goes to `change_key`, less goes to the fee.
+/// `immature` is only mentioned when the funds fall short.
+pub fn select_coins(
+    coins: &[Coin],
+    immature: Amount,
+    to: &Address,
+    amount: Amount,
+    fee_rate: FeeRate,
+    change_key: OutputKey,
+) -> Result<Payment, WalletError> {
+    if amount < DUST {
+        return Err(WalletError::Dust {
+            amount,
+            minimum: DUST,
+        });
+    }
+    let mut chosen: Vec<Coin> = Vec::new();
+    let mut total = Amount::ZERO;
+    let mut fee = Amount::ZERO;
+    for coin in coins.iter().copied() {
+        chosen.push(coin);
+        total = total
+            .checked_add(coin.output.value)
+            .unwrap_or(Amount::MAX_MONEY);
+        let with_change = unsigned(&chosen, &[pay(to, amount), pay_key(change_key, DUST)]);
+        fee = fee_rate.fee_for(signed_size(&with_change));
+        let Some(change) = amount
+            .checked_add(fee)
+            .and_then(|needed| total.checked_sub(needed))
+        else {
+            continue;
+        };
+        if change >= DUST {
+            let tx = unsigned(&chosen, &[pay(to, amount), pay_key(change_key, change)]);
+            return Ok(Payment {
+                size: signed_size(&tx),
+                tx,
+                coins: chosen,
+                amount,
+                fee,
+                change: Some((change, 1)),
+            });
+        }
+        // Without a change output the whole remainder is the fee.
+        let tx = unsigned(&chosen, &[pay(to, amount)]);
+        let size = signed_size(&tx);
+        if total
+            .checked_sub(amount)
+            .is_some_and(|rest| rest >= fee_rate.fee_for(size))
+        {
+            return Ok(Payment {
+                fee: total.checked_sub(amount).unwrap_or(Amount::ZERO),
+                size,
+                tx,
+                coins: chosen,
+                amount,
+                change: None,
+            });
+        }
+    }
+    let spendable = Amount::checked_sum(coins.iter().map(|coin| coin.output.value))
+        .unwrap_or(Amount::MAX_MONEY);
+    Err(WalletError::InsufficientFunds {
+        amount,
+        fee,
+        needed: amount.checked_add(fee).unwrap_or(Amount::MAX_MONEY),
+        spendable,
+        immature: if immature > Amount::ZERO {
+            format!(" ({immature} more once coinbase outputs mature)")
+        } else {
+            String::new()
+        },
+    })
+}
+
 fn pay(to: &Address, value: Amount) -> TxOut {
     pay_key(to.key(), value)
 }
@@ -700,4 +719,119 @@ fn unsigned(coins: &[Coin], outputs: &[TxOut]) -> Transaction {
 
 fn signed_size(tx: &Transaction) -> usize {
     tx.encoded_size()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quarry_chain::testing::test_key;
+
+    fn coin(n: u8, sats: u64) -> Coin {
+        Coin {
+            outpoint: OutPoint {
+                txid: Txid::from_byte_array([n; 32]),
+                vout: 0,
+            },
+            output: TxOut {
+                value: Amount::from_sat(sats),
+                pubkey: test_key(1),
+            },
+            height: 1,
+            confirmations: 10,
+            coinbase: false,
+            mature: true,
+        }
+    }
+
+    fn to() -> Address {
+        Address::new(test_key(2), &ChainParams::regtest())
+    }
+
+    const RATE: FeeRate = FeeRate::from_sat_per_kb(2_000);
+
+    #[test]
+    fn the_largest_coins_pay_and_the_rest_comes_back_as_change() {
+        let coins = [coin(1, 5_000_000), coin(2, 3_000_000), coin(3, 1_000_000)];
+        let payment = select_coins(
+            &coins,
+            Amount::ZERO,
+            &to(),
+            Amount::from_sat(6_000_000),
+            RATE,
+            test_key(3),
+        )
+        .unwrap();
+        assert_eq!(payment.coins.len(), 2);
+        assert_eq!(payment.fee, RATE.fee_for(payment.size));
+        let (change, vout) = payment.change.unwrap();
+        assert_eq!(vout, 1);
+        assert_eq!(payment.tx.outputs[1].pubkey, test_key(3));
+        // Inputs = payment + change + fee, to the sat.
+        assert_eq!(
+            change.to_sat() + 6_000_000 + payment.fee.to_sat(),
+            8_000_000
+        );
+        assert_eq!(payment.size, payment.tx.encoded_size());
+    }
+
+    #[test]
+    fn change_below_dust_goes_to_the_fee() {
+        let coins = [coin(1, 1_000_500)];
+        let payment = select_coins(
+            &coins,
+            Amount::ZERO,
+            &to(),
+            Amount::from_sat(1_000_000),
+            RATE,
+            test_key(3),
+        )
+        .unwrap();
+        assert!(payment.change.is_none());
+        assert_eq!(payment.tx.outputs.len(), 1);
+        assert_eq!(payment.fee, Amount::from_sat(500));
+        assert!(payment.fee >= RATE.fee_for(payment.size));
+    }
+
+    #[test]
+    fn shortfalls_and_dust_payments_are_refused() {
+        let coins = [coin(1, 1_000_000)];
+        let error = select_coins(
+            &coins,
+            Amount::from_sat(5_000_000_000),
+            &to(),
+            Amount::from_sat(1_000_000),
+            RATE,
+            test_key(3),
+        )
+        .unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, WalletError::InsufficientFunds { .. }));
+        assert!(message.contains("0.01000000 spendable now"), "{message}");
+        assert!(
+            message.contains("50.00000000 more once coinbase outputs mature"),
+            "{message}"
+        );
+        assert!(matches!(
+            select_coins(
+                &coins,
+                Amount::ZERO,
+                &to(),
+                Amount::from_sat(999),
+                RATE,
+                test_key(3)
+            ),
+            Err(WalletError::Dust { .. })
+        ));
+        assert!(matches!(
+            select_coins(
+                &[],
+                Amount::ZERO,
+                &to(),
+                Amount::from_sat(5_000),
+                RATE,
+                test_key(3)
+            ),
+            Err(WalletError::InsufficientFunds { .. })
+        ));
+    }
 }

@@ -600,7 +600,13 @@ impl Wallet {
         }
         let spent: Vec<TxOut> = record.spent.iter().copied().map(Into::into).collect();
         self.sign(&mut tx, &spent, seed)?;
-        let new_txid = self.broadcast(&tx)?;
+        let new_txid = self.broadcast(&tx).map_err(|error| match error {
+            WalletError::Node { reason, .. } if reason.contains("txn-mempool-conflict") => cannot(
+                "the node keeps the first transaction it saw; replacements need quarryd's \
+                 [mempool] replacement = \"replace-by-fee\"",
+            ),
+            other => other,
+        })?;
         if let Some(old) = self.file.sent.iter_mut().find(|sent| sent.txid == txid) {
             old.replaced_by = Some(new_txid);
         }

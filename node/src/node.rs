@@ -479,7 +479,7 @@ impl Node {
 
     /// Mines `count` blocks on the best tip, one after the other, with the mempool's best
     /// transactions, paying `payout`; each goes through the chain actor and is announced to
-    /// peers. Returns their hashes.
+    /// peers. Returns their hashes once the mempool has followed the last one.
     pub async fn generate(
         &self,
         count: usize,
@@ -488,7 +488,7 @@ impl Node {
         let miner = self.miner();
         let factory = self.block_factory();
         tokio::task::spawn_blocking(move || {
-            miner
+            let hashes = miner
                 .generate(
                     count,
                     payout,
@@ -498,7 +498,12 @@ impl Node {
                 .map_err(|error| match error {
                     GenerateError::Submit(error) => error,
                     _ => NodeError::BadTemplate,
-                })
+                })?;
+            // As with Bitcoin Core, the mempool has let go of the mined transactions on return.
+            if let Some(last) = hashes.last() {
+                factory.pool_tip.wait_for(*last, POOL_FOLLOW_TIMEOUT);
+            }
+            Ok(hashes)
         })
         .await
         .map_err(|join| NodeError::Task(join.to_string()))?

@@ -294,6 +294,12 @@ impl WalletFile {
                 reason: format!("format {} (this version reads {FORMAT})", file.format),
             });
         }
+        if file.keys.is_empty() || file.issued as usize > file.keys.len() {
+            return Err(WalletError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("{} keys with {} handed out", file.keys.len(), file.issued),
+            });
+        }
         if file.network != params.name() {
             return Err(WalletError::WrongNetwork {
                 wallet: file.network,
@@ -384,6 +390,13 @@ mod tests {
         assert!(matches!(
             WalletFile::load(&path, &ChainParams::testnet()),
             Err(WalletError::WrongNetwork { .. })
+        ));
+        let mut emptied = file.clone();
+        emptied.keys.clear();
+        emptied.save(&path).unwrap();
+        assert!(matches!(
+            WalletFile::load(&path, &params),
+            Err(WalletError::Corrupt { .. })
         ));
         std::fs::write(&path, "{ not json").unwrap();
         assert!(matches!(

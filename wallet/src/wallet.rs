@@ -372,7 +372,7 @@ impl Wallet {
             .get(self.file.issued as usize)
             .or(self.file.keys.last())
             .copied()
-            .expect("a wallet always holds keys")
+            .expect("a loaded wallet holds at least one key (checked by WalletFile::load)")
     }
 
     /// Signs `payment` with keys from `seed`, sends it through the node and records it.

@@ -2,3 +2,7 @@
 //! in the `quarry-testnet` binary.
 
 pub mod analysis;
+pub mod cluster;
+pub mod commands;
+pub mod params;
+pub mod status;

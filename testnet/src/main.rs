@@ -1,10 +1,12 @@
-//! `quarry-testnet`: local Quarry networks. Until the node and network land, it offers the chain
-//! self-check: mine a real chain, force a reorganisation, and verify the UTXO set against a
-//! replay from genesis.
+//! `quarry-testnet`: local Quarry networks of real `quarryd` processes, and the chain
+//! self-check (mine a real chain, force a reorganisation, verify the UTXO set against a replay
+//! from genesis).
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Instant;
+
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -15,6 +17,9 @@ use quarry_chain::{
     Block, Chain, ChainEvent, ChainParams, ChainReader, Coin, MemoryStore, OutPoint, RetargetRule,
     Transaction,
 };
+use quarry_testnet::cluster::{self, NodeSpec, Testnet, Topology};
+use quarry_testnet::commands::{self, Scenario, UpOptions};
+use quarry_testnet::status;
 
 /// Local Quarry test networks and scenarios.
 #[derive(Parser, Debug)]
@@ -26,6 +31,85 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Starts a local testnet of real quarryd processes, connects them, funds a wallet for
+    /// each node, starts the miners, and shows a live status table until Ctrl-C, which stops
+    /// every node.
+    Up {
+        /// Nodes to start.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        nodes: u16,
+        /// How many of them mine (equal shares).
+        #[arg(long, default_value_t = 2)]
+        miners: u16,
+        /// How the nodes are connected.
+        #[arg(long, value_enum, default_value_t = Topology::Mesh)]
+        topology: Topology,
+        /// Seed of the random topology.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Total hash rate of the miners, hashes per second (shares are caps of it).
+        #[arg(long, default_value_t = 20_000)]
+        hash_rate: u64,
+        /// Target seconds between blocks.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=600))]
+        spacing: u32,
+        /// A scenario file (TOML: topology, seed, hash_rate, spacing, [[node]] name and share);
+        /// replaces --nodes, --miners and the other settings it gives.
+        #[arg(long, value_name = "FILE")]
+        scenario: Option<PathBuf>,
+        /// Start, fund, print the status once and leave the nodes running.
+        #[arg(long)]
+        detach: bool,
+        #[command(flatten)]
+        place: Place,
+        /// The quarryd binary [default: beside this one, else on PATH].
+        #[arg(long, value_name = "PATH")]
+        quarryd: Option<PathBuf>,
+    },
+    /// Prints the status table of a running testnet.
+    Status {
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Cuts the links between two groups of nodes: `partition n0,n1 / n2,n3`.
+    Partition {
+        /// The first group, `/`, the second group (comma-separated node names).
+        #[arg(num_args = 3, value_name = "GROUP / GROUP")]
+        groups: Vec<String>,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Restores every link cut by `partition`.
+    Heal {
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Mines BLOCKS blocks on NODE now, paid to its wallet.
+    Mine {
+        /// The node.
+        node: String,
+        /// How many blocks.
+        #[arg(default_value_t = 1)]
+        blocks: u32,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Pays AMOUNT coins from FROM's wallet to TO's wallet.
+    Send {
+        /// The paying node.
+        from: String,
+        /// The paid node.
+        to: String,
+        /// Coins, e.g. 1.5.
+        amount: String,
+        #[command(flatten)]
+        place: Place,
+    },
+    /// Stops every node of a running testnet.
+    Down {
+        #[command(flatten)]
+        place: Place,
+    },
     /// Mine a chain with transactions, force a reorganisation, and check the UTXO set against a
     /// replay from genesis. Exits non-zero if any check fails.
     Selfcheck {
@@ -41,8 +125,136 @@ enum Command {
     },
 }
 
+/// Where a testnet's files are.
+#[derive(clap::Args, Debug)]
+struct Place {
+    /// The testnet's directory [default: ~/.quarry/localnet].
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+impl Place {
+    fn dir(&self) -> Result<PathBuf> {
+        match &self.dir {
+            Some(dir) => Ok(dir.clone()),
+            None => Ok(quarry_node::daemon::default_base_dir()?.join("localnet")),
+        }
+    }
+}
+
+fn group(testnet: &Testnet, names: &str) -> Result<Vec<usize>> {
+    names
+        .split(',')
+        .filter(|name| !name.is_empty())
+        .map(|name| testnet.index_of(name.trim()))
+        .collect()
+}
+
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Command::Up {
+            nodes,
+            miners,
+            topology,
+            seed,
+            hash_rate,
+            spacing,
+            scenario,
+            detach,
+            place,
+            quarryd,
+        } => {
+            let mut options = UpOptions {
+                dir: place.dir()?,
+                nodes: UpOptions::equal_miners(usize::from(nodes), usize::from(miners.min(nodes))),
+                topology,
+                seed,
+                hash_rate,
+                spacing,
+                quarryd: cluster::quarryd_path(quarryd.as_deref())?,
+            };
+            if let Some(path) = scenario {
+                let scenario = Scenario::read(&path)?;
+                options.nodes = scenario
+                    .node
+                    .iter()
+                    .map(|node| NodeSpec {
+                        name: node.name.clone(),
+                        share: node.share,
+                    })
+                    .collect();
+                options.topology = scenario.topology.unwrap_or(options.topology);
+                options.seed = scenario.seed.unwrap_or(options.seed);
+                options.hash_rate = scenario.hash_rate.unwrap_or(options.hash_rate);
+                options.spacing = scenario.spacing.unwrap_or(options.spacing);
+            }
+            let testnet = commands::up(&options)?;
+            if detach {
+                println!("{}", status::render(&status::collect(&testnet)));
+                return Ok(());
+            }
+            commands::watch_until_interrupted(testnet)
+        }
+        Command::Status { place } => {
+            let testnet = Testnet::load(&place.dir()?)?;
+            print!("{}", status::render(&status::collect(&testnet)));
+            Ok(())
+        }
+        Command::Partition { groups, place } => {
+            if groups[1] != "/" {
+                bail!("write the groups as `n0,n1 / n2,n3` (a '/' between them)");
+            }
+            let testnet = Testnet::load(&place.dir()?)?;
+            let (a, b) = (group(&testnet, &groups[0])?, group(&testnet, &groups[2])?);
+            testnet.partition(&a, &b)?;
+            println!("partitioned {} / {}", groups[0], groups[2]);
+            Ok(())
+        }
+        Command::Heal { place } => {
+            Testnet::load(&place.dir()?)?.heal()?;
+            println!("healed");
+            Ok(())
+        }
+        Command::Mine {
+            node,
+            blocks,
+            place,
+        } => {
+            let testnet = Testnet::load(&place.dir()?)?;
+            let index = testnet.index_of(&node)?;
+            let address = testnet.state.nodes[index]
+                .address(&testnet.params)
+                .to_string();
+            let hashes = testnet.call(
+                index,
+                "generatetoaddress",
+                serde_json::json!([blocks, address]),
+            )?;
+            println!("{}", serde_json::to_string_pretty(&hashes)?);
+            Ok(())
+        }
+        Command::Send {
+            from,
+            to,
+            amount,
+            place,
+        } => {
+            let testnet = Testnet::load(&place.dir()?)?;
+            let amount: quarry_chain::Amount = amount.parse()?;
+            let txid = commands::send(
+                &testnet,
+                testnet.index_of(&from)?,
+                testnet.index_of(&to)?,
+                amount,
+            )?;
+            println!("{txid}");
+            Ok(())
+        }
+        Command::Down { place } => {
+            Testnet::load(&place.dir()?)?.shutdown()?;
+            println!("stopped");
+            Ok(())
+        }
         Command::Selfcheck {
             network,
             blocks,

@@ -377,9 +377,8 @@ impl Wallet {
 
     /// Signs `payment` with keys from `seed`, sends it through the node and records it.
     pub fn send(&mut self, payment: &Payment, seed: &Seed) -> Result<Txid, WalletError> {
-        let mut tx = payment.tx.clone();
+        let tx = self.sign_payment(payment, seed)?;
         let spent: Vec<TxOut> = payment.coins.iter().map(|coin| coin.output).collect();
-        self.sign(&mut tx, &spent, seed)?;
         let txid = self.broadcast(&tx)?;
         if payment.change.is_some() && self.file.issue().is_none() {
             self.file.extend_pool(seed);
@@ -403,6 +402,15 @@ impl Wallet {
         });
         self.save()?;
         Ok(txid)
+    }
+
+    /// The payment's transaction signed with keys from `seed`, not sent (for callers that
+    /// relay it themselves, such as the attack scenarios of quarry-testnet).
+    pub fn sign_payment(&self, payment: &Payment, seed: &Seed) -> Result<Transaction, WalletError> {
+        let mut tx = payment.tx.clone();
+        let spent: Vec<TxOut> = payment.coins.iter().map(|coin| coin.output).collect();
+        self.sign(&mut tx, &spent, seed)?;
+        Ok(tx)
     }
 
     fn sign(&self, tx: &mut Transaction, spent: &[TxOut], seed: &Seed) -> Result<(), WalletError> {

@@ -1,0 +1,475 @@
+//! A local testnet of real `quarryd` processes on loopback: starting them, connecting them in
+//! a topology, calling them over JSON-RPC, partitioning and healing, and stopping them. Its
+//! layout is saved in `testnet.json` so later commands can act on a running testnet.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use quarry_chain::hash::tagged_hash;
+use quarry_chain::{Address, ChainParams, OutputKey};
+use quarry_node::cli::{CallError, Endpoint};
+use quarry_wallet::{Seed, Wallet, WalletFile};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// The state file in a testnet's directory.
+pub const STATE_FILE: &str = "testnet.json";
+
+/// How nodes are connected.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Topology {
+    /// Every node to every other.
+    Mesh,
+    /// A cycle.
+    Ring,
+    /// A chain.
+    Line,
+    /// Every node to the first.
+    Star,
+    /// A random tree plus one extra random link per node (reproducible with the seed).
+    Random,
+}
+
+/// The links of `topology` over `n` nodes, as (dialler, listener) pairs.
+pub fn links(topology: Topology, n: usize, seed: u64) -> Vec<(usize, usize)> {
+    use rand::{Rng, SeedableRng};
+    let mut links = Vec::new();
+    match topology {
+        Topology::Mesh => {
+            for a in 0..n {
+                for b in a + 1..n {
+                    links.push((b, a));
+                }
+            }
+        }
+        Topology::Line => links.extend((1..n).map(|b| (b, b - 1))),
+        Topology::Ring => {
+            links.extend((1..n).map(|b| (b, b - 1)));
+            if n > 2 {
+                links.push((0, n - 1));
+            }
+        }
+        Topology::Star => links.extend((1..n).map(|b| (b, 0))),
+        Topology::Random => {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            for b in 1..n {
+                links.push((b, rng.random_range(0..b)));
+                if b >= 2 {
+                    let extra = rng.random_range(0..b);
+                    if !links.contains(&(b, extra)) {
+                        links.push((b, extra));
+                    }
+                }
+            }
+        }
+    }
+    links
+}
+
+/// One node of the testnet, as saved in the state file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// Its name (`n0`, `n1`, …).
+    pub name: String,
+    /// Its base data directory.
+    pub dir: PathBuf,
+    /// Its JSON-RPC address.
+    pub rpc: SocketAddr,
+    /// Its metrics address.
+    pub metrics: SocketAddr,
+    /// Its peer-to-peer address with peer id.
+    pub p2p: String,
+    /// Its peer id.
+    pub peer_id: String,
+    /// Its process id.
+    pub pid: u32,
+    /// The share of the total hash rate it mines with (0: not a miner).
+    pub share: f64,
+    /// Its hash-rate cap, hashes per second (0: not a miner).
+    pub hash_rate: u64,
+    /// Its wallet file (passphrase [`WALLET_PASSPHRASE`]); mined coins pay its first address.
+    pub wallet: PathBuf,
+}
+
+/// The passphrase of every testnet wallet: these wallets hold play money.
+pub const WALLET_PASSPHRASE: &str = "localnet";
+
+/// The seed of the wallet of the node called `name`: fixed, so a testnet is reproducible.
+pub fn wallet_seed(name: &str) -> Seed {
+    Seed::from_bytes(tagged_hash("quarry/localnet/wallet", &[name.as_bytes()]))
+}
+
+impl NodeRecord {
+    /// Its wallet's first address (where its miner pays).
+    pub fn address(&self, params: &ChainParams) -> Address {
+        Address::new(
+            OutputKey::from_keypair(&wallet_seed(&self.name).keypair(0)),
+            params,
+        )
+    }
+
+    /// Its wallet, talking to its node.
+    pub fn open_wallet(&self, testnet: &Testnet) -> Result<Wallet> {
+        Ok(Wallet::open(
+            self.wallet.clone(),
+            testnet.params.clone(),
+            Some(testnet.endpoint(self)?),
+        )?)
+    }
+}
+
+/// What is saved about a running testnet.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct State {
+    /// The network parameters file the nodes run.
+    pub params_file: PathBuf,
+    /// The nodes.
+    pub nodes: Vec<NodeRecord>,
+    /// The links, by node index (dialler, listener).
+    pub links: Vec<(usize, usize)>,
+}
+
+/// A testnet: its directory, parameters and nodes.
+#[derive(Debug)]
+pub struct Testnet {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// The network.
+    pub params: ChainParams,
+    /// What is saved.
+    pub state: State,
+    children: Vec<Child>,
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Where `quarryd` is: `explicit`, else beside this executable, else on `PATH`.
+pub fn quarryd_path(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = explicit {
+        return Ok(path.to_path_buf());
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("quarryd")));
+    if let Some(path) = beside.filter(|path| path.exists()) {
+        return Ok(path);
+    }
+    // Tests run from target/<profile>/deps: quarryd is one level up.
+    let above = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent()?.parent().map(|dir| dir.join("quarryd")));
+    if let Some(path) = above.filter(|path| path.exists()) {
+        return Ok(path);
+    }
+    Ok(PathBuf::from("quarryd"))
+}
+
+/// The specification of one node to start.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    /// Its name.
+    pub name: String,
+    /// Its share of the hash rate (0: not a miner).
+    pub share: f64,
+}
+
+impl Testnet {
+    /// Starts one `quarryd` per spec in `dir` on the network of `params`, miners capped to their
+    /// share of `total_hash_rate`, and connects them along `links`.
+    pub fn start(
+        dir: &Path,
+        params: &ChainParams,
+        specs: &[NodeSpec],
+        total_hash_rate: u64,
+        links: Vec<(usize, usize)>,
+        quarryd: &Path,
+    ) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the testnet directory {}", dir.display()))?;
+        let params_file = dir.join("network.toml");
+        let mut spec = params.spec().clone();
+        spec.genesis_nonce = Some(params.genesis_block().header.nonce);
+        std::fs::write(&params_file, toml::to_string(&spec)?)?;
+        let mut testnet = Self {
+            dir: dir.to_path_buf(),
+            params: params.clone(),
+            state: State {
+                params_file,
+                nodes: Vec::new(),
+                links: Vec::new(),
+            },
+            children: Vec::new(),
+        };
+        for spec in specs {
+            let hash_rate = (spec.share * total_hash_rate as f64).round() as u64;
+            let (child, record) = testnet.spawn(spec, hash_rate, quarryd)?;
+            testnet.children.push(child);
+            testnet.state.nodes.push(record);
+        }
+        for (dialler, listener) in &links {
+            testnet.link(*dialler, *listener)?;
+        }
+        testnet.state.links = links;
+        testnet.save()?;
+        Ok(testnet)
+    }
+
+    fn spawn(
+        &self,
+        spec: &NodeSpec,
+        hash_rate: u64,
+        quarryd: &Path,
+    ) -> Result<(Child, NodeRecord)> {
+        let dir = self.dir.join(&spec.name);
+        std::fs::create_dir_all(&dir)?;
+        let rpc = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let wallet = dir.join("wallet.json");
+        if !wallet.exists() {
+            WalletFile::new(&wallet_seed(&spec.name), WALLET_PASSPHRASE, &self.params)?
+                .save(&wallet)?;
+        }
+        let address = Address::new(
+            OutputKey::from_keypair(&wallet_seed(&spec.name).keypair(0)),
+            &self.params,
+        );
+        let log = std::fs::File::create(dir.join("quarryd.log"))?;
+        let mut command = Command::new(quarryd);
+        command
+            .arg("--network")
+            .arg(&self.state.params_file)
+            .arg("--datadir")
+            .arg(&dir)
+            .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
+            .args(["--rpc-bind", &rpc.to_string()])
+            .args(["--metrics-bind", &metrics.to_string()])
+            .args(["--miner-address", &address.to_string()])
+            .args(["--miner-threads", "1"])
+            .args(["--log-level", "info"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        if hash_rate > 0 {
+            command.args(["--max-hash-rate", &hash_rate.to_string()]);
+        }
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}: build it with `cargo build --release -p quarry-node` or pass --quarryd", quarryd.display()))?;
+        let mut record = NodeRecord {
+            name: spec.name.clone(),
+            dir,
+            rpc,
+            metrics,
+            p2p: String::new(),
+            peer_id: String::new(),
+            pid: child.id(),
+            share: spec.share,
+            hash_rate,
+            wallet,
+        };
+        let started = Instant::now();
+        let info = loop {
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "{} exited with {status} at start; its log is {}",
+                    spec.name,
+                    record.dir.join("quarryd.log").display()
+                );
+            }
+            if let Ok(info) = self.call_record(&record, "getnetworkinfo", json!([])) {
+                break info;
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                bail!("{} did not answer within 60 s", spec.name);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        record.peer_id = info["peerid"].as_str().unwrap_or_default().to_owned();
+        record.p2p = info["localaddresses"][0]
+            .as_str()
+            .context("the node reports no listen address")?
+            .to_owned();
+        Ok((child, record))
+    }
+
+    /// Loads the running testnet saved in `dir`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(STATE_FILE);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "no running testnet in {} (start one with `quarry-testnet up`)",
+                dir.display()
+            )
+        })?;
+        let state: State = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a testnet state file", path.display()))?;
+        let params = ChainParams::from_toml_file(&state.params_file)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            params,
+            state,
+            children: Vec::new(),
+        })
+    }
+
+    fn save(&self) -> Result<()> {
+        let path = self.dir.join(STATE_FILE);
+        std::fs::write(&path, serde_json::to_string_pretty(&self.state)?)
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// The RPC endpoint of `record`'s node.
+    pub fn endpoint(&self, record: &NodeRecord) -> Result<Endpoint> {
+        let cookie = record.dir.join(self.params.name()).join(".cookie");
+        let credentials = std::fs::read_to_string(&cookie).with_context(|| {
+            format!(
+                "cannot read {}: is {} running?",
+                cookie.display(),
+                record.name
+            )
+        })?;
+        Ok(Endpoint {
+            address: record.rpc,
+            credentials: credentials.trim().to_owned(),
+        })
+    }
+
+    fn call_record(&self, record: &NodeRecord, method: &str, params: Value) -> Result<Value> {
+        self.endpoint(record)?
+            .call(method, params)
+            .map_err(|error: CallError| anyhow::anyhow!("{}: {method}: {error}", record.name))
+    }
+
+    /// Calls `method` on node `index`.
+    pub fn call(&self, index: usize, method: &str, params: Value) -> Result<Value> {
+        self.call_record(&self.state.nodes[index], method, params)
+    }
+
+    /// The index of the node called `name`.
+    pub fn index_of(&self, name: &str) -> Result<usize> {
+        self.state
+            .nodes
+            .iter()
+            .position(|node| node.name == name)
+            .with_context(|| {
+                let names: Vec<&str> = self
+                    .state
+                    .nodes
+                    .iter()
+                    .map(|node| node.name.as_str())
+                    .collect();
+                format!("no node called '{name}' (nodes: {})", names.join(", "))
+            })
+    }
+
+    /// Connects `dialler` to `listener` and keeps them connected.
+    pub fn link(&self, dialler: usize, listener: usize) -> Result<()> {
+        let address = self.state.nodes[listener].p2p.clone();
+        match self.call(dialler, "addnode", json!([address, "add"])) {
+            Err(error) if error.to_string().contains("already added") => self
+                .call(dialler, "addnode", json!([address, "onetry"]))
+                .map(drop),
+            other => other.map(drop),
+        }
+    }
+
+    /// Cuts every link between `a` and `b` (both ways, by bans that last until `heal`).
+    pub fn partition(&self, a: &[usize], b: &[usize]) -> Result<()> {
+        for &x in a {
+            for &y in b {
+                for (from, to) in [(x, y), (y, x)] {
+                    let peer = self.state.nodes[to].peer_id.clone();
+                    self.call(from, "setban", json!([peer, "add", 86_400]))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Lifts every ban and restores the topology's links.
+    pub fn heal(&self) -> Result<()> {
+        for index in 0..self.state.nodes.len() {
+            self.call(index, "clearbanned", json!([]))?;
+        }
+        for (dialler, listener) in &self.state.links {
+            self.link(*dialler, *listener)?;
+        }
+        Ok(())
+    }
+
+    /// Stops every node over RPC and waits for the processes (those this testnet started) to
+    /// exit; removes the state file.
+    pub fn shutdown(mut self) -> Result<()> {
+        for index in 0..self.state.nodes.len() {
+            if let Err(error) = self.call(index, "stop", json!([])) {
+                eprintln!("warning: {error:#}");
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for child in &mut self.children {
+            while child.try_wait()?.is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        // Nodes of a testnet loaded from its state file: wait until their RPC stops answering.
+        for record in &self.state.nodes {
+            while self.call_record(record, "uptime", json!([])).is_ok() && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = std::fs::remove_file(self.dir.join(STATE_FILE));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topologies_connect_every_node() {
+        for topology in [
+            Topology::Mesh,
+            Topology::Ring,
+            Topology::Line,
+            Topology::Star,
+            Topology::Random,
+        ] {
+            for n in 1..8 {
+                let links = links(topology, n, 7);
+                // Connected: a walk from node 0 reaches every node.
+                let mut reached = vec![false; n];
+                reached[0] = true;
+                for _ in 0..n {
+                    for &(a, b) in &links {
+                        if reached[a] || reached[b] {
+                            reached[a] = true;
+                            reached[b] = true;
+                        }
+                    }
+                }
+                assert!(
+                    reached.iter().all(|r| *r),
+                    "{topology:?} over {n}: {links:?}"
+                );
+                assert!(links.iter().all(|(a, b)| a != b && *a < n && *b < n));
+            }
+        }
+        assert_eq!(links(Topology::Mesh, 4, 0).len(), 6);
+        assert_eq!(links(Topology::Ring, 4, 0).len(), 4);
+        assert_eq!(links(Topology::Line, 4, 0).len(), 3);
+        assert_eq!(links(Topology::Random, 6, 3), links(Topology::Random, 6, 3));
+    }
+}

@@ -1,0 +1,246 @@
+//! The commands that start a local testnet and act on a running one.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use quarry_chain::{Address, Amount};
+use quarry_mempool::FeeRate;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::cluster::{self, links, wallet_seed, NodeSpec, Testnet, Topology};
+use crate::params::local_params;
+use crate::status;
+
+/// A scenario file: the nodes, their hash-rate shares and the topology.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// How the nodes are connected (default mesh).
+    #[serde(default)]
+    pub topology: Option<Topology>,
+    /// Seed of the random topology.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Total hash rate of the miners, hashes per second.
+    #[serde(default)]
+    pub hash_rate: Option<u64>,
+    /// Target seconds between blocks.
+    #[serde(default)]
+    pub spacing: Option<u32>,
+    /// The nodes.
+    pub node: Vec<ScenarioNode>,
+}
+
+/// One node of a scenario.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioNode {
+    /// Its name: letters, digits, `-` and `_`.
+    pub name: String,
+    /// Its share of the hash rate (0 or absent: not a miner).
+    #[serde(default)]
+    pub share: f64,
+}
+
+impl Scenario {
+    /// Reads and checks a scenario file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the scenario {}", path.display()))?;
+        let scenario: Self = toml::from_str(&text)
+            .with_context(|| format!("invalid scenario {}", path.display()))?;
+        if scenario.node.is_empty() {
+            bail!("the scenario {} has no [[node]]", path.display());
+        }
+        let total: f64 = scenario.node.iter().map(|node| node.share).sum();
+        if scenario
+            .node
+            .iter()
+            .any(|node| !(0.0..=1.0).contains(&node.share))
+            || total > 1.0 + 1e-9
+        {
+            bail!("hash shares must be between 0 and 1 and add up to at most 1 (they add up to {total})");
+        }
+        for node in &scenario.node {
+            if node.name.is_empty()
+                || !node
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                bail!(
+                    "node name '{}' must be letters, digits, '-' or '_'",
+                    node.name
+                );
+            }
+        }
+        Ok(scenario)
+    }
+}
+
+/// How to start a testnet.
+#[derive(Clone, Debug)]
+pub struct UpOptions {
+    /// Where its files go.
+    pub dir: PathBuf,
+    /// The nodes.
+    pub nodes: Vec<NodeSpec>,
+    /// How they are connected.
+    pub topology: Topology,
+    /// Seed of the random topology.
+    pub seed: u64,
+    /// Total hash rate of the miners.
+    pub hash_rate: u64,
+    /// Target seconds between blocks.
+    pub spacing: u32,
+    /// Where quarryd is.
+    pub quarryd: PathBuf,
+}
+
+impl UpOptions {
+    /// `nodes` nodes of which the first `miners` share the hash rate equally.
+    pub fn equal_miners(nodes: usize, miners: usize) -> Vec<NodeSpec> {
+        (0..nodes)
+            .map(|index| NodeSpec {
+                name: format!("n{index}"),
+                share: if index < miners {
+                    1.0 / miners as f64
+                } else {
+                    0.0
+                },
+            })
+            .collect()
+    }
+}
+
+/// Starts the nodes, connects them, funds every wallet from the first node's coinbases, and
+/// starts the miners. Returns the running testnet.
+pub fn up(options: &UpOptions) -> Result<Testnet> {
+    if options.dir.join(cluster::STATE_FILE).exists() {
+        bail!(
+            "a testnet is already running in {} (stop it with `quarry-testnet down --dir {}`)",
+            options.dir.display(),
+            options.dir.display()
+        );
+    }
+    let params = local_params(options.hash_rate, options.spacing)?;
+    let links = links(options.topology, options.nodes.len(), options.seed);
+    println!(
+        "starting {} nodes ({:?} topology) in {}",
+        options.nodes.len(),
+        options.topology,
+        options.dir.display()
+    );
+    let testnet = Testnet::start(
+        &options.dir,
+        &params,
+        &options.nodes,
+        options.hash_rate,
+        links,
+        &options.quarryd,
+    )?;
+    fund_wallets(&testnet)?;
+    for (index, node) in testnet.state.nodes.iter().enumerate() {
+        if node.hash_rate > 0 {
+            testnet.call(index, "setgenerate", json!([true, 1]))?;
+        }
+    }
+    Ok(testnet)
+}
+
+/// Mines the first node's coinbases until mature and pays 10 coins to every other wallet.
+fn fund_wallets(testnet: &Testnet) -> Result<()> {
+    let count = testnet.state.nodes.len();
+    let first = &testnet.state.nodes[0];
+    let blocks = testnet.params.coinbase_maturity() as usize + count;
+    testnet.call(
+        0,
+        "generatetoaddress",
+        json!([blocks, first.address(&testnet.params).to_string()]),
+    )?;
+    wait_for_sync(testnet, Duration::from_secs(120))?;
+    for index in 1..count {
+        send(
+            testnet,
+            0,
+            index,
+            Amount::from_sat(10 * Amount::SATS_PER_COIN),
+        )?;
+    }
+    if count > 1 {
+        testnet.call(
+            0,
+            "generatetoaddress",
+            json!([1, first.address(&testnet.params).to_string()]),
+        )?;
+        wait_for_sync(testnet, Duration::from_secs(120))?;
+    }
+    Ok(())
+}
+
+/// Waits until every node has the same tip.
+pub fn wait_for_sync(testnet: &Testnet, timeout: Duration) -> Result<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let tips: Vec<String> = (0..testnet.state.nodes.len())
+            .map(|index| {
+                testnet
+                    .call(index, "getbestblockhash", json!([]))
+                    .map(|tip| tip.to_string())
+            })
+            .collect::<Result<_>>()?;
+        let indexed = (0..testnet.state.nodes.len()).all(|index| {
+            testnet
+                .call(index, "getindexinfo", json!([]))
+                .is_ok_and(|info| info["addressindex"]["synced"] == true)
+        });
+        if indexed && tips.windows(2).all(|pair| pair[0] == pair[1]) {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("the nodes did not agree on a tip within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Pays `amount` from node `from`'s wallet to node `to`'s first address; returns the txid.
+pub fn send(testnet: &Testnet, from: usize, to: usize, amount: Amount) -> Result<String> {
+    let sender = &testnet.state.nodes[from];
+    let recipient: Address = testnet.state.nodes[to].address(&testnet.params);
+    let mut wallet = sender.open_wallet(testnet)?;
+    let payment = wallet.plan_payment(&recipient, amount, FeeRate::from_sat_per_kb(2_000))?;
+    let txid = wallet.send(&payment, &wallet_seed(&sender.name))?;
+    Ok(txid.to_string())
+}
+
+/// Shows the status table every second until Ctrl-C, then stops the testnet.
+pub fn watch_until_interrupted(testnet: Testnet) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let interactive = std::io::stdout().is_terminal();
+    let testnet = runtime.block_on(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break testnet,
+                _ = ticks.tick() => {
+                    let rows = tokio::task::block_in_place(|| status::collect(&testnet));
+                    if interactive {
+                        print!("\x1b[2J\x1b[H");
+                    }
+                    println!("{}", status::render(&rows));
+                    println!("Ctrl-C stops every node. Other terminals: quarry-testnet status|partition|heal|mine|send --dir {}", testnet.dir.display());
+                }
+            }
+        }
+    });
+    println!("\nstopping…");
+    testnet.shutdown()
+}

@@ -1,0 +1,155 @@
+//! The live status table of a testnet.
+
+use std::fmt::Write;
+
+use serde_json::json;
+
+use crate::cluster::Testnet;
+
+/// One node's line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeStatus {
+    /// The node.
+    pub name: String,
+    /// Best chain height, or `None` when the node does not answer.
+    pub height: Option<u64>,
+    /// Its tip, shortened.
+    pub tip: String,
+    /// Connected peers.
+    pub peers: u64,
+    /// Mempool transactions.
+    pub mempool: u64,
+    /// This node's miner, hashes per second.
+    pub hash_rate: f64,
+    /// Difficulty of the tip.
+    pub difficulty: f64,
+    /// Branch tips off the best chain it knows.
+    pub forks: u64,
+    /// Reorganisations it went through.
+    pub reorgs: u64,
+}
+
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The status of every node (a node that does not answer shows as down).
+pub fn collect(testnet: &Testnet) -> Vec<NodeStatus> {
+    (0..testnet.state.nodes.len())
+        .map(|index| {
+            let name = testnet.state.nodes[index].name.clone();
+            let query = || -> anyhow::Result<NodeStatus> {
+                let chain = testnet.call(index, "getblockchaininfo", json!([]))?;
+                let mining = testnet.call(index, "getmininginfo", json!([]))?;
+                let tips = testnet.call(index, "getchaintips", json!([]))?;
+                let peers = testnet.call(index, "getconnectioncount", json!([]))?;
+                let metrics = ureq::get(&format!(
+                    "http://{}/metrics",
+                    testnet.state.nodes[index].metrics
+                ))
+                .call()
+                .ok()
+                .and_then(|mut response| response.body_mut().read_to_string().ok())
+                .unwrap_or_default();
+                Ok(NodeStatus {
+                    name: name.clone(),
+                    height: chain["blocks"].as_u64(),
+                    tip: chain["bestblockhash"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(12)
+                        .collect(),
+                    peers: peers.as_u64().unwrap_or(0),
+                    mempool: mining["pooledtx"].as_u64().unwrap_or(0),
+                    hash_rate: mining["hashespersec"].as_f64().unwrap_or(0.0),
+                    difficulty: chain["difficulty"].as_f64().unwrap_or(0.0),
+                    forks: tips.as_array().map_or(0, |tips| {
+                        tips.iter().filter(|tip| tip["status"] != "active").count() as u64
+                    }),
+                    reorgs: metric(&metrics, "quarry_reorgs_total").unwrap_or(0.0) as u64,
+                })
+            };
+            query().unwrap_or(NodeStatus {
+                name,
+                height: None,
+                tip: "down".into(),
+                peers: 0,
+                mempool: 0,
+                hash_rate: 0.0,
+                difficulty: 0.0,
+                forks: 0,
+                reorgs: 0,
+            })
+        })
+        .collect()
+}
+
+/// The table, one line per node, with a header.
+pub fn render(rows: &[NodeStatus]) -> String {
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "{:<8} {:>7}  {:<12}  {:>5}  {:>7}  {:>10}  {:>10}  {:>5}  {:>6}",
+        "node", "height", "tip", "peers", "mempool", "hash/s", "difficulty", "forks", "reorgs"
+    );
+    for row in rows {
+        let height = row
+            .height
+            .map_or_else(|| "-".into(), |height| height.to_string());
+        let _ = writeln!(
+            table,
+            "{:<8} {:>7}  {:<12}  {:>5}  {:>7}  {:>10.0}  {:>10.3}  {:>5}  {:>6}",
+            row.name,
+            height,
+            row.tip,
+            row.peers,
+            row.mempool,
+            row.hash_rate,
+            row.difficulty,
+            row.forks,
+            row.reorgs
+        );
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_read_by_exact_name() {
+        let text = "quarry_reorgs_total 3\nquarry_reorgs_total_x 9\n# HELP quarry_height x\nquarry_height 12\n";
+        assert_eq!(metric(text, "quarry_reorgs_total"), Some(3.0));
+        assert_eq!(metric(text, "quarry_height"), Some(12.0));
+        assert_eq!(metric(text, "quarry_missing"), None);
+    }
+
+    #[test]
+    fn the_table_lines_up() {
+        let row = NodeStatus {
+            name: "n0".into(),
+            height: Some(42),
+            tip: "0123456789ab".into(),
+            peers: 2,
+            mempool: 1,
+            hash_rate: 10_000.0,
+            difficulty: 1.5,
+            forks: 1,
+            reorgs: 0,
+        };
+        let down = NodeStatus {
+            height: None,
+            tip: "down".into(),
+            ..row.clone()
+        };
+        let table = render(&[row, down]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[1].contains("42") && lines[1].contains("0123456789ab"));
+        assert!(lines[2].contains("down"));
+        assert_eq!(lines[0].find("height"), lines[0].find("height"));
+    }
+}

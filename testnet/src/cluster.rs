@@ -369,15 +369,39 @@ impl Testnet {
             })
     }
 
-    /// Connects `dialler` to `listener` and keeps them connected.
+    /// Connects `dialler` to `listener` and keeps them connected (the node redials an added
+    /// peer every few seconds; a link already added is dialled at once, retried for a while).
     pub fn link(&self, dialler: usize, listener: usize) -> Result<()> {
         let address = self.state.nodes[listener].p2p.clone();
         match self.call(dialler, "addnode", json!([address, "add"])) {
-            Err(error) if error.to_string().contains("already added") => self
-                .call(dialler, "addnode", json!([address, "onetry"]))
-                .map(drop),
+            Err(error) if error.to_string().contains("already added") => {
+                if self.connected(dialler, listener)? {
+                    return Ok(());
+                }
+                let deadline = Instant::now() + Duration::from_secs(10);
+                loop {
+                    match self.call(dialler, "addnode", json!([address, "onetry"])) {
+                        Ok(_) => return Ok(()),
+                        // Connected meanwhile (the other side dialled, or a redial).
+                        Err(_) if self.connected(dialler, listener)? => return Ok(()),
+                        Err(error) if Instant::now() > deadline => return Err(error),
+                        Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                    }
+                }
+            }
             other => other.map(drop),
         }
+    }
+
+    /// Whether `a` has a connection to `b`.
+    pub fn connected(&self, a: usize, b: usize) -> Result<bool> {
+        let peers = self.call(a, "getpeerinfo", json!([]))?;
+        let wanted = &self.state.nodes[b].peer_id;
+        Ok(peers.as_array().is_some_and(|peers| {
+            peers
+                .iter()
+                .any(|peer| peer["peerid"].as_str() == Some(wanted))
+        }))
     }
 
     /// Cuts every link between `a` and `b` (both ways, by bans that last until `heal`).

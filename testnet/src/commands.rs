@@ -244,3 +244,87 @@ pub fn watch_until_interrupted(testnet: Testnet) -> Result<()> {
     println!("\nstopping…");
     testnet.shutdown()
 }
+
+/// A double-spend run.
+#[derive(Clone, Debug)]
+pub struct AttackRun {
+    /// The attack.
+    pub settings: crate::attack::AttackSettings,
+    /// Numbers of confirmations to try.
+    pub confirmations: Vec<u32>,
+    /// Trials per number of confirmations.
+    pub trials: u32,
+    /// Total hash rate of the miners.
+    pub hash_rate: u64,
+    /// Target seconds between blocks.
+    pub spacing: u32,
+    /// The report folder (the nodes run in its `nodes` subfolder).
+    pub report: PathBuf,
+    /// Where quarryd is.
+    pub quarryd: PathBuf,
+}
+
+fn progress(done: usize, total: usize, reversed: u64) {
+    let width = 30;
+    let filled = width * done / total.max(1);
+    let bar = format!(
+        "[{}{}] {done}/{total} trials, {reversed} reversed",
+        "#".repeat(filled),
+        ".".repeat(width - filled)
+    );
+    if std::io::stderr().is_terminal() {
+        eprint!("\r{bar}");
+        if done == total {
+            eprintln!();
+        }
+    } else {
+        eprintln!("{bar}");
+    }
+}
+
+/// Runs the double-spend attack on a fresh three-node testnet and writes the report.
+pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
+    use crate::attack;
+    let nodes_dir = run.report.join("nodes");
+    if nodes_dir.exists() {
+        std::fs::remove_dir_all(&nodes_dir)
+            .with_context(|| format!("cannot clear {}", nodes_dir.display()))?;
+    }
+    let params = local_params(run.hash_rate, run.spacing)?;
+    let links = links(Topology::Mesh, 3, 0);
+    eprintln!(
+        "starting honest miner, merchant and attacker (share {:.2}) in {}",
+        run.settings.q,
+        nodes_dir.display()
+    );
+    let testnet = Testnet::start(
+        &nodes_dir,
+        &params,
+        &attack::node_specs(run.settings.q),
+        run.hash_rate,
+        links,
+        &run.quarryd,
+    )?;
+    let total = run.confirmations.len() * run.trials as usize;
+    let outcome = (|| -> Result<Vec<attack::Trial>> {
+        attack::fund_attacker(&testnet, total)?;
+        testnet.call(attack::HONEST, "setgenerate", json!([true, 1]))?;
+        let mut trials = Vec::with_capacity(total);
+        progress(0, total, 0);
+        for &z in &run.confirmations {
+            for _ in 0..run.trials {
+                trials.push(attack::run_trial(&testnet, run.settings, z)?);
+                progress(trials.len(), total, attack::successes(&trials));
+            }
+        }
+        Ok(trials)
+    })();
+    let stopped = testnet.shutdown();
+    let trials = outcome?;
+    stopped?;
+    let report = crate::report::build(run.settings, trials);
+    crate::report::write(&report, &run.report)?;
+    println!("{}", crate::report::summary(&report));
+    println!("report: {}", run.report.join("report.md").display());
+    Ok(report)
+}

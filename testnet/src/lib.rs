@@ -2,7 +2,9 @@
 //! in the `quarry-testnet` binary.
 
 pub mod analysis;
+pub mod attack;
 pub mod cluster;
 pub mod commands;
 pub mod params;
+pub mod report;
 pub mod status;

@@ -19,7 +19,7 @@ use quarry_chain::{
 };
 use quarry_testnet::cluster::{self, NodeSpec, Testnet, Topology};
 use quarry_testnet::commands::{self, Scenario, UpOptions};
-use quarry_testnet::status;
+use quarry_testnet::{attack, status};
 
 /// Local Quarry test networks and scenarios.
 #[derive(Parser, Debug)]
@@ -110,6 +110,11 @@ enum Command {
         #[command(flatten)]
         place: Place,
     },
+    /// Attacks on real nodes.
+    Attack {
+        #[command(subcommand)]
+        attack: Attack,
+    },
     /// Mine a chain with transactions, force a reorganisation, and check the UTXO set against a
     /// replay from genesis. Exits non-zero if any check fails.
     Selfcheck {
@@ -122,6 +127,47 @@ enum Command {
         /// Depth of the forced reorganisation (the competing branch is one block longer).
         #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=1_000))]
         reorg_depth: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum Attack {
+    /// The private-chain double spend of the Bitcoin whitepaper (section 11), K trials per
+    /// number of confirmations, with the success rate, its 95% interval and the analytic
+    /// probabilities; writes a report folder (JSON, markdown, SVG plots).
+    DoubleSpend {
+        /// The attacker's share of the hash rate, in [0, 1).
+        #[arg(long, value_name = "Q")]
+        attacker_share: f64,
+        /// Confirmations the merchant waits for; several give the curve (e.g. 1,2,3).
+        #[arg(
+            long,
+            value_name = "Z[,Z...]",
+            value_delimiter = ',',
+            default_value = "1"
+        )]
+        confirmations: Vec<u32>,
+        /// Trials per number of confirmations.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        trials: u32,
+        /// The attacker pre-mines one secret block before paying (Rosenfeld's setup).
+        #[arg(long)]
+        premine: bool,
+        /// The attacker gives up this many blocks behind.
+        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+        give_up: u32,
+        /// Total hash rate of the two miners, hashes per second.
+        #[arg(long, default_value_t = 20_000)]
+        hash_rate: u64,
+        /// Target seconds between blocks.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=600))]
+        spacing: u32,
+        /// The report folder [default: ./double-spend-report].
+        #[arg(long, value_name = "DIR", default_value = "double-spend-report")]
+        report: PathBuf,
+        /// The quarryd binary [default: beside this one, else on PATH].
+        #[arg(long, value_name = "PATH")]
+        quarryd: Option<PathBuf>,
     },
 }
 
@@ -249,6 +295,39 @@ fn main() -> Result<()> {
             )?;
             println!("{txid}");
             Ok(())
+        }
+        Command::Attack {
+            attack:
+                Attack::DoubleSpend {
+                    attacker_share,
+                    confirmations,
+                    trials,
+                    premine,
+                    give_up,
+                    hash_rate,
+                    spacing,
+                    report,
+                    quarryd,
+                },
+        } => {
+            if !(0.0..1.0).contains(&attacker_share) {
+                bail!("--attacker-share must be at least 0 and below 1, not {attacker_share}");
+            }
+            let settings = attack::AttackSettings {
+                q: attacker_share,
+                premined: premine,
+                give_up_behind: give_up,
+            };
+            let options = commands::AttackRun {
+                settings,
+                confirmations,
+                trials,
+                hash_rate,
+                spacing,
+                report,
+                quarryd: cluster::quarryd_path(quarryd.as_deref())?,
+            };
+            commands::double_spend(&options).map(drop)
         }
         Command::Down { place } => {
             Testnet::load(&place.dir()?)?.shutdown()?;

@@ -1,0 +1,356 @@
+//! The attack report: a terminal summary, and a folder with the JSON data, a markdown summary
+//! and SVG plots (the block tree of one trial; success rate against confirmations with its
+//! 95% interval beside the analytic curves).
+
+use std::fmt::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::analysis::{exact, nakamoto, wilson_interval, AttackModel};
+use crate::attack::{measured_share, successes, AttackSettings, Trial};
+
+/// The results for one number of confirmations.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// Confirmations.
+    pub z: u32,
+    /// Trials run.
+    pub trials: u64,
+    /// Payments reversed after delivery.
+    pub reversed: u64,
+    /// Measured success rate.
+    pub rate: f64,
+    /// Its 95% Wilson interval.
+    pub interval: (f64, f64),
+    /// Nakamoto's estimate.
+    pub nakamoto: f64,
+    /// The exact probability of the model run (pre-mine and give-up bound included).
+    pub exact: f64,
+    /// The exact probability without the give-up bound.
+    pub exact_unbounded: f64,
+    /// Whether the exact value lies outside the interval.
+    pub exact_outside_interval: bool,
+    /// Mean depth of the reorganisations that reversed a payment.
+    pub mean_reorg_depth: f64,
+}
+
+/// Everything a run produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The settings.
+    pub settings: AttackSettings,
+    /// The attacker's share of blocks mined during the races, as measured.
+    pub measured_share: Option<f64>,
+    /// One row per number of confirmations.
+    pub rows: Vec<Row>,
+    /// Every trial.
+    pub trials: Vec<Trial>,
+    /// The model, in words.
+    pub model: String,
+}
+
+/// The model statement printed with every report.
+pub fn model_text(settings: &AttackSettings) -> String {
+    format!(
+        "The attacker forks from the tip before paying; the block holding the payment is the first \
+         confirmation; the merchant delivers at z confirmations; the attacker {} pre-mine a block \
+         before paying; it publishes its branch once it has strictly more work than the honest chain \
+         after delivery (on real nodes a tie does not reorganise a node that saw the honest block \
+         first) and gives up {} blocks behind. Difficulty retargeting (ASERT) stays on.",
+        if settings.premined { "does" } else { "does not" },
+        settings.give_up_behind
+    )
+}
+
+/// Builds the report from the trials.
+pub fn build(settings: AttackSettings, trials: Vec<Trial>) -> Report {
+    let mut zs: Vec<u32> = trials.iter().map(|trial| trial.z).collect();
+    zs.sort_unstable();
+    zs.dedup();
+    let rows = zs
+        .into_iter()
+        .map(|z| {
+            let these: Vec<Trial> = trials
+                .iter()
+                .filter(|trial| trial.z == z)
+                .cloned()
+                .collect();
+            let reversed = successes(&these);
+            let count = these.len() as u64;
+            let interval = wilson_interval(reversed, count);
+            let model = AttackModel {
+                q: settings.q,
+                z,
+                premined: settings.premined,
+                give_up_behind: Some(settings.give_up_behind),
+            };
+            let exact_value = exact(model);
+            let depths: Vec<u32> = these
+                .iter()
+                .filter(|t| t.reversed)
+                .map(|t| t.reorg_depth)
+                .collect();
+            Row {
+                z,
+                trials: count,
+                reversed,
+                rate: reversed as f64 / count.max(1) as f64,
+                interval,
+                nakamoto: nakamoto(settings.q, z),
+                exact: exact_value,
+                exact_unbounded: exact(AttackModel {
+                    give_up_behind: None,
+                    ..model
+                }),
+                exact_outside_interval: exact_value < interval.0 || exact_value > interval.1,
+                mean_reorg_depth: if depths.is_empty() {
+                    0.0
+                } else {
+                    f64::from(depths.iter().sum::<u32>()) / depths.len() as f64
+                },
+            }
+        })
+        .collect();
+    Report {
+        measured_share: measured_share(&trials),
+        model: model_text(&settings),
+        settings,
+        rows,
+        trials,
+    }
+}
+
+/// The summary table for the terminal and the markdown file.
+pub fn summary(report: &Report) -> String {
+    let mut text = String::new();
+    let share = report
+        .measured_share
+        .map_or_else(|| "-".into(), |share| format!("{share:.3}"));
+    let _ = writeln!(
+        text,
+        "attacker share asked {:.3}, measured {share} (blocks of both branches during the races)",
+        report.settings.q
+    );
+    let _ = writeln!(
+        text,
+        "\n| z | trials | reversed | rate | 95% interval | exact (this model) | exact, no give-up | Nakamoto | mean reorg depth |"
+    );
+    let _ = writeln!(text, "|---|---|---|---|---|---|---|---|---|");
+    for row in &report.rows {
+        let flag = if row.exact_outside_interval {
+            " ⚠"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            text,
+            "| {} | {} | {} | {:.3} | [{:.3}, {:.3}] | {:.4}{flag} | {:.4} | {:.4} | {:.1} |",
+            row.z,
+            row.trials,
+            row.reversed,
+            row.rate,
+            row.interval.0,
+            row.interval.1,
+            row.exact,
+            row.exact_unbounded,
+            row.nakamoto,
+            row.mean_reorg_depth
+        );
+    }
+    if report.rows.iter().any(|row| row.exact_outside_interval) {
+        let _ = writeln!(
+            text,
+            "\n⚠ the exact value for this model lies outside the measured 95% interval for the flagged rows \
+             (reported as measured, not adjusted)."
+        );
+    }
+    let _ = writeln!(text, "\nModel: {}", report.model);
+    text
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// An SVG of one trial's block tree: the fork point, the honest branch above, the attacker's
+/// branch below; the payment's block and the winning branch marked.
+pub fn block_tree_svg(trial: &Trial) -> String {
+    let width = 120
+        + 70 * trial
+            .honest_branch
+            .len()
+            .max(trial.attacker_branch.len())
+            .max(1);
+    let mut svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="220" font-family="monospace" font-size="11">
+<rect width="100%" height="100%" fill="white"/>
+<text x="10" y="20" font-size="13">Trial with z = {}: {}</text>
+<rect x="10" y="95" width="60" height="30" fill="#ddd" stroke="black"/>
+<text x="14" y="114">{}</text>
+"##,
+        trial.z,
+        if trial.reversed {
+            "payment reversed"
+        } else {
+            "payment stands"
+        },
+        trial.fork_height
+    );
+    let rows = [
+        (&trial.honest_branch, 50, "honest", !trial.reversed),
+        (&trial.attacker_branch, 150, "attacker", trial.reversed),
+    ];
+    for (branch, y, label, won) in rows {
+        let _ = writeln!(
+            svg,
+            r#"<text x="10" y="{}">{label}{}</text>"#,
+            y - 8,
+            if won { " (best chain)" } else { "" }
+        );
+        let mut previous = (70, 110);
+        for (i, hash) in branch.iter().enumerate() {
+            let x = 90 + 70 * i;
+            let is_payment = trial.payment_block.as_deref() == Some(hash.as_str());
+            let fill = match (won, is_payment) {
+                (_, true) => "#f9d56e",
+                (true, false) => "#9ad19a",
+                (false, false) => "#f2a7a7",
+            };
+            let _ = writeln!(
+                svg,
+                r#"<line x1="{}" y1="{}" x2="{x}" y2="{}" stroke="black"/><rect x="{x}" y="{}" width="60" height="30" fill="{fill}" stroke="black"/><text x="{}" y="{}">{}</text>"#,
+                previous.0,
+                previous.1,
+                y + 15,
+                y,
+                x + 4,
+                y + 19,
+                escape(&hash[..8.min(hash.len())])
+            );
+            previous = (x + 60, y + 15);
+        }
+    }
+    let _ = writeln!(
+        svg,
+        r#"<text x="10" y="210">yellow: the payment's block · green: the branch the merchant's node ended on · red: abandoned</text></svg>"#
+    );
+    svg
+}
+
+/// An SVG of the success rate against z: measured points with 95% intervals, and the exact
+/// and Nakamoto curves.
+pub fn rate_plot_svg(report: &Report) -> String {
+    let (left, top, width, height) = (60.0, 30.0, 480.0, 260.0);
+    let max_z = report
+        .rows
+        .iter()
+        .map(|row| row.z)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let x = |z: f64| left + width * z / max_z;
+    let y = |p: f64| top + height * (1.0 - p.clamp(0.0, 1.0));
+    let mut svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="600" height="340" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="{left}" y="18">Double-spend success rate, attacker share {:.2}</text>
+<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="black"/>
+<line x1="{left}" y1="{top}" x2="{left}" y2="{}" stroke="black"/>
+"##,
+        report.settings.q,
+        top + height,
+        left + width,
+        top + height,
+        top + height
+    );
+    for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
+        let _ = writeln!(
+            svg,
+            r#"<text x="20" y="{}">{tick:.2}</text>"#,
+            y(tick) + 4.0
+        );
+    }
+    for row in &report.rows {
+        let _ = writeln!(
+            svg,
+            r#"<text x="{}" y="{}">z={}</text>"#,
+            x(f64::from(row.z)) - 10.0,
+            top + height + 18.0,
+            row.z
+        );
+    }
+    let curve = |value: &dyn Fn(u32) -> f64| -> String {
+        (0..=max_z as u32)
+            .map(|z| format!("{:.1},{:.1}", x(f64::from(z)), y(value(z))))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let settings = report.settings;
+    let exact_curve = curve(&|z| {
+        exact(AttackModel {
+            q: settings.q,
+            z,
+            premined: settings.premined,
+            give_up_behind: Some(settings.give_up_behind),
+        })
+    });
+    let nakamoto_curve = curve(&|z| nakamoto(settings.q, z));
+    let _ = writeln!(
+        svg,
+        r##"<polyline points="{exact_curve}" fill="none" stroke="#1f77b4" stroke-width="2"/>"##
+    );
+    let _ = writeln!(
+        svg,
+        r##"<polyline points="{nakamoto_curve}" fill="none" stroke="#999" stroke-dasharray="5,4"/>"##
+    );
+    for row in &report.rows {
+        let cx = x(f64::from(row.z));
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{cx}" y1="{}" x2="{cx}" y2="{}" stroke="#d62728"/><circle cx="{cx}" cy="{}" r="4" fill="#d62728"/>"##,
+            y(row.interval.0),
+            y(row.interval.1),
+            y(row.rate)
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r##"<text x="{left}" y="330"><tspan fill="#d62728">● measured (95% interval)</tspan>  <tspan fill="#1f77b4">— exact for this model</tspan>  <tspan fill="#999">- - Nakamoto</tspan></text></svg>"##
+    );
+    svg
+}
+
+/// Writes `report.json`, `report.md`, `block-tree.svg` and `success-rate.svg` into `dir`.
+pub fn write(report: &Report, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_string_pretty(report)?,
+    )?;
+    let shown = report
+        .trials
+        .iter()
+        .find(|trial| trial.reversed)
+        .or(report.trials.first());
+    let mut markdown = format!(
+        "# Double-spend attack on real nodes\n\n{}\n",
+        summary(report)
+    );
+    if let Some(trial) = shown {
+        std::fs::write(dir.join("block-tree.svg"), block_tree_svg(trial))?;
+        markdown.push_str(
+            "\n![block tree of one trial](block-tree.svg)\n\n## Timeline of that trial\n\n",
+        );
+        for event in &trial.timeline {
+            let _ = writeln!(markdown, "- {:>7.2} s  {}", event.at, event.what);
+        }
+    }
+    std::fs::write(dir.join("success-rate.svg"), rate_plot_svg(report))?;
+    markdown.push_str("\n![success rate against confirmations](success-rate.svg)\n");
+    std::fs::write(dir.join("report.md"), markdown)?;
+    Ok(())
+}

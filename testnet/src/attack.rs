@@ -85,6 +85,10 @@ pub struct Trial {
     pub payment: String,
     /// The conflicting spend.
     pub conflicting: String,
+    /// The payment's status in the merchant's wallet when it delivered.
+    pub merchant_wallet_at_delivery: Option<String>,
+    /// The payment's status in the merchant's wallet at the end.
+    pub merchant_wallet_at_end: Option<String>,
     /// Seconds the trial took.
     pub seconds: f64,
     /// What happened, in order.
@@ -135,6 +139,16 @@ fn confirmations(testnet: &Testnet, node: usize, txid: &str) -> (u64, Option<Str
         ),
         Err(_) => (0, None),
     }
+}
+
+/// The status of `txid` in the history of `node`'s wallet (which remembers it from then on).
+pub fn wallet_status(testnet: &Testnet, node: usize, txid: &str) -> Result<Option<String>> {
+    let mut wallet = testnet.state.nodes[node].open_wallet(testnet)?;
+    Ok(wallet
+        .history()?
+        .into_iter()
+        .find(|entry| entry.txid.to_string() == txid)
+        .map(|entry| entry.status.to_string()))
 }
 
 fn branch(testnet: &Testnet, node: usize, from: u64, to: u64) -> Result<Vec<String>> {
@@ -225,6 +239,7 @@ pub fn run_trial(testnet: &Testnet, settings: AttackSettings, z: u32) -> Result<
 
     let mut delivered = false;
     let mut published = false;
+    let mut merchant_wallet_at_delivery = None;
     let (mut honest_height, mut attacker_height) = (fork_height, fork_height);
     loop {
         let (m_height, m_work, _) = chain_state(testnet, MERCHANT)?;
@@ -238,7 +253,11 @@ pub fn run_trial(testnet: &Testnet, settings: AttackSettings, z: u32) -> Result<
         (honest_height, attacker_height) = (m_height, a_height);
         if !delivered && confirmations(testnet, MERCHANT, &payment).0 >= u64::from(z) {
             delivered = true;
-            clock.note(format!("merchant sees {z} confirmation(s) and delivers"));
+            merchant_wallet_at_delivery = wallet_status(testnet, MERCHANT, &payment)?;
+            clock.note(format!(
+                "merchant sees {z} confirmation(s) and delivers (its wallet: {})",
+                merchant_wallet_at_delivery.as_deref().unwrap_or("not seen")
+            ));
         }
         // Chain work in fixed-width hex compares as a number.
         if delivered && a_work > m_work {
@@ -258,6 +277,16 @@ pub fn run_trial(testnet: &Testnet, settings: AttackSettings, z: u32) -> Result<
         std::thread::sleep(POLL);
     }
     set_mining(testnet, ATTACKER, false)?;
+    // Blocks gossiped just before the cut reach both sides: the branches part at the last
+    // block they share.
+    let mut fork_height = fork_height;
+    for height in (fork_height..=honest_height.min(attacker_height)).rev() {
+        let hash_at = |node| testnet.call(node, "getblockhash", json!([height]));
+        if hash_at(MERCHANT)? == hash_at(ATTACKER)? {
+            fork_height = height;
+            break;
+        }
+    }
     let honest_branch = branch(testnet, MERCHANT, fork_height + 1, honest_height)?;
     let attacker_branch = branch(testnet, ATTACKER, fork_height + 1, attacker_height)?;
     let payment_block = confirmations(testnet, MERCHANT, &payment).1;
@@ -266,15 +295,17 @@ pub fn run_trial(testnet: &Testnet, settings: AttackSettings, z: u32) -> Result<
     let (confirmed, _) = confirmations(testnet, MERCHANT, &payment);
     let (back_confirmed, _) = confirmations(testnet, MERCHANT, &conflicting);
     let reversed = delivered && confirmed == 0 && back_confirmed > 0;
+    let merchant_wallet_at_end = wallet_status(testnet, MERCHANT, &payment)?;
     let reorg_depth = if published && back_confirmed > 0 {
         honest_branch.len() as u32
     } else {
         0
     };
+    let wallet_view = merchant_wallet_at_end.as_deref().unwrap_or("not seen");
     clock.note(if reversed {
-        format!("merchant's node reorganised {reorg_depth} blocks: the payment is reversed")
+        format!("merchant's node reorganised {reorg_depth} blocks: the payment is reversed (its wallet: {wallet_view})")
     } else {
-        "merchant's payment stands".to_owned()
+        format!("merchant's payment stands (its wallet: {wallet_view})")
     });
     Ok(Trial {
         z,
@@ -288,6 +319,8 @@ pub fn run_trial(testnet: &Testnet, settings: AttackSettings, z: u32) -> Result<
         payment_block,
         payment,
         conflicting,
+        merchant_wallet_at_delivery,
+        merchant_wallet_at_end,
         seconds: clock.0.elapsed().as_secs_f64(),
         timeline: clock.1,
     })

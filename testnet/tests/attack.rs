@@ -1,0 +1,121 @@
+//! Multi-process tests of local testnets and the double-spend attack on real nodes. What they
+//! assert does not depend on luck: with no hash power the attacker can never win, with most of
+//! it and a long bound it wins with probability above 0.999 (checked against the exact model),
+//! and a healed partition always ends on the chain with the most work.
+
+use std::time::Duration;
+
+use quarry_testnet::analysis::{exact, AttackModel};
+use quarry_testnet::attack::AttackSettings;
+use quarry_testnet::cluster::{quarryd_path, NodeSpec, Topology};
+use quarry_testnet::commands::{double_spend, up, wait_for_sync, AttackRun, UpOptions};
+use serde_json::json;
+
+fn run(q: f64, z: u32, trials: u32, give_up_behind: u32) -> quarry_testnet::report::Report {
+    let dir = tempfile::tempdir().unwrap();
+    double_spend(&AttackRun {
+        settings: AttackSettings {
+            q,
+            premined: false,
+            give_up_behind,
+        },
+        confirmations: vec![z],
+        trials,
+        hash_rate: 20_000,
+        spacing: 1,
+        report: dir.path().join("report"),
+        quarryd: quarryd_path(None).unwrap(),
+    })
+    .unwrap()
+}
+
+#[test]
+fn an_attacker_without_hash_power_never_reverses_a_payment() {
+    let report = run(0.0, 1, 2, 2);
+    assert_eq!(report.trials.len(), 2);
+    for trial in &report.trials {
+        assert!(trial.delivered, "{trial:?}");
+        assert!(!trial.published && !trial.reversed, "{trial:?}");
+        assert!(trial.attacker_branch.is_empty());
+        assert_eq!(trial.merchant_wallet_at_end.as_deref(), Some("confirmed"));
+    }
+    assert_eq!(report.rows[0].reversed, 0);
+    assert_eq!(report.rows[0].exact, 0.0);
+}
+
+#[test]
+fn an_attacker_with_most_of_the_hash_power_reverses_a_payment_and_the_merchant_sees_it_conflicted()
+{
+    let (q, z, bound) = (0.8, 1, 30);
+    let model = AttackModel {
+        q,
+        z,
+        premined: false,
+        give_up_behind: Some(bound),
+    };
+    assert!(
+        exact(model) > 0.999,
+        "the setting must make success all but certain"
+    );
+    let report = run(q, z, 1, bound);
+    let trial = &report.trials[0];
+    assert!(
+        trial.delivered && trial.published && trial.reversed,
+        "{trial:#?}"
+    );
+    assert!(trial.reorg_depth >= 1);
+    assert_eq!(
+        trial.merchant_wallet_at_delivery.as_deref(),
+        Some("confirmed")
+    );
+    assert_eq!(trial.merchant_wallet_at_end.as_deref(), Some("conflicted"));
+    assert!(trial.attacker_branch.len() > trial.honest_branch.len());
+}
+
+#[test]
+fn a_healed_partition_converges_on_the_chain_with_the_most_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = UpOptions {
+        dir: dir.path().to_path_buf(),
+        nodes: (0..4)
+            .map(|index| NodeSpec {
+                name: format!("n{index}"),
+                share: 0.0,
+            })
+            .collect(),
+        topology: Topology::Line,
+        seed: 1,
+        hash_rate: 20_000,
+        spacing: 1,
+        quarryd: quarryd_path(None).unwrap(),
+    };
+    let testnet = up(&options).unwrap();
+    testnet.partition(&[0, 1], &[2, 3]).unwrap();
+    let address = |index: usize| {
+        testnet.state.nodes[index]
+            .address(&testnet.params)
+            .to_string()
+    };
+    testnet
+        .call(0, "generatetoaddress", json!([2, address(0)]))
+        .unwrap();
+    let heavier = testnet
+        .call(3, "generatetoaddress", json!([4, address(3)]))
+        .unwrap();
+    testnet.heal().unwrap();
+    wait_for_sync(&testnet, Duration::from_secs(120)).unwrap();
+    let tip = heavier[3].clone();
+    for index in 0..4 {
+        assert_eq!(
+            testnet.call(index, "getbestblockhash", json!([])).unwrap(),
+            tip
+        );
+    }
+    let tips = testnet.call(0, "getchaintips", json!([])).unwrap();
+    assert!(tips
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|tip| tip["status"] != "active"));
+    testnet.shutdown().unwrap();
+}

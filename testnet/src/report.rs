@@ -133,6 +133,16 @@ pub fn summary(report: &Report) -> String {
         "attacker share asked {:.3}, measured {share} (blocks of both branches during the races)",
         report.settings.q
     );
+    let seconds: f64 = report.trials.iter().map(|trial| trial.seconds).sum();
+    if seconds > 0.0 {
+        let _ = writeln!(
+            text,
+            "{} trials in {:.0} s: {:.1} trials per minute",
+            report.trials.len(),
+            seconds,
+            report.trials.len() as f64 * 60.0 / seconds
+        );
+    }
     let _ = writeln!(
         text,
         "\n| z | trials | reversed | rate | 95% interval | exact (this model) | exact, no give-up | Nakamoto | mean reorg depth |"

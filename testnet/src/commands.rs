@@ -328,3 +328,49 @@ pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
     println!("report: {}", run.report.join("report.md").display());
     Ok(report)
 }
+
+/// Runs a race or Finney attack on a fresh three-node testnet and prints what the merchant saw.
+pub fn zero_confirmation_demo(
+    attack: crate::attack::ZeroConfirmation,
+    dir: &Path,
+    quarryd: &Path,
+) -> Result<crate::attack::ZeroConfirmationOutcome> {
+    use crate::attack;
+    let nodes_dir = dir.join("nodes");
+    if nodes_dir.exists() {
+        std::fs::remove_dir_all(&nodes_dir)?;
+    }
+    let params = local_params(20_000, 1)?;
+    // Nobody mines in the background: the demo mines exactly the blocks it describes.
+    let testnet = Testnet::start(
+        &nodes_dir,
+        &params,
+        &attack::node_specs(0.0),
+        0,
+        links(Topology::Mesh, 3, 0),
+        quarryd,
+    )?;
+    let outcome = attack::fund_attacker(&testnet, 1)
+        .and_then(|()| attack::zero_confirmation(&testnet, attack));
+    let stopped = testnet.shutdown();
+    let outcome = outcome?;
+    stopped?;
+    println!("{:?} attack on real nodes\n", outcome.attack);
+    for event in &outcome.timeline {
+        println!("{:>7.2} s  {}", event.at, event.what);
+    }
+    println!(
+        "\nresult: {}",
+        if outcome.conflicting_confirmed {
+            "the payment the merchant accepted with no confirmation is reversed"
+        } else {
+            "the payment stands"
+        }
+    );
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_string_pretty(&outcome)?,
+    )?;
+    Ok(outcome)
+}

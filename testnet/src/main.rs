@@ -169,6 +169,26 @@ enum Attack {
         #[arg(long, value_name = "PATH")]
         quarryd: Option<PathBuf>,
     },
+    /// The race attack: the merchant accepts a payment with no confirmation while the miner
+    /// heard a conflicting spend first.
+    Race {
+        /// Where the nodes and the JSON outcome go.
+        #[arg(long, value_name = "DIR", default_value = "race-report")]
+        report: PathBuf,
+        /// The quarryd binary [default: beside this one, else on PATH].
+        #[arg(long, value_name = "PATH")]
+        quarryd: Option<PathBuf>,
+    },
+    /// The Finney attack: the attacker mines a block spending its coin to itself, keeps it,
+    /// pays the merchant with the same coin (no confirmation), then releases the block.
+    Finney {
+        /// Where the nodes and the JSON outcome go.
+        #[arg(long, value_name = "DIR", default_value = "finney-report")]
+        report: PathBuf,
+        /// The quarryd binary [default: beside this one, else on PATH].
+        #[arg(long, value_name = "PATH")]
+        quarryd: Option<PathBuf>,
+    },
 }
 
 /// Where a testnet's files are.
@@ -329,6 +349,22 @@ fn main() -> Result<()> {
             };
             commands::double_spend(&options).map(drop)
         }
+        Command::Attack {
+            attack: Attack::Race { report, quarryd },
+        } => commands::zero_confirmation_demo(
+            attack::ZeroConfirmation::Race,
+            &report,
+            &cluster::quarryd_path(quarryd.as_deref())?,
+        )
+        .map(drop),
+        Command::Attack {
+            attack: Attack::Finney { report, quarryd },
+        } => commands::zero_confirmation_demo(
+            attack::ZeroConfirmation::Finney,
+            &report,
+            &cluster::quarryd_path(quarryd.as_deref())?,
+        )
+        .map(drop),
         Command::Down { place } => {
             Testnet::load(&place.dir()?)?.shutdown()?;
             println!("stopped");

@@ -119,3 +119,22 @@ fn a_healed_partition_converges_on_the_chain_with_the_most_work() {
         .any(|tip| tip["status"] != "active"));
     testnet.shutdown().unwrap();
 }
+
+#[test]
+fn race_and_finney_attacks_reverse_a_zero_confirmation_payment_the_merchant_accepted() {
+    use quarry_testnet::attack::ZeroConfirmation;
+    use quarry_testnet::commands::zero_confirmation_demo;
+    for attack in [ZeroConfirmation::Race, ZeroConfirmation::Finney] {
+        let dir = tempfile::tempdir().unwrap();
+        let outcome =
+            zero_confirmation_demo(attack, dir.path(), &quarryd_path(None).unwrap()).unwrap();
+        assert!(outcome.merchant_accepted, "{outcome:#?}");
+        assert_eq!(
+            outcome.merchant_wallet_before.as_deref(),
+            Some("unconfirmed")
+        );
+        assert!(outcome.conflicting_confirmed, "{outcome:#?}");
+        assert_eq!(outcome.merchant_wallet_after.as_deref(), Some("conflicted"));
+        assert!(dir.path().join("report.json").exists());
+    }
+}

@@ -364,3 +364,70 @@ pub fn write(report: &Report, dir: &Path) -> Result<()> {
     std::fs::write(dir.join("report.md"), markdown)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trial(z: u32, reversed: bool) -> Trial {
+        Trial {
+            z,
+            delivered: true,
+            published: reversed,
+            reversed,
+            reorg_depth: if reversed { z + 1 } else { 0 },
+            fork_height: 10,
+            honest_branch: vec!["aa".repeat(32); z as usize + 1],
+            attacker_branch: vec!["bb".repeat(32); if reversed { z as usize + 2 } else { 1 }],
+            payment_block: Some("aa".repeat(32)),
+            payment: "cc".repeat(32),
+            conflicting: "dd".repeat(32),
+            merchant_wallet_at_delivery: Some("confirmed".into()),
+            merchant_wallet_at_end: Some(if reversed { "conflicted" } else { "confirmed" }.into()),
+            seconds: 6.0,
+            timeline: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn rows_count_per_confirmation_and_flag_an_exact_value_outside_the_interval() {
+        let settings = AttackSettings {
+            q: 0.3,
+            premined: false,
+            give_up_behind: 6,
+        };
+        let mut trials: Vec<Trial> = (0..20).map(|i| trial(1, i < 5)).collect();
+        // 20 of 20 reversed at z = 2 cannot be squared with an exact value near 0.23.
+        trials.extend((0..20).map(|_| trial(2, true)));
+        let report = build(settings, trials);
+        assert_eq!(report.rows.len(), 2);
+        let (first, second) = (&report.rows[0], &report.rows[1]);
+        assert_eq!((first.z, first.trials, first.reversed), (1, 20, 5));
+        assert!((first.rate - 0.25).abs() < 1e-12);
+        assert!(!first.exact_outside_interval);
+        assert!(second.exact_outside_interval);
+        assert_eq!(second.mean_reorg_depth, 3.0);
+        let text = summary(&report);
+        assert!(
+            text.contains("⚠") && text.contains("not adjusted"),
+            "{text}"
+        );
+        assert!(
+            text.contains("40 trials in 240 s: 10.0 trials per minute"),
+            "{text}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        write(&report, dir.path()).unwrap();
+        for file in [
+            "report.json",
+            "report.md",
+            "block-tree.svg",
+            "success-rate.svg",
+        ] {
+            assert!(dir.path().join(file).exists(), "{file}");
+        }
+        let svg = std::fs::read_to_string(dir.path().join("block-tree.svg")).unwrap();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains("payment reversed"));
+    }
+}

@@ -12,6 +12,8 @@ use quarry_chain::hash::tagged_hash;
 use quarry_chain::{Address, ChainParams, OutputKey};
 use quarry_node::cli::{CallError, Endpoint};
 use quarry_wallet::{Seed, Wallet, WalletFile};
+
+use crate::delay::DelayedLink;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -129,8 +131,41 @@ pub struct State {
     pub params_file: PathBuf,
     /// The nodes.
     pub nodes: Vec<NodeRecord>,
-    /// The links, by node index (dialler, listener).
-    pub links: Vec<(usize, usize)>,
+    /// The links.
+    pub links: Vec<Link>,
+}
+
+/// A link between two nodes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    /// The node that dials, by index.
+    pub dialler: usize,
+    /// The node dialled, by index.
+    pub listener: usize,
+    /// Delay added each way, in milliseconds (0: none).
+    pub delay_ms: u64,
+    /// The delaying relay's address the dialler uses, while the testnet's `up` runs.
+    pub via: Option<String>,
+}
+
+impl Link {
+    /// Links without delay along `pairs` of (dialler, listener).
+    pub fn plain(pairs: Vec<(usize, usize)>) -> Vec<Self> {
+        Self::delayed(pairs, 0)
+    }
+
+    /// Links along `pairs`, each delayed by `delay_ms`.
+    pub fn delayed(pairs: Vec<(usize, usize)>, delay_ms: u64) -> Vec<Self> {
+        pairs
+            .into_iter()
+            .map(|(dialler, listener)| Self {
+                dialler,
+                listener,
+                delay_ms,
+                via: None,
+            })
+            .collect()
+    }
 }
 
 /// A testnet: its directory, parameters and nodes.
@@ -187,7 +222,7 @@ impl Testnet {
         params: &ChainParams,
         specs: &[NodeSpec],
         total_hash_rate: u64,
-        links: Vec<(usize, usize)>,
+        links: Vec<Link>,
         quarryd: &Path,
     ) -> Result<Self> {
         std::fs::create_dir_all(dir)
@@ -212,8 +247,27 @@ impl Testnet {
             testnet.children.push(child);
             testnet.state.nodes.push(record);
         }
-        for (dialler, listener) in &links {
-            testnet.link(*dialler, *listener)?;
+        let mut links = links;
+        for link in &mut links {
+            if link.delay_ms > 0 {
+                let target = &testnet.state.nodes[link.listener];
+                let port: u16 = target
+                    .p2p
+                    .split('/')
+                    .nth(4)
+                    .and_then(|port| port.parse().ok())
+                    .with_context(|| format!("no TCP port in {}", target.p2p))?;
+                let relay = DelayedLink::start(
+                    SocketAddr::from(([127, 0, 0, 1], port)),
+                    Duration::from_millis(link.delay_ms),
+                )?;
+                link.via = Some(format!(
+                    "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+                    relay.listen.port(),
+                    target.peer_id
+                ));
+            }
+            testnet.link(link)?;
         }
         testnet.state.links = links;
         testnet.save()?;
@@ -369,10 +423,15 @@ impl Testnet {
             })
     }
 
-    /// Connects `dialler` to `listener` and keeps them connected (the node redials an added
-    /// peer every few seconds; a link already added is dialled at once, retried for a while).
-    pub fn link(&self, dialler: usize, listener: usize) -> Result<()> {
-        let address = self.state.nodes[listener].p2p.clone();
+    /// Connects the link's dialler to its listener (through its delaying relay, if any) and
+    /// keeps them connected (the node redials an added peer every few seconds; a link already
+    /// added is dialled at once, retried for a while).
+    pub fn link(&self, link: &Link) -> Result<()> {
+        let (dialler, listener) = (link.dialler, link.listener);
+        let address = link
+            .via
+            .clone()
+            .unwrap_or_else(|| self.state.nodes[listener].p2p.clone());
         match self.call(dialler, "addnode", json!([address, "add"])) {
             Err(error) if error.to_string().contains("already added") => {
                 if self.connected(dialler, listener)? {
@@ -422,8 +481,8 @@ impl Testnet {
         for index in 0..self.state.nodes.len() {
             self.call(index, "clearbanned", json!([]))?;
         }
-        for (dialler, listener) in &self.state.links {
-            self.link(*dialler, *listener)?;
+        for link in &self.state.links {
+            self.link(link)?;
         }
         Ok(())
     }

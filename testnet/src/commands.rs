@@ -10,7 +10,7 @@ use quarry_mempool::FeeRate;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::cluster::{self, links, wallet_seed, NodeSpec, Testnet, Topology};
+use crate::cluster::{self, links, wallet_seed, Link, NodeSpec, Testnet, Topology};
 use crate::params::local_params;
 use crate::status;
 
@@ -24,6 +24,12 @@ pub struct Scenario {
     /// Seed of the random topology.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Delay added to every link each way, in milliseconds.
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    /// Explicit links (replacing the topology), each with its own delay.
+    #[serde(default)]
+    pub link: Vec<ScenarioLink>,
     /// Total hash rate of the miners, hashes per second.
     #[serde(default)]
     pub hash_rate: Option<u64>,
@@ -45,7 +51,51 @@ pub struct ScenarioNode {
     pub share: f64,
 }
 
+/// One link of a scenario.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioLink {
+    /// The node that dials.
+    pub from: String,
+    /// The node dialled.
+    pub to: String,
+    /// Delay added each way, in milliseconds (default: the scenario's `delay_ms`).
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+}
+
 impl Scenario {
+    /// The scenario's links: its `[[link]]` tables, or `topology` over its nodes, each with its
+    /// delay.
+    pub fn links(&self, default_topology: Topology, default_seed: u64) -> Result<Vec<Link>> {
+        let delay = self.delay_ms.unwrap_or(0);
+        if self.link.is_empty() {
+            let pairs = links(
+                self.topology.unwrap_or(default_topology),
+                self.node.len(),
+                self.seed.unwrap_or(default_seed),
+            );
+            return Ok(Link::delayed(pairs, delay));
+        }
+        let index = |name: &str| {
+            self.node
+                .iter()
+                .position(|node| node.name == name)
+                .with_context(|| format!("a [[link]] names '{name}', which is not a [[node]]"))
+        };
+        self.link
+            .iter()
+            .map(|link| {
+                Ok(Link {
+                    dialler: index(&link.from)?,
+                    listener: index(&link.to)?,
+                    delay_ms: link.delay_ms.unwrap_or(delay),
+                    via: None,
+                })
+            })
+            .collect()
+    }
+
     /// Reads and checks a scenario file.
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -89,9 +139,7 @@ pub struct UpOptions {
     /// The nodes.
     pub nodes: Vec<NodeSpec>,
     /// How they are connected.
-    pub topology: Topology,
-    /// Seed of the random topology.
-    pub seed: u64,
+    pub links: Vec<Link>,
     /// Total hash rate of the miners.
     pub hash_rate: u64,
     /// Target seconds between blocks.
@@ -127,11 +175,10 @@ pub fn up(options: &UpOptions) -> Result<Testnet> {
         );
     }
     let params = local_params(options.hash_rate, options.spacing)?;
-    let links = links(options.topology, options.nodes.len(), options.seed);
     println!(
-        "starting {} nodes ({:?} topology) in {}",
+        "starting {} nodes with {} links in {}",
         options.nodes.len(),
-        options.topology,
+        options.links.len(),
         options.dir.display()
     );
     let testnet = Testnet::start(
@@ -139,7 +186,7 @@ pub fn up(options: &UpOptions) -> Result<Testnet> {
         &params,
         &options.nodes,
         options.hash_rate,
-        links,
+        options.links.clone(),
         &options.quarryd,
     )?;
     fund_wallets(&testnet)?;
@@ -291,7 +338,7 @@ pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
             .with_context(|| format!("cannot clear {}", nodes_dir.display()))?;
     }
     let params = local_params(run.hash_rate, run.spacing)?;
-    let links = links(Topology::Mesh, 3, 0);
+    let links = Link::plain(links(Topology::Mesh, 3, 0));
     eprintln!(
         "starting honest miner, merchant and attacker (share {:.2}) in {}",
         run.settings.q,
@@ -347,7 +394,7 @@ pub fn zero_confirmation_demo(
         &params,
         &attack::node_specs(0.0),
         0,
-        links(Topology::Mesh, 3, 0),
+        Link::plain(links(Topology::Mesh, 3, 0)),
         quarryd,
     )?;
     let outcome = attack::fund_attacker(&testnet, 1)
@@ -373,4 +420,55 @@ pub fn zero_confirmation_demo(
         serde_json::to_string_pretty(&outcome)?,
     )?;
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(text: &str) -> Result<Scenario> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("scenario.toml");
+        std::fs::write(&path, text)?;
+        Scenario::read(&path)
+    }
+
+    #[test]
+    fn scenarios_give_shares_links_and_delays() {
+        let parsed = scenario(
+            "delay_ms = 20\n[[node]]\nname = \"a\"\nshare = 0.7\n[[node]]\nname = \"b\"\nshare = 0.3\n\
+             [[node]]\nname = \"m\"\n[[link]]\nfrom = \"b\"\nto = \"a\"\n[[link]]\nfrom = \"m\"\nto = \"a\"\ndelay_ms = 150\n",
+        )
+        .unwrap();
+        assert_eq!(parsed.node.len(), 3);
+        assert_eq!(parsed.node[2].share, 0.0);
+        let links = parsed.links(Topology::Mesh, 0).unwrap();
+        assert_eq!(
+            links
+                .iter()
+                .map(|l| (l.dialler, l.listener, l.delay_ms))
+                .collect::<Vec<_>>(),
+            vec![(1, 0, 20), (2, 0, 150)]
+        );
+        let ring = scenario("topology = \"ring\"\ndelay_ms = 5\n[[node]]\nname = \"a\"\n[[node]]\nname = \"b\"\n[[node]]\nname = \"c\"\n").unwrap();
+        let links = ring.links(Topology::Mesh, 0).unwrap();
+        assert_eq!(links.len(), 3);
+        assert!(links.iter().all(|link| link.delay_ms == 5));
+    }
+
+    #[test]
+    fn bad_scenarios_are_refused_with_the_reason() {
+        let error = |text: &str| format!("{:#}", scenario(text).unwrap_err());
+        assert!(error(
+            "[[node]]\nname = \"a\"\nshare = 0.8\n[[node]]\nname = \"b\"\nshare = 0.8\n"
+        )
+        .contains("add up"));
+        assert!(error("[[node]]\nname = \"a b\"\n").contains("letters, digits"));
+        assert!(error("colour = \"red\"\n[[node]]\nname = \"a\"\n").contains("unknown field"));
+        assert!(error("topology = \"mesh\"\n").contains("node"));
+        let unknown =
+            scenario("[[node]]\nname = \"a\"\n[[link]]\nfrom = \"a\"\nto = \"zz\"\n").unwrap();
+        let message = format!("{:#}", unknown.links(Topology::Mesh, 0).unwrap_err());
+        assert!(message.contains("'zz'"), "{message}");
+    }
 }

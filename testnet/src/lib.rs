@@ -5,6 +5,7 @@ pub mod analysis;
 pub mod attack;
 pub mod cluster;
 pub mod commands;
+pub mod delay;
 pub mod params;
 pub mod report;
 pub mod status;

@@ -17,7 +17,7 @@ use quarry_chain::{
     Block, Chain, ChainEvent, ChainParams, ChainReader, Coin, MemoryStore, OutPoint, RetargetRule,
     Transaction,
 };
-use quarry_testnet::cluster::{self, NodeSpec, Testnet, Topology};
+use quarry_testnet::cluster::{self, Link, NodeSpec, Testnet, Topology};
 use quarry_testnet::commands::{self, Scenario, UpOptions};
 use quarry_testnet::{attack, status};
 
@@ -233,8 +233,7 @@ fn main() -> Result<()> {
             let mut options = UpOptions {
                 dir: place.dir()?,
                 nodes: UpOptions::equal_miners(usize::from(nodes), usize::from(miners.min(nodes))),
-                topology,
-                seed,
+                links: Link::plain(cluster::links(topology, usize::from(nodes), seed)),
                 hash_rate,
                 spacing,
                 quarryd: cluster::quarryd_path(quarryd.as_deref())?,
@@ -249,8 +248,10 @@ fn main() -> Result<()> {
                         share: node.share,
                     })
                     .collect();
-                options.topology = scenario.topology.unwrap_or(options.topology);
-                options.seed = scenario.seed.unwrap_or(options.seed);
+                options.links = scenario.links(topology, seed)?;
+                if detach && options.links.iter().any(|link| link.delay_ms > 0) {
+                    bail!("delayed links are relayed by this process: run `up` without --detach");
+                }
                 options.hash_rate = scenario.hash_rate.unwrap_or(options.hash_rate);
                 options.spacing = scenario.spacing.unwrap_or(options.spacing);
             }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use quarry_testnet::analysis::{exact, AttackModel};
 use quarry_testnet::attack::AttackSettings;
-use quarry_testnet::cluster::{quarryd_path, NodeSpec, Topology};
+use quarry_testnet::cluster::{links, quarryd_path, Link, NodeSpec, Topology};
 use quarry_testnet::commands::{double_spend, up, wait_for_sync, AttackRun, UpOptions};
 use serde_json::json;
 
@@ -83,8 +83,7 @@ fn a_healed_partition_converges_on_the_chain_with_the_most_work() {
                 share: 0.0,
             })
             .collect(),
-        topology: Topology::Line,
-        seed: 1,
+        links: Link::plain(links(Topology::Line, 4, 1)),
         hash_rate: 20_000,
         spacing: 1,
         quarryd: quarryd_path(None).unwrap(),
@@ -137,4 +136,38 @@ fn race_and_finney_attacks_reverse_a_zero_confirmation_payment_the_merchant_acce
         assert_eq!(outcome.merchant_wallet_after.as_deref(), Some("conflicted"));
         assert!(dir.path().join("report.json").exists());
     }
+}
+
+#[test]
+fn delayed_links_carry_blocks_through_their_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = UpOptions {
+        dir: dir.path().to_path_buf(),
+        nodes: (0..2)
+            .map(|index| NodeSpec {
+                name: format!("n{index}"),
+                share: 0.0,
+            })
+            .collect(),
+        links: Link::delayed(vec![(1, 0)], 100),
+        hash_rate: 20_000,
+        spacing: 1,
+        quarryd: quarryd_path(None).unwrap(),
+    };
+    let testnet = up(&options).unwrap();
+    let via = testnet.state.links[0]
+        .via
+        .clone()
+        .expect("a relay for the delayed link");
+    assert!(!via.contains(&testnet.state.nodes[0].p2p));
+    let address = testnet.state.nodes[0].address(&testnet.params).to_string();
+    let mined = testnet
+        .call(0, "generatetoaddress", json!([3, address]))
+        .unwrap();
+    wait_for_sync(&testnet, Duration::from_secs(60)).unwrap();
+    assert_eq!(
+        testnet.call(1, "getbestblockhash", json!([])).unwrap(),
+        mined[2]
+    );
+    testnet.shutdown().unwrap();
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::cluster::{self, links, wallet_seed, Link, NodeSpec, Testnet, Topology};
-use crate::params::local_params;
+use crate::params::{genesis_time_now, local_params};
 use crate::status;
 
 /// A scenario file: the nodes, their hash-rate shares and the topology.
@@ -174,7 +174,7 @@ pub fn up(options: &UpOptions) -> Result<Testnet> {
             options.dir.display()
         );
     }
-    let params = local_params(options.hash_rate, options.spacing)?;
+    let params = local_params(options.hash_rate, options.spacing, genesis_time_now())?;
     println!(
         "starting {} nodes with {} links in {}",
         options.nodes.len(),
@@ -337,7 +337,7 @@ pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
         std::fs::remove_dir_all(&nodes_dir)
             .with_context(|| format!("cannot clear {}", nodes_dir.display()))?;
     }
-    let params = local_params(run.hash_rate, run.spacing)?;
+    let params = local_params(run.hash_rate, run.spacing, genesis_time_now())?;
     let links = Link::plain(links(Topology::Mesh, 3, 0));
     eprintln!(
         "starting honest miner, merchant and attacker (share {:.2}) in {}",
@@ -387,7 +387,7 @@ pub fn zero_confirmation_demo(
     if nodes_dir.exists() {
         std::fs::remove_dir_all(&nodes_dir)?;
     }
-    let params = local_params(20_000, 1)?;
+    let params = local_params(20_000, 1, genesis_time_now())?;
     // Nobody mines in the background: the demo mines exactly the blocks it describes.
     let testnet = Testnet::start(
         &nodes_dir,

@@ -27,6 +27,46 @@ pub struct NodeStatus {
     pub forks: u64,
     /// Reorganisations it went through.
     pub reorgs: u64,
+    /// The share of the hash rate it was given (0: not a miner).
+    pub share_asked: f64,
+    /// The share of the recent blocks whose coinbase pays it.
+    pub share_measured: Option<f64>,
+}
+
+/// Blocks looked at to measure the miners' shares.
+pub const SHARE_WINDOW: u64 = 100;
+
+/// For every node, the fraction of the last [`SHARE_WINDOW`] blocks (as `reader` sees them)
+/// whose coinbase pays the node's wallet.
+fn measured_shares(testnet: &Testnet, reader: usize) -> anyhow::Result<Vec<Option<f64>>> {
+    let tip = testnet
+        .call(reader, "getblockcount", json!([]))?
+        .as_u64()
+        .unwrap_or(0);
+    let start = tip.saturating_sub(SHARE_WINDOW) + 1;
+    let addresses: Vec<String> = testnet
+        .state
+        .nodes
+        .iter()
+        .map(|node| node.address(&testnet.params).to_string())
+        .collect();
+    let mut counts = vec![0u64; addresses.len()];
+    for height in start..=tip {
+        let hash = testnet.call(reader, "getblockhash", json!([height]))?;
+        let block = testnet.call(reader, "getblock", json!([hash, 2]))?;
+        let payee = &block["tx"][0]["vout"][0]["scriptPubKey"]["address"];
+        if let Some(index) = addresses
+            .iter()
+            .position(|address| payee == address.as_str())
+        {
+            counts[index] += 1;
+        }
+    }
+    let blocks = (tip + 1 - start) as f64;
+    Ok(counts
+        .into_iter()
+        .map(|count| (blocks > 0.0).then(|| count as f64 / blocks))
+        .collect())
 }
 
 fn metric(text: &str, name: &str) -> Option<f64> {
@@ -36,9 +76,12 @@ fn metric(text: &str, name: &str) -> Option<f64> {
 
 /// The status of every node (a node that does not answer shows as down).
 pub fn collect(testnet: &Testnet) -> Vec<NodeStatus> {
+    let shares = measured_shares(testnet, 0).unwrap_or_default();
     (0..testnet.state.nodes.len())
         .map(|index| {
             let name = testnet.state.nodes[index].name.clone();
+            let share_asked = testnet.state.nodes[index].share;
+            let share_measured = shares.get(index).copied().flatten();
             let query = || -> anyhow::Result<NodeStatus> {
                 let chain = testnet.call(index, "getblockchaininfo", json!([]))?;
                 let mining = testnet.call(index, "getmininginfo", json!([]))?;
@@ -69,6 +112,8 @@ pub fn collect(testnet: &Testnet) -> Vec<NodeStatus> {
                         tips.iter().filter(|tip| tip["status"] != "active").count() as u64
                     }),
                     reorgs: metric(&metrics, "quarry_reorgs_total").unwrap_or(0.0) as u64,
+                    share_asked,
+                    share_measured,
                 })
             };
             query().unwrap_or(NodeStatus {
@@ -81,6 +126,8 @@ pub fn collect(testnet: &Testnet) -> Vec<NodeStatus> {
                 difficulty: 0.0,
                 forks: 0,
                 reorgs: 0,
+                share_asked,
+                share_measured,
             })
         })
         .collect()
@@ -91,16 +138,29 @@ pub fn render(rows: &[NodeStatus]) -> String {
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "{:<8} {:>7}  {:<12}  {:>5}  {:>7}  {:>10}  {:>10}  {:>5}  {:>6}",
-        "node", "height", "tip", "peers", "mempool", "hash/s", "difficulty", "forks", "reorgs"
+        "{:<8} {:>7}  {:<12}  {:>5}  {:>7}  {:>10}  {:>10}  {:>5}  {:>6}  {:>16}",
+        "node",
+        "height",
+        "tip",
+        "peers",
+        "mempool",
+        "hash/s",
+        "difficulty",
+        "forks",
+        "reorgs",
+        "share asked/seen"
     );
     for row in rows {
         let height = row
             .height
             .map_or_else(|| "-".into(), |height| height.to_string());
+        let seen = row
+            .share_measured
+            .map_or_else(|| "-".into(), |share| format!("{share:.2}"));
+        let share = format!("{:.2}/{seen}", row.share_asked);
         let _ = writeln!(
             table,
-            "{:<8} {:>7}  {:<12}  {:>5}  {:>7}  {:>10.0}  {:>10.3}  {:>5}  {:>6}",
+            "{:<8} {:>7}  {:<12}  {:>5}  {:>7}  {:>10.0}  {:>10.3}  {:>5}  {:>6}  {:>16}",
             row.name,
             height,
             row.tip,
@@ -109,7 +169,8 @@ pub fn render(rows: &[NodeStatus]) -> String {
             row.hash_rate,
             row.difficulty,
             row.forks,
-            row.reorgs
+            row.reorgs,
+            share
         );
     }
     table
@@ -139,6 +200,8 @@ mod tests {
             difficulty: 1.5,
             forks: 1,
             reorgs: 0,
+            share_asked: 0.5,
+            share_measured: Some(0.48),
         };
         let down = NodeStatus {
             height: None,
@@ -150,6 +213,7 @@ mod tests {
         assert_eq!(lines.len(), 3);
         assert!(lines[1].contains("42") && lines[1].contains("0123456789ab"));
         assert!(lines[2].contains("down"));
+        assert!(lines[1].ends_with("0.50/0.48"), "{table}");
         assert_eq!(lines[0].find("height"), lines[0].find("height"));
     }
 }

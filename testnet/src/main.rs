@@ -216,6 +216,16 @@ fn group(testnet: &Testnet, names: &str) -> Result<Vec<usize>> {
         .collect()
 }
 
+/// Runs a race or Finney attack demo, its nodes and outcome in `report`.
+fn zero_confirmation(
+    kind: attack::ZeroConfirmation,
+    report: &std::path::Path,
+    quarryd: Option<PathBuf>,
+) -> Result<()> {
+    let quarryd = cluster::quarryd_path(quarryd.as_deref())?;
+    commands::zero_confirmation_demo(kind, report, &quarryd).map(drop)
+}
+
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Up {
@@ -352,20 +362,10 @@ fn main() -> Result<()> {
         }
         Command::Attack {
             attack: Attack::Race { report, quarryd },
-        } => commands::zero_confirmation_demo(
-            attack::ZeroConfirmation::Race,
-            &report,
-            &cluster::quarryd_path(quarryd.as_deref())?,
-        )
-        .map(drop),
+        } => zero_confirmation(attack::ZeroConfirmation::Race, &report, quarryd),
         Command::Attack {
             attack: Attack::Finney { report, quarryd },
-        } => commands::zero_confirmation_demo(
-            attack::ZeroConfirmation::Finney,
-            &report,
-            &cluster::quarryd_path(quarryd.as_deref())?,
-        )
-        .map(drop),
+        } => zero_confirmation(attack::ZeroConfirmation::Finney, &report, quarryd),
         Command::Down { place } => {
             Testnet::load(&place.dir()?)?.shutdown()?;
             println!("stopped");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use quarry_testnet::analysis::{exact, AttackModel};
 use quarry_testnet::attack::AttackSettings;
-use quarry_testnet::cluster::{links, quarryd_path, Link, NodeSpec, Topology};
+use quarry_testnet::cluster::{links, quarryd_path, Link, Topology};
 use quarry_testnet::commands::{double_spend, up, wait_for_sync, AttackRun, UpOptions};
 use serde_json::json;
 
@@ -27,6 +27,18 @@ fn run(q: f64, z: u32, trials: u32, give_up_behind: u32) -> quarry_testnet::repo
         quarryd: quarryd_path(None).unwrap(),
     })
     .unwrap()
+}
+
+/// `nodes` nodes that mine only when told to, joined by `links`.
+fn idle_testnet(dir: &std::path::Path, nodes: usize, links: Vec<Link>) -> UpOptions {
+    UpOptions {
+        dir: dir.to_path_buf(),
+        nodes: UpOptions::equal_miners(nodes, 0),
+        links,
+        hash_rate: 20_000,
+        spacing: 1,
+        quarryd: quarryd_path(None).unwrap(),
+    }
 }
 
 #[test]
@@ -75,19 +87,7 @@ fn an_attacker_with_most_of_the_hash_power_reverses_a_payment_and_the_merchant_s
 #[test]
 fn a_healed_partition_converges_on_the_chain_with_the_most_work() {
     let dir = tempfile::tempdir().unwrap();
-    let options = UpOptions {
-        dir: dir.path().to_path_buf(),
-        nodes: (0..4)
-            .map(|index| NodeSpec {
-                name: format!("n{index}"),
-                share: 0.0,
-            })
-            .collect(),
-        links: Link::plain(links(Topology::Line, 4, 1)),
-        hash_rate: 20_000,
-        spacing: 1,
-        quarryd: quarryd_path(None).unwrap(),
-    };
+    let options = idle_testnet(dir.path(), 4, Link::plain(links(Topology::Line, 4, 1)));
     let testnet = up(&options).unwrap();
     testnet.partition(&[0, 1], &[2, 3]).unwrap();
     let address = |index: usize| {
@@ -141,19 +141,7 @@ fn race_and_finney_attacks_reverse_a_zero_confirmation_payment_the_merchant_acce
 #[test]
 fn delayed_links_carry_blocks_through_their_relay() {
     let dir = tempfile::tempdir().unwrap();
-    let options = UpOptions {
-        dir: dir.path().to_path_buf(),
-        nodes: (0..2)
-            .map(|index| NodeSpec {
-                name: format!("n{index}"),
-                share: 0.0,
-            })
-            .collect(),
-        links: Link::delayed(vec![(1, 0)], 100),
-        hash_rate: 20_000,
-        spacing: 1,
-        quarryd: quarryd_path(None).unwrap(),
-    };
+    let options = idle_testnet(dir.path(), 2, Link::delayed(vec![(1, 0)], 100));
     let testnet = up(&options).unwrap();
     let via = testnet.state.links[0]
         .via

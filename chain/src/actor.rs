@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::{error, info};
 
 use crate::block::{Block, BlockHeader};
-use crate::chain::{Acceptance, Chain, ChainEvent, ChainTip, NextBlock};
+use crate::chain::{Acceptance, Chain, ChainEvent, ChainTip, DownloadPlan, NextBlock};
 use crate::error::{ChainError, StoreError};
 use crate::hash::BlockHash;
 use crate::pow::Work;
@@ -129,6 +129,9 @@ pub type Reply<T> = Box<dyn FnOnce(T) + Send>;
 pub enum Command {
     /// Validate and store a block, then follow the most-work chain.
     SubmitBlock(Box<Block>, Reply<Result<Acceptance, ChainError>>),
+    /// The same for a block nobody asked for (gossip): ignored unless it could lead to a chain
+    /// with the tip's work ([`Chain::process_unrequested_block`]).
+    SubmitUnrequestedBlock(Box<Block>, Reply<Result<Acceptance, ChainError>>),
     /// Validate and index a header (headers-first sync).
     SubmitHeader(BlockHeader, Reply<Result<Acceptance, ChainError>>),
     /// Bitcoin Core's `invalidateblock`.
@@ -139,6 +142,16 @@ pub enum Command {
     ChainTips(Reply<Vec<ChainTip>>),
     /// Blocks waiting for their parent.
     OrphanCount(Reply<usize>),
+    /// What headers-first sync should fetch next: up to `limit` blocks, and how far each of
+    /// the given peers' best known blocks reaches along the way (see [`DownloadPlan`]).
+    DownloadPlan {
+        /// The best known block of each peer.
+        peers: Vec<BlockHash>,
+        /// Most blocks listed.
+        limit: usize,
+        /// Receives the plan.
+        reply: Reply<DownloadPlan>,
+    },
     /// Send every future [`ChainEvent`] to this channel.
     Subscribe(Sender<ChainEvent>),
     /// Finish the current command and stop.
@@ -149,6 +162,9 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let name = match self {
             Self::SubmitBlock(block, _) => return write!(f, "SubmitBlock({})", block.block_hash()),
+            Self::SubmitUnrequestedBlock(block, _) => {
+                return write!(f, "SubmitUnrequestedBlock({})", block.block_hash())
+            }
             Self::SubmitHeader(header, _) => {
                 return write!(f, "SubmitHeader({})", header.block_hash())
             }
@@ -156,6 +172,7 @@ impl std::fmt::Debug for Command {
             Self::Reconsider(hash, _) => return write!(f, "Reconsider({hash})"),
             Self::ChainTips(_) => "ChainTips",
             Self::OrphanCount(_) => "OrphanCount",
+            Self::DownloadPlan { .. } => "DownloadPlan",
             Self::Subscribe(_) => "Subscribe",
             Self::Shutdown => "Shutdown",
         };
@@ -344,6 +361,10 @@ fn run<S: ChainReader + ChainWriter>(
                 let result = actor.chain.process_block(*block, clock());
                 answer(actor.settle(result), reply)
             }
+            Command::SubmitUnrequestedBlock(block, reply) => {
+                let result = actor.chain.process_unrequested_block(*block, clock());
+                answer(actor.settle(result), reply)
+            }
             Command::SubmitHeader(header, reply) => {
                 let result = actor.chain.process_header(header, clock());
                 answer(actor.settle(result), reply)
@@ -362,6 +383,14 @@ fn run<S: ChainReader + ChainWriter>(
             }
             Command::OrphanCount(reply) => {
                 reply(actor.chain.orphan_count());
+                None
+            }
+            Command::DownloadPlan {
+                peers,
+                limit,
+                reply,
+            } => {
+                reply(actor.chain.download_plan(&peers, limit));
                 None
             }
             Command::Subscribe(sender) => {

@@ -4,7 +4,7 @@ use bincode::{Decode, Encode};
 
 use crate::encode::{encode, encoded_len};
 use crate::hash::{sha256d, BlockHash, MerkleRoot, Txid};
-use crate::pow::CompactTarget;
+use crate::pow::{CompactTarget, Work};
 use crate::transaction::Transaction;
 
 /// Size of an encoded header.
@@ -35,6 +35,14 @@ impl BlockHeader {
     /// The header's hash, which is the block's identity.
     pub fn block_hash(&self) -> BlockHash {
         BlockHash::from_byte_array(sha256d(&self.to_bytes()))
+    }
+
+    /// The work the header claims by its `bits` (none for bits that encode no valid target).
+    /// Whether the hash meets them and the retarget rule asks for them is checked elsewhere.
+    pub fn work(&self) -> Work {
+        self.bits
+            .to_target()
+            .map_or(Work::ZERO, |target| target.to_work())
     }
 
     /// The 80 canonical bytes.

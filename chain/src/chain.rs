@@ -13,20 +13,29 @@ use crate::hash::BlockHash;
 use crate::index::{BlockIndex, BlockStatus, IndexEntry};
 use crate::params::ChainParams;
 use crate::pow::{CompactTarget, Work};
+use crate::retarget::RetargetRule;
 use crate::rocks::RocksStore;
 use crate::store::{ChainBatch, ChainReader, ChainWriter};
 use crate::validation::header_context::{
     check_coinbase_height, check_difficulty, check_time_after_median, check_time_not_too_new,
+    check_time_warp,
 };
 use crate::validation::isolation::{check_block, check_proof_of_work};
 use crate::validation::utxo_context::{
     connect_block, disconnect_block, ConnectContext, ConnectError,
 };
 
+mod download;
+
+pub use download::{DownloadPlan, HeaderPoint};
+
 /// Blocks waiting for their parent, at most.
 pub const MAX_ORPHAN_BLOCKS: usize = 256;
 /// Bytes of blocks waiting for their parent, at most.
 pub const MAX_ORPHAN_BYTES: usize = 32 * 1024 * 1024;
+/// Most blocks an unrequested block may be ahead of the tip (Bitcoin Core's
+/// `MIN_BLOCKS_TO_KEEP`): further ahead, it is fetched by headers-first sync when its turn comes.
+pub const MAX_UNREQUESTED_AHEAD: u32 = 288;
 
 /// A change of the best chain.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -56,6 +65,9 @@ pub enum Acceptance {
     AlreadyKnown,
     /// Parent unknown: held until the parent arrives.
     Orphan,
+    /// Not asked for and of no use now: its chain has less work than the tip's (or it is too
+    /// far ahead of it). Neither stored nor an offence: an honest peer may send a stale block.
+    Ignored,
 }
 
 /// The status of a branch tip, as Bitcoin Core's `getchaintips` reports it.
@@ -187,6 +199,10 @@ pub struct Chain<S> {
     candidates: BTreeSet<Candidate>,
     active: Vec<BlockHash>,
     next_sequence: u64,
+    /// The most-work header not known to be invalid (Bitcoin Core's `pindexBestHeader`).
+    best_header: BlockHash,
+    /// The blocks leading to `best_header` whose bodies may still be missing.
+    download_path: download::PathCache,
     orphans: OrphanPool,
     events: Vec<ChainEvent>,
 }
@@ -259,10 +275,13 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
             candidates: BTreeSet::new(),
             active,
             next_sequence,
+            best_header: genesis_hash,
+            download_path: download::PathCache::default(),
             orphans: OrphanPool::default(),
             events: Vec::new(),
         };
         chain.refresh_candidates();
+        chain.refresh_best_header();
         // A reorganisation interrupted between two commits is finished now.
         chain.activate_best_chain()?;
         Ok(chain)
@@ -276,7 +295,7 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
         let hash = block.block_hash();
         if let Some(entry) = self.index.get(&hash) {
             if entry.status.is_invalid() {
-                return Err(ChainError::KnownInvalid { hash });
+                return Err(self.known_invalid(hash));
             }
             if entry.status != BlockStatus::HeaderOnly {
                 return Ok(Acceptance::AlreadyKnown);
@@ -306,6 +325,39 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
             Some((_, source)) => Err(ChainError::InvalidBlock { hash, source }),
             None => Ok(Acceptance::Accepted),
         }
+    }
+
+    /// Like [`Chain::process_block`] for a block nobody asked for (one gossiped by a peer), as
+    /// Bitcoin Core's `AcceptBlock` without `fRequested`: it is ignored unless its chain has at
+    /// least the tip's work (less half the tip block's work, so that a sibling of the tip
+    /// whose retargeted target is a little easier still counts) and it is at most
+    /// [`MAX_UNREQUESTED_AHEAD`] blocks ahead. Storing and relaying a block must cost its
+    /// sender as much work as the tip's chain.
+    pub fn process_unrequested_block(
+        &mut self,
+        block: Block,
+        now: u64,
+    ) -> Result<Acceptance, ChainError> {
+        if let Some(parent) = self.index.get(&block.header.prev_blockhash) {
+            let chain_work = parent.chain_work.saturating_add(block.header.work());
+            let tip = self.tip_hash();
+            let tip_block_work = self
+                .index
+                .get(&tip)
+                .map_or(Work::ZERO, |entry| entry.header.work());
+            let margin = Work::from_u256(tip_block_work.to_u256() >> 1);
+            let too_little_work = chain_work.saturating_add(margin) < self.tip_work();
+            let too_far_ahead = parent.height >= self.tip_height() + MAX_UNREQUESTED_AHEAD;
+            let known = self
+                .index
+                .get(&block.block_hash())
+                .is_some_and(|entry| entry.status != BlockStatus::HeaderOnly);
+            if !known && (too_little_work || too_far_ahead) {
+                debug!(hash = %block.block_hash(), too_little_work, too_far_ahead, "unrequested block ignored");
+                return Ok(Acceptance::Ignored);
+            }
+        }
+        self.process_block(block, now)
     }
 
     /// Best-chain changes since the last call, in order.
@@ -345,7 +397,7 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
         let hash = header.block_hash();
         if let Some(entry) = self.index.get(&hash) {
             if entry.status.is_invalid() {
-                return Err(ChainError::KnownInvalid { hash });
+                return Err(self.known_invalid(hash));
             }
             return Ok(Acceptance::AlreadyKnown);
         }
@@ -360,6 +412,7 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
             ..ChainBatch::default()
         })?;
         self.index.insert(hash, entry);
+        self.note_header(hash, &entry);
         debug!(%hash, height = entry.height, "header indexed");
         Ok(Acceptance::Accepted)
     }
@@ -372,15 +425,20 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
         header: BlockHeader,
         status: BlockStatus,
     ) -> Result<(IndexEntry, BlockStatus), ChainError> {
-        let parent = header.prev_blockhash;
-        let parent = *self.index.get(&parent).ok_or(ChainError::InvalidBlock {
-            hash,
-            source: BlockError::UnknownParent { parent },
-        })?;
-        let work = header
-            .bits
-            .to_target()
-            .map_or(Work::ZERO, |target| target.to_work());
+        let parent_hash = header.prev_blockhash;
+        let parent = *self
+            .index
+            .get(&parent_hash)
+            .ok_or(ChainError::InvalidBlock {
+                hash,
+                source: BlockError::UnknownParent {
+                    parent: parent_hash,
+                },
+            })?;
+        if parent.status.is_invalid() && self.invalidated_by_operator(parent_hash) {
+            return Err(ChainError::Invalidated { hash });
+        }
+        let work = header.work();
         let entry = IndexEntry {
             header,
             height: parent.height + 1,
@@ -390,6 +448,32 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
         };
         self.next_sequence += 1;
         Ok((entry, parent.status))
+    }
+
+    /// The error for an indexed block known to be invalid: [`ChainError::Invalidated`] when the
+    /// operator's decision is the cause, else [`ChainError::KnownInvalid`].
+    fn known_invalid(&self, hash: BlockHash) -> ChainError {
+        if self.invalidated_by_operator(hash) {
+            ChainError::Invalidated { hash }
+        } else {
+            ChainError::KnownInvalid { hash }
+        }
+    }
+
+    /// Whether the invalid block `hash` is invalid because the operator invalidated it or an
+    /// ancestor, rather than because a rule was broken.
+    fn invalidated_by_operator(&self, hash: BlockHash) -> bool {
+        let mut current = hash;
+        while let Some(entry) = self.index.get(&current) {
+            match entry.status {
+                BlockStatus::Invalidated => return true,
+                BlockStatus::InvalidAncestor if entry.height > 0 => {
+                    current = entry.header.prev_blockhash;
+                }
+                _ => return false,
+            }
+        }
+        false
     }
 
     /// Records that the block `hash` broke a rule (unless the failure is specific to this copy
@@ -433,6 +517,7 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
         })?;
         let was_header_only = self.index.get(&hash).is_some();
         self.index.insert(hash, entry);
+        self.note_header(hash, &entry);
         let parent_is_candidate = self.index.get(&parent_hash).is_some_and(|parent| {
             self.candidates
                 .contains(&Candidate::of(parent_hash, parent))
@@ -462,6 +547,10 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
             .ok_or(BlockError::UnknownParent { parent })?;
         check_difficulty(height, header.bits, expected)?;
         check_time_after_median(header.time, self.index.median_time_past(&parent))?;
+        if let RetargetRule::Epoch { interval } = self.params.spec().retarget {
+            let parent_time = self.index.get(&parent).map_or(0, |entry| entry.header.time);
+            check_time_warp(height, interval, header.time, parent_time)?;
+        }
         check_time_not_too_new(header.time, now, self.params.max_future_block_time())
     }
 
@@ -483,7 +572,7 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
                     Ok(()) => {}
                     Err(ConnectError::Invalid(source)) => {
                         warn!(%hash, error = %source, "block failed to connect; marked invalid");
-                        self.mark_invalid(hash)?;
+                        self.mark_invalid(hash, BlockStatus::Invalid)?;
                         failures.push((hash, source));
                         break;
                     }
@@ -569,11 +658,12 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
         Ok(())
     }
 
-    /// Marks `hash` invalid and its descendants as having an invalid ancestor.
-    fn mark_invalid(&mut self, hash: BlockHash) -> Result<(), StoreError> {
+    /// Marks `hash` with `status` (broken rule or operator's decision) and its descendants as
+    /// having an invalid ancestor.
+    fn mark_invalid(&mut self, hash: BlockHash, status: BlockStatus) -> Result<(), StoreError> {
         let mut batch = ChainBatch::default();
         let descendants = self.index.descendants(&hash);
-        let marks = std::iter::once((hash, BlockStatus::Invalid)).chain(
+        let marks = std::iter::once((hash, status)).chain(
             descendants
                 .into_iter()
                 .map(|descendant| (descendant, BlockStatus::InvalidAncestor)),
@@ -586,7 +676,55 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
                 batch.index.push((marked, entry));
             }
         }
-        self.store.commit(batch)
+        self.store.commit(batch)?;
+        if self
+            .index
+            .get(&self.best_header)
+            .is_none_or(|entry| entry.status.is_invalid())
+        {
+            self.refresh_best_header();
+        }
+        Ok(())
+    }
+
+    /// Makes the newly indexed `hash` the best header if it has more work than the current one
+    /// (on equal work the earlier arrival stays, as in fork choice).
+    fn note_header(&mut self, hash: BlockHash, entry: &IndexEntry) {
+        let best_work = self
+            .index
+            .get(&self.best_header)
+            .map_or(Work::ZERO, |best| best.chain_work);
+        if !entry.status.is_invalid() && entry.chain_work > best_work {
+            self.best_header = hash;
+        }
+    }
+
+    /// Finds the best header again by scanning the index (after blocks were found invalid or
+    /// reconsidered).
+    fn refresh_best_header(&mut self) {
+        let best = self
+            .index
+            .iter()
+            .filter(|(_, entry)| !entry.status.is_invalid())
+            .min_by_key(|(hash, entry)| Candidate::of(**hash, entry));
+        if let Some((hash, _)) = best {
+            self.best_header = *hash;
+        }
+        self.download_path = download::PathCache::default();
+    }
+
+    /// The most-work header not known to be invalid, with its height and work: the chain
+    /// headers-first sync downloads toward.
+    pub fn best_header(&self) -> HeaderPoint {
+        let entry = self
+            .index
+            .get(&self.best_header)
+            .expect("the best header is indexed");
+        HeaderPoint {
+            hash: self.best_header,
+            height: entry.height,
+            chain_work: entry.chain_work,
+        }
     }
 
     /// The network parameters.
@@ -657,7 +795,7 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
         while self.hash_at_height(entry.height) == Some(hash) {
             self.disconnect_tip()?;
         }
-        self.mark_invalid(hash)?;
+        self.mark_invalid(hash, BlockStatus::Invalidated)?;
         info!(%hash, height = entry.height, "block invalidated");
         self.activate_best_chain()?;
         Ok(())
@@ -700,6 +838,7 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
         }
         self.store.commit(batch)?;
         self.refresh_candidates();
+        self.refresh_best_header();
         info!(%hash, "block reconsidered");
         self.activate_best_chain()?;
         Ok(())
@@ -771,7 +910,9 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
                         BlockStatus::Valid => TipStatus::ValidFork,
                         BlockStatus::DataStored => TipStatus::ValidHeaders,
                         BlockStatus::HeaderOnly => TipStatus::HeadersOnly,
-                        BlockStatus::Invalid | BlockStatus::InvalidAncestor => TipStatus::Invalid,
+                        BlockStatus::Invalid
+                        | BlockStatus::InvalidAncestor
+                        | BlockStatus::Invalidated => TipStatus::Invalid,
                     });
                     current = block.header.prev_blockhash;
                 }

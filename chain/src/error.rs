@@ -280,6 +280,17 @@ pub enum BlockError {
         /// Median time past.
         median: u32,
     },
+    /// The first block of a retarget period is dated more than two hours before its parent
+    /// (BIP54's fix of the time-warp attack).
+    #[error(
+        "block time {time} opens a retarget period more than 7200 s before its parent's {parent}"
+    )]
+    TimeWarp {
+        /// Block time.
+        time: u32,
+        /// The parent's time.
+        parent: u32,
+    },
     /// Time too far ahead of the local clock (not cached as invalid: it may become valid).
     #[error("block time {time} is more than {max_drift} s ahead of the local clock {now}")]
     TimeTooNew {
@@ -371,6 +382,14 @@ pub enum ChainError {
     /// The block was already found invalid.
     #[error("block {hash} is known to be invalid")]
     KnownInvalid {
+        /// The block.
+        hash: BlockHash,
+    },
+    /// The block is, or descends from, a block the operator invalidated (`invalidateblock`):
+    /// refused, but no rule is known broken. Nothing about it is recorded, so that it is taken
+    /// again after `reconsiderblock`.
+    #[error("block {hash} is on a chain this node's operator invalidated")]
+    Invalidated {
         /// The block.
         hash: BlockHash,
     },

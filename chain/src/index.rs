@@ -26,14 +26,20 @@ pub enum BlockStatus {
     Valid,
     /// The block breaks a rule.
     Invalid,
-    /// An ancestor breaks a rule.
+    /// An ancestor breaks a rule, or was invalidated by the operator.
     InvalidAncestor,
+    /// The operator marked the block invalid (`invalidateblock`); no rule is known broken, so
+    /// peers that send it or its descendants are not at fault.
+    Invalidated,
 }
 
 impl BlockStatus {
     /// Whether the block is known to be invalid, itself or through an ancestor.
     pub fn is_invalid(self) -> bool {
-        matches!(self, Self::Invalid | Self::InvalidAncestor)
+        matches!(
+            self,
+            Self::Invalid | Self::InvalidAncestor | Self::Invalidated
+        )
     }
 }
 

@@ -26,7 +26,9 @@ pub use actor::{ChainHandle, ChainReadHandle, ChainService, TipInfo, TipWatch};
 pub use address::{Address, AddressError};
 pub use amount::Amount;
 pub use block::{Block, BlockHeader};
-pub use chain::{Acceptance, Chain, ChainEvent, ChainTip, NextBlock, TipStatus};
+pub use chain::{
+    Acceptance, Chain, ChainEvent, ChainTip, DownloadPlan, HeaderPoint, NextBlock, TipStatus,
+};
 pub use error::{BlockError, ChainError, DecodeError, ParamsError, StoreError, TxError};
 pub use hash::{BlockHash, MerkleRoot, Txid};
 pub use index::{BlockIndex, BlockStatus, IndexEntry};

@@ -147,6 +147,20 @@ impl ChainParams {
                     format!("{interval} must be at least 2"),
                 ))
             }
+            // Bitcoin Core clamps the measured timespan to a quarter of the target timespan: a
+            // target timespan under 4 s would clamp to zero.
+            RetargetRule::Epoch { interval }
+                if u64::from(interval) * u64::from(spec.target_spacing) < 4 =>
+            {
+                return Err(invalid(
+                    "retarget.interval",
+                    format!(
+                        "{interval} blocks of {} s is a target timespan under 4 s, which cannot be \
+                         clamped to a quarter",
+                        spec.target_spacing
+                    ),
+                ))
+            }
             RetargetRule::Asert { half_life: 0 } => {
                 return Err(invalid(
                     "retarget.half_life",
@@ -397,6 +411,16 @@ mod tests {
         genesis_time = 1795219200
         genesis_message = "custom"
     "#;
+
+    #[test]
+    fn an_epoch_timespan_too_short_to_clamp_is_refused() {
+        let mut spec = NetworkSpec::regtest();
+        spec.retarget = RetargetRule::Epoch { interval: 3 };
+        let error = ChainParams::new(spec.clone()).unwrap_err();
+        assert!(error.to_string().contains("under 4 s"), "{error}");
+        spec.retarget = RetargetRule::Epoch { interval: 4 };
+        assert!(ChainParams::new(spec).is_ok());
+    }
 
     #[test]
     fn builtin_networks_are_valid_and_distinct() {

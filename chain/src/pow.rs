@@ -181,6 +181,16 @@ impl Work {
         Self(self.0.saturating_add(other.0))
     }
 
+    /// The difference, or no work if `other` is more.
+    pub fn saturating_sub(self, other: Self) -> Self {
+        Self(self.0.saturating_sub(other.0))
+    }
+
+    /// `factor` times this work, saturating.
+    pub fn saturating_mul(self, factor: u64) -> Self {
+        Self(self.0.saturating_mul(U256::from(factor)))
+    }
+
     /// Big-endian bytes, for storage.
     pub fn to_be_bytes(self) -> [u8; 32] {
         self.0.to_be_bytes()

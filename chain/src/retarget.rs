@@ -94,7 +94,8 @@ pub fn next_work_required(
 
 /// Bitcoin Core's `CalculateNextWorkRequired`: the last target scaled by
 /// `actual_timespan / target_timespan`, with the actual timespan clamped to
-/// `[target_timespan / 4, target_timespan * 4]` and the result to `pow_limit`.
+/// `[target_timespan / 4, target_timespan * 4]` and the result to `pow_limit`. A result that
+/// rounds to zero (a last target of 1 to 3) is bits 0, as in Core: no header meets it.
 pub fn epoch_next_target(
     last_bits: CompactTarget,
     actual_timespan: i64,
@@ -105,6 +106,9 @@ pub fn epoch_next_target(
     let last = U512::from(last_bits.decode().value);
     let scaled =
         last * U512::from(clamped.max(0) as u64) / U512::from(target_timespan.max(1) as u64);
+    if scaled == U512::ZERO {
+        return CompactTarget::from_consensus(0);
+    }
     clamp_to_limit(scaled, pow_limit).to_compact_lossy()
 }
 
@@ -184,6 +188,29 @@ mod tests {
                 bits: bits(0x1d00_ffff),
             },
         }
+    }
+
+    #[test]
+    fn an_epoch_target_that_rounds_to_zero_is_bits_zero_as_in_bitcoin_core() {
+        let limit = bitcoin_pow_limit();
+        for last in [1u32, 2, 3] {
+            let last_bits = Target::from_u256(U256::from(last))
+                .unwrap()
+                .to_compact_lossy();
+            // The fastest an epoch can count: a quarter of the target timespan.
+            assert_eq!(
+                epoch_next_target(last_bits, 0, 1_209_600, limit).to_consensus(),
+                0,
+                "last target {last}"
+            );
+        }
+        let four = Target::from_u256(U256::from(4u8))
+            .unwrap()
+            .to_compact_lossy();
+        assert_eq!(
+            epoch_next_target(four, 0, 1_209_600, limit),
+            Target::from_u256(U256::ONE).unwrap().to_compact_lossy()
+        );
     }
 
     /// Bitcoin Core's `pow_tests.cpp`, all real mainnet blocks: (last height, last time, last

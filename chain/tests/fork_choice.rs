@@ -558,30 +558,38 @@ fn invalidating_unknown_blocks_or_genesis_is_an_error_and_changes_nothing() {
 }
 
 #[test]
-fn a_block_refused_for_its_contents_can_be_reconsidered_and_sent_again() {
+fn blocks_on_a_chain_the_operator_invalidated_are_refused_unrecorded_and_taken_after_reconsidering()
+{
     let (mut builder, mut subject) = builder_and_subject();
     let genesis = builder.genesis();
-    let good = branch(&mut builder, genesis, 2);
+    let good = branch(&mut builder, genesis, 3);
     subject.submit(good[0].clone()).unwrap();
     subject
         .chain
         .invalidate_block(good[0].block_hash())
         .unwrap();
-    assert!(subject.submit(good[1].clone()).is_err());
+    // Not a broken rule: the refusals say so (peers sending them are not at fault), and
+    // nothing is recorded of the children.
+    for block in [&good[0], &good[1]] {
+        assert!(matches!(
+            subject.submit(block.clone()),
+            Err(ChainError::Invalidated { .. })
+        ));
+        assert!(matches!(
+            subject.chain.process_header(block.header, subject.now),
+            Err(ChainError::Invalidated { .. })
+        ));
+    }
+    assert!(subject.chain.index().get(&good[1].block_hash()).is_none());
     assert_eq!(subject.chain.tip_height(), 0);
-    // good[1] was never stored (its parent was invalid): reconsidering leaves it header-only.
+
     subject
         .chain
-        .reconsider_block(good[1].block_hash())
+        .reconsider_block(good[0].block_hash())
         .unwrap();
     assert_eq!(subject.chain.tip_hash(), good[0].block_hash());
-    let tips = subject.chain.chain_tips();
-    assert!(tips
-        .iter()
-        .any(|tip| tip.hash == good[1].block_hash() && tip.status == TipStatus::HeadersOnly));
-    assert_eq!(
-        subject.submit(good[1].clone()).unwrap(),
-        Acceptance::Accepted
-    );
-    assert_eq!(subject.chain.tip_hash(), good[1].block_hash());
+    for block in &good[1..] {
+        assert_eq!(subject.submit(block.clone()).unwrap(), Acceptance::Accepted);
+    }
+    assert_eq!(subject.chain.tip_hash(), good[2].block_hash());
 }

@@ -519,3 +519,39 @@ fn unspendable_keys_are_allowed_in_outputs_but_never_spent() {
         TxError::BadSignature { .. }
     ));
 }
+
+#[test]
+fn the_first_block_of_a_retarget_period_may_not_be_dated_over_two_hours_before_its_parent() {
+    let mut spec = quarry_chain::testing::unit_params().spec().clone();
+    spec.retarget = quarry_chain::RetargetRule::Epoch { interval: 10 };
+    let mut h = Harness::with_params(quarry_chain::ChainParams::new(spec).unwrap());
+    h.mine_empty(8);
+    // The period's last block is dated far ahead, as a time-warp attacker would.
+    let mut template = h.template_on(h.chain.tip_hash());
+    template.time += 20_000;
+    let last = assemble_block(&template, Vec::new()).unwrap();
+    h.submit(last.clone()).unwrap();
+    let parent_time = last.header.time;
+
+    let mut template = h.template_on(h.chain.tip_hash());
+    assert_eq!(template.height, 10);
+    template.time = parent_time - 7_201;
+    let warped = assemble_block(&template, Vec::new()).unwrap();
+    assert_eq!(
+        rejection(h.submit(warped)),
+        BlockError::TimeWarp {
+            time: parent_time - 7_201,
+            parent: parent_time
+        }
+    );
+    template.time = parent_time - 7_200;
+    template.extra_nonce += 1;
+    let opening = assemble_block(&template, Vec::new()).unwrap();
+    assert_eq!(h.submit(opening.clone()).unwrap(), Acceptance::Accepted);
+
+    // Inside a period only the median-time rule applies.
+    let mut template = h.template_on(h.chain.tip_hash());
+    template.time = opening.header.time - 7_201;
+    let inside = assemble_block(&template, Vec::new()).unwrap();
+    assert_eq!(h.submit(inside).unwrap(), Acceptance::Accepted);
+}

@@ -1,7 +1,7 @@
 //! Answers to sync requests and block locators, read from the chain store. These run on
 //! blocking threads: the store is RocksDB.
 
-use quarry_chain::{Block, BlockHash, BlockHeader, ChainReader, StoreError};
+use quarry_chain::{Block, BlockHash, BlockHeader, BlockStatus, ChainReader, StoreError};
 
 use crate::protocol::{MAX_HEADERS, MAX_LOCATOR_HASHES, RESPONSE_SOFT_LIMIT};
 
@@ -73,13 +73,21 @@ pub fn headers_after<S: ChainReader>(
     Ok(headers)
 }
 
-/// The stored bodies of `hashes`, in order, stopping at the first one not stored or once the
-/// response reaches [`RESPONSE_SOFT_LIMIT`] bytes.
+/// The bodies of `hashes`, in order, stopping at the first one not stored or not validated, or
+/// once the response reaches [`RESPONSE_SOFT_LIMIT`] bytes. Only blocks that connected (every
+/// rule checked) and are not since found invalid are served, as Bitcoin Core's
+/// `BlockRequestAllowed`: a node never passes on a block it has not validated.
 pub fn blocks<S: ChainReader>(store: &S, hashes: &[BlockHash]) -> Result<Vec<Block>, StoreError> {
     let mut blocks = Vec::new();
     let mut bytes = 0;
     for hash in hashes {
         if bytes >= RESPONSE_SOFT_LIMIT {
+            break;
+        }
+        let validated = store
+            .index_entry(hash)?
+            .is_some_and(|entry| entry.status == BlockStatus::Valid);
+        if !validated {
             break;
         }
         let Some(block) = store.block(hash)? else {
@@ -140,6 +148,34 @@ mod tests {
         assert_eq!(
             super::blocks(store, &wanted).unwrap(),
             vec![blocks[3].clone()]
+        );
+    }
+
+    #[test]
+    fn blocks_never_validated_or_found_invalid_are_not_served() {
+        let mut harness = Harness::new();
+        let genesis = harness.genesis();
+        let main = harness.mine_empty(2);
+        // A side block with less work than the tip: stored, never connected.
+        let side = harness.block_on(genesis, Vec::new());
+        harness.submit(side.clone()).unwrap();
+        let store = harness.chain.store();
+        assert!(store.block(&side.block_hash()).unwrap().is_some());
+        assert!(super::blocks(store, &[side.block_hash()])
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            super::blocks(store, &[main[0].block_hash()]).unwrap().len(),
+            1
+        );
+        harness
+            .chain
+            .invalidate_block(main[1].block_hash())
+            .unwrap();
+        let store = harness.chain.store();
+        assert_eq!(
+            super::blocks(store, &[main[0].block_hash(), main[1].block_hash()]).unwrap(),
+            vec![main[0].clone()]
         );
     }
 

@@ -14,22 +14,27 @@ use libp2p::gossipsub::MessageId;
 use libp2p::PeerId;
 use quarry_chain::actor::Command as ChainCommand;
 use quarry_chain::{
-    Acceptance, Block, BlockError, BlockHash, BlockHeader, BlockStatus, ChainError, ChainEvent,
-    ChainHandle, ChainReadHandle, ChainReader, StoreError, Work,
+    Acceptance, Block, BlockError, BlockHash, BlockHeader, ChainError, ChainEvent, ChainHandle,
+    ChainReadHandle, ChainReader, DownloadPlan, HeaderPoint, StoreError, TipInfo, Work,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::config::NetworkConfig;
 use crate::error::NetworkError;
 use crate::peers::Misbehaviour;
-use crate::protocol::{SyncRequest, SyncResponse, MAX_HEADERS, MAX_LOCATOR_HASHES};
+use crate::protocol::{
+    SyncRequest, SyncResponse, MAX_HEADERS, MAX_LOCATOR_HASHES, RESPONSE_SOFT_LIMIT,
+};
 use crate::serve;
 use crate::service::{Client, NetworkEvent, Validation};
 
 /// Most blocks fetched or waiting for the chain actor at once: bounds memory while the chain
 /// validates.
 const MAX_BLOCKS_PENDING: usize = 2_048;
+/// Most blocks a download plan lists: enough to keep every slot busy while the blocks in
+/// flight (still without bodies in the chain) are listed too.
+const PLAN_LIMIT: usize = 2 * MAX_BLOCKS_PENDING;
 /// How long a gossiped block with unknown ancestors waits for them before it is dropped.
 const ORPHAN_GOSSIP_WAIT: Duration = Duration::from_secs(12);
 /// How long a peer that failed a block request is passed over.
@@ -38,6 +43,14 @@ const STALL_BACKOFF: Duration = Duration::from_secs(10);
 const GOSSIPED_MEMORY: usize = 4_096;
 /// Most newly connected blocks gossiped at once; peers further behind catch up by headers.
 const MAX_ANNOUNCED: usize = 16;
+/// How far (in blocks of the tip's work) a branch may fall short of the tip and still have
+/// its headers indexed (Bitcoin Core's anti-DoS work threshold: a day of Bitcoin's blocks).
+/// Headers of a branch with less work are held in memory until it has enough, or dropped.
+const LOW_WORK_MARGIN_BLOCKS: u64 = 144;
+/// Most headers held for one peer while its branch has too little work to index (4 MB).
+const MAX_HELD_HEADERS_PER_PEER: usize = 50_000;
+/// Most headers held for all peers together (16 MB).
+const MAX_HELD_HEADERS: usize = 200_000;
 /// How often sync progress is logged while blocks are downloading.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -67,7 +80,13 @@ impl SyncStatus {
 
 #[derive(Debug)]
 struct PeerSync {
-    best_height: u32,
+    /// The most-work block this peer showed us (its chain holds it and its ancestors).
+    best_known: Option<HeaderPoint>,
+    /// How far the peer's chain follows the way to the best header (from the last plan):
+    /// blocks up to this height may be asked of it.
+    reach: u32,
+    /// Headers of its branch not indexed yet: too little work so far.
+    held: HeldHeaders,
     headers_in_flight: bool,
     /// Another headers exchange was asked for while one was running.
     headers_again: bool,
@@ -78,7 +97,9 @@ struct PeerSync {
 impl PeerSync {
     fn new() -> Self {
         Self {
-            best_height: 0,
+            best_known: None,
+            reach: 0,
+            held: HeldHeaders::default(),
             headers_in_flight: false,
             headers_again: false,
             blocks_in_flight: 0,
@@ -88,6 +109,16 @@ impl PeerSync {
 
     fn available(&self, now: Instant) -> bool {
         self.stalled_until.is_none_or(|until| until <= now)
+    }
+
+    /// Records that the peer's chain holds `block`, if it has more work than what it showed.
+    fn knows(&mut self, block: HeaderPoint) {
+        if self
+            .best_known
+            .is_none_or(|known| block.chain_work > known.chain_work)
+        {
+            self.best_known = Some(block);
+        }
     }
 }
 
@@ -100,30 +131,42 @@ enum Origin {
     },
     Download {
         peer: PeerId,
-        height: u32,
     },
-}
-
-/// A header learned from a peer, with its place in the chain.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct HeaderTip {
-    height: u32,
-    hash: BlockHash,
-    chain_work: Work,
 }
 
 /// The chain actor's answer to a submitted block.
 type Submission = (Origin, BlockHash, Result<Acceptance, ChainError>);
 
+/// Headers of a peer's branch held in memory, not indexed, while the branch has less work
+/// than [`anti_dos_work`] (Bitcoin Core's headers presync; the headers are kept rather than
+/// downloaded twice, within [`MAX_HELD_HEADERS_PER_PEER`]).
+#[derive(Debug, Default)]
+struct HeldHeaders {
+    headers: Vec<BlockHeader>,
+    /// Chain work up to the last held header, as its `bits` claim.
+    work: Work,
+}
+
+/// The least chain work a branch must claim for its headers to be indexed: the tip's work
+/// less [`LOW_WORK_MARGIN_BLOCKS`] blocks like the tip. Below it, a branch is only a cost to
+/// the node (an attacker's headers off an early block at the easiest target).
+fn anti_dos_work(tip: &TipInfo) -> Work {
+    let margin = tip.header.work().saturating_mul(LOW_WORK_MARGIN_BLOCKS);
+    tip.chain_work.saturating_sub(margin)
+}
+
 /// What a headers exchange with a peer produced.
 #[derive(Debug)]
 struct HeadersOutcome {
-    /// Headers received.
-    received: usize,
-    /// The last header, if any.
-    last: Option<HeaderTip>,
-    /// Header-only blocks on a chain with more work than the tip: their bodies are wanted.
-    needed: Vec<(u32, BlockHash)>,
+    /// The last header received, if indexed.
+    last: Option<HeaderPoint>,
+    /// Where to continue when the answer was full: the last header's hash.
+    next_start: Option<BlockHash>,
+    /// The peer's headers still held (see [`HeldHeaders`]).
+    held: HeldHeaders,
+    /// The block the peer's chain is known to hold: the last header, or, when the peer had
+    /// nothing after the locator's first hash (the header we fetch toward), that header.
+    known: Option<HeaderPoint>,
 }
 
 #[derive(Debug)]
@@ -143,6 +186,10 @@ enum Task {
         requested: Vec<(u32, BlockHash)>,
         response: Result<SyncResponse, NetworkError>,
     },
+    Planned {
+        peers: Vec<PeerId>,
+        plan: Option<DownloadPlan>,
+    },
     Announced,
 }
 
@@ -157,10 +204,18 @@ pub struct Syncer<S> {
     blocks_per_request: usize,
     header_poll: Duration,
     peers: HashMap<PeerId, PeerSync>,
+    /// Blocks of the last plan neither in flight nor being submitted, lowest first.
     wanted: BTreeSet<(u32, BlockHash)>,
     in_flight: HashMap<BlockHash, PeerId>,
-    submitting: usize,
-    best_header: Option<HeaderTip>,
+    /// Downloaded blocks the chain actor has not answered for yet.
+    submitting: HashSet<BlockHash>,
+    /// Downloaded blocks answered since the plan being computed was asked for: that plan may
+    /// still list them.
+    settled: HashSet<BlockHash>,
+    /// A plan is being computed; `plan_again`: another was asked for meanwhile.
+    planning: bool,
+    plan_again: bool,
+    best_header: Option<HeaderPoint>,
     pending_gossip: HashMap<BlockHash, (MessageId, PeerId, Instant)>,
     gossiped: HashSet<BlockHash>,
     gossiped_order: VecDeque<BlockHash>,
@@ -226,10 +281,13 @@ async fn exchange_headers<S>(
     reader: ChainReadHandle<S>,
     peer: PeerId,
     start: Option<BlockHash>,
+    mut held: HeldHeaders,
 ) -> Result<HeadersOutcome, HeadersFailure>
 where
     S: ChainReader + Clone + Send + Sync + 'static,
 {
+    // Held headers continue from the last one.
+    let start = held.headers.last().map(BlockHeader::block_hash).or(start);
     let chain_failure = |error: &dyn std::fmt::Display| HeadersFailure::Chain(error.to_string());
     let mut locator = read_store(&reader, serve::locator)
         .await
@@ -263,40 +321,77 @@ where
             format!("header {} does not follow the one before it", broken + 1),
         ));
     }
-    submit_headers(&chain, &headers).await?;
-    let hashes: Vec<BlockHash> = headers.iter().map(BlockHeader::block_hash).collect();
-    let tip_work = reader.tip().chain_work;
     let received = headers.len();
-    read_store(&reader, move |store| {
-        let mut needed = Vec::new();
-        let mut last = None;
-        for hash in &hashes {
-            let Some(entry) = store.index_entry(hash)? else {
-                continue;
-            };
-            last = Some(HeaderTip {
-                height: entry.height,
-                hash: *hash,
-                chain_work: entry.chain_work,
-            });
-            if entry.status == BlockStatus::HeaderOnly {
-                needed.push((entry.height, *hash));
+    let last_hash = headers.last().map(BlockHeader::block_hash);
+    let next_start = last_hash.filter(|_| received == MAX_HEADERS);
+    let held_last = held.headers.last().map(BlockHeader::block_hash);
+    // The peer has nothing after what we hold, or answers off another branch: what is held is
+    // dropped, and a branch that still has too little work is not held again before the next
+    // poll (a peer repeating itself cannot keep us asking).
+    let may_hold =
+        held.headers.is_empty() || headers.first().map(|first| first.prev_blockhash) == held_last;
+    if !may_hold {
+        debug!(%peer, held = held.headers.len(), "low-work headers dropped");
+        held = HeldHeaders::default();
+    }
+    let parent_work = if !held.headers.is_empty() {
+        Some(held.work)
+    } else if let Some(first) = headers.first() {
+        let parent = first.prev_blockhash;
+        read_store(&reader, move |store| store.index_entry(&parent))
+            .await
+            .map_err(|error| chain_failure(&error))?
+            .map(|entry| entry.chain_work)
+    } else {
+        None
+    };
+    // With an unknown parent the chain refuses the headers below, without penalty.
+    if let Some(parent_work) = parent_work {
+        let claimed = headers.iter().fold(parent_work, |work, header| {
+            work.saturating_add(header.work())
+        });
+        if claimed < anti_dos_work(&reader.tip()) {
+            let more = received == MAX_HEADERS;
+            held.headers.extend(headers);
+            held.work = claimed;
+            if !more || !may_hold || held.headers.len() > MAX_HELD_HEADERS_PER_PEER {
+                debug!(%peer, headers = held.headers.len(), more, "a branch with too little work: headers dropped");
+                held = HeldHeaders::default();
             }
+            return Ok(HeadersOutcome {
+                last: None,
+                next_start: next_start.filter(|_| !held.headers.is_empty()),
+                held,
+                known: None,
+            });
         }
-        // Bodies are only worth fetching for a chain with more work than ours.
-        let more_work = match hashes.last() {
-            Some(hash) => store
-                .index_entry(hash)?
-                .is_some_and(|entry| entry.chain_work > tip_work),
-            None => false,
+    }
+    let mut headers = headers;
+    if !held.headers.is_empty() {
+        headers.splice(0..0, std::mem::take(&mut held.headers));
+    }
+    submit_headers(&chain, &headers).await?;
+    read_store(&reader, move |store| {
+        let point = |hash: BlockHash| -> Result<Option<HeaderPoint>, StoreError> {
+            Ok(store.index_entry(&hash)?.map(|entry| HeaderPoint {
+                hash,
+                height: entry.height,
+                chain_work: entry.chain_work,
+            }))
         };
-        if !more_work {
-            needed.clear();
-        }
+        let last = last_hash.map(point).transpose()?.flatten();
+        // An empty answer to a locator led by `start`: the peer's best chain ends there (or
+        // at our own tip; a wrong guess is corrected when a block request comes back short).
+        let known = match (last, start) {
+            (Some(last), _) => Some(last),
+            (None, Some(start)) => point(start)?,
+            (None, None) => None,
+        };
         Ok(HeadersOutcome {
-            received,
             last,
-            needed,
+            next_start,
+            held: HeldHeaders::default(),
+            known,
         })
     })
     .await
@@ -383,7 +478,10 @@ where
             peers: HashMap::new(),
             wanted: BTreeSet::new(),
             in_flight: HashMap::new(),
-            submitting: 0,
+            submitting: HashSet::new(),
+            settled: HashSet::new(),
+            planning: false,
+            plan_again: false,
             best_header: None,
             pending_gossip: HashMap::new(),
             gossiped: HashSet::new(),
@@ -440,6 +538,9 @@ where
                 }
                 _ = tick.tick() => {
                     self.expire_pending_gossip();
+                    if self.behind() {
+                        self.request_plan();
+                    }
                     if last_poll.elapsed() >= self.header_poll {
                         last_poll = Instant::now();
                         let peers: Vec<PeerId> = self.peers.keys().copied().collect();
@@ -487,13 +588,34 @@ where
                 self.forward(NetworkEvent::PeerDisconnected { peer }).await;
             }
             NetworkEvent::Transaction {
-                message_id, source, ..
-            } if self.node.is_none() => {
-                let _ = self.client.validate(message_id, source, Validation::Ignore);
+                message_id,
+                source,
+                transaction,
+            } => {
+                // Never wait on a busy mempool: block sync and the swarm would wait with it.
+                let event = NetworkEvent::Transaction {
+                    message_id,
+                    source,
+                    transaction,
+                };
+                let shed = match &self.node {
+                    None => Some(event),
+                    Some(node) => match node.try_send(event) {
+                        Err(mpsc::error::TrySendError::Full(event)) => {
+                            debug!(peer = %source, "mempool busy: gossiped transaction shed");
+                            Some(event)
+                        }
+                        _ => None,
+                    },
+                };
+                if let Some(NetworkEvent::Transaction {
+                    message_id, source, ..
+                }) = shed
+                {
+                    let _ = self.client.validate(message_id, source, Validation::Ignore);
+                }
             }
-            event @ (NetworkEvent::Transaction { .. } | NetworkEvent::PeerBanned(_)) => {
-                self.forward(event).await;
-            }
+            event @ NetworkEvent::PeerBanned(_) => self.forward(event).await,
         }
     }
 
@@ -527,16 +649,18 @@ where
     fn submit_block(&mut self, origin: Origin, block: Block) {
         let hash = block.block_hash();
         if matches!(origin, Origin::Download { .. }) {
-            self.submitting += 1;
+            self.submitting.insert(hash);
         }
         let results = self.submitted.0.clone();
         let reply_origin = origin.clone();
-        let sent = self.chain.send(ChainCommand::SubmitBlock(
-            Box::new(block),
-            Box::new(move |result| {
-                let _ = results.send((reply_origin, hash, result));
-            }),
-        ));
+        let reply: quarry_chain::actor::Reply<_> = Box::new(move |result| {
+            let _ = results.send((reply_origin, hash, result));
+        });
+        // Only blocks we asked for may have less work than the tip.
+        let sent = self.chain.send(match origin {
+            Origin::Gossip { .. } => ChainCommand::SubmitUnrequestedBlock(Box::new(block), reply),
+            Origin::Download { .. } => ChainCommand::SubmitBlock(Box::new(block), reply),
+        });
         if let Err(error) = sent {
             self.handle_submitted(origin, hash, Err(error));
         }
@@ -555,7 +679,7 @@ where
                         self.remember_gossiped(hash);
                         Validation::Accept
                     }
-                    Ok(Acceptance::AlreadyKnown) => Validation::Ignore,
+                    Ok(Acceptance::AlreadyKnown | Acceptance::Ignored) => Validation::Ignore,
                     Ok(Acceptance::Orphan) => {
                         debug!(%hash, peer = %source, "gossiped block has unknown ancestors; fetching them");
                         self.pending_gossip
@@ -576,8 +700,9 @@ where
                 };
                 let _ = self.client.validate(message_id, source, validation);
             }
-            Origin::Download { peer, height } => {
-                self.submitting = self.submitting.saturating_sub(1);
+            Origin::Download { peer } => {
+                self.submitting.remove(&hash);
+                self.settled.insert(hash);
                 if let Err(error) = result {
                     if let Some(what) = penalty_for(&error) {
                         warn!(%hash, %peer, %error, "invalid block downloaded");
@@ -585,10 +710,11 @@ where
                     } else {
                         debug!(%hash, %peer, %error, "downloaded block not accepted");
                     }
-                    let copy_specific = matches!(&error, ChainError::InvalidBlock { source, .. } if source.is_copy_specific());
-                    if copy_specific {
-                        self.wanted.insert((height, hash));
-                    }
+                }
+                // Whatever is still missing (a copy that failed, the next blocks) is planned
+                // again once the chain has taken what came in.
+                if self.submitting.is_empty() {
+                    self.request_plan();
                 }
             }
         }
@@ -687,10 +813,10 @@ where
             return;
         }
         state.headers_in_flight = true;
-        let tip_work = self.reader.tip().chain_work;
+        let held = std::mem::take(&mut state.held);
         let start = start.or_else(|| {
             self.best_header
-                .filter(|best| best.chain_work > tip_work)
+                .filter(|_| self.behind())
                 .map(|best| best.hash)
         });
         let exchange = exchange_headers(
@@ -699,6 +825,7 @@ where
             self.reader.clone(),
             peer,
             start,
+            held,
         );
         self.tasks.push(
             async move {
@@ -719,6 +846,7 @@ where
                 requested,
                 response,
             } => self.blocks_done(peer, requested, response),
+            Task::Planned { peers, plan } => self.plan_done(&peers, plan),
             Task::Announced => {}
         }
     }
@@ -728,29 +856,54 @@ where
             state.headers_in_flight = false;
             std::mem::take(&mut state.headers_again)
         });
-        if again {
-            self.fetch_headers(peer, None);
+        let next = self.take_headers_outcome(peer, outcome);
+        // A full answer continues from its last header; that exchange also serves a request
+        // made meanwhile.
+        if next.is_some() || again {
+            self.fetch_headers(peer, next);
         }
-        let outcome = match outcome {
+    }
+
+    /// Records what a headers exchange produced; returns where to continue if it was full.
+    fn take_headers_outcome(
+        &mut self,
+        peer: PeerId,
+        outcome: Result<HeadersOutcome, HeadersFailure>,
+    ) -> Option<BlockHash> {
+        let mut outcome = match outcome {
             Ok(outcome) => outcome,
             Err(HeadersFailure::Misbehaved(what, why)) => {
                 warn!(%peer, offence = %what, %why, "bad headers");
                 let _ = self.client.penalize(peer, what);
-                return;
+                return None;
             }
             Err(HeadersFailure::Network(error)) => {
                 debug!(%peer, %error, "headers request failed");
-                return;
+                return None;
             }
             Err(HeadersFailure::Chain(error)) => {
                 debug!(%peer, %error, "headers not taken");
-                return;
+                return None;
             }
         };
-        if let Some(last) = outcome.last {
-            if let Some(state) = self.peers.get_mut(&peer) {
-                state.best_height = state.best_height.max(last.height);
+        let held_elsewhere: usize = self
+            .peers
+            .iter()
+            .filter(|(other, _)| **other != peer)
+            .map(|(_, state)| state.held.headers.len())
+            .sum();
+        if held_elsewhere + outcome.held.headers.len() > MAX_HELD_HEADERS {
+            debug!(%peer, "too many low-work headers held for all peers: this peer's dropped");
+            outcome.held = HeldHeaders::default();
+            outcome.next_start = None;
+        }
+        if let Some(state) = self.peers.get_mut(&peer) {
+            if let Some(known) = outcome.known {
+                state.knows(known);
             }
+            state.held = std::mem::take(&mut outcome.held);
+        }
+        if let Some(last) = outcome.last {
             if self
                 .best_header
                 .is_none_or(|best| last.chain_work > best.chain_work)
@@ -758,15 +911,10 @@ where
                 self.best_header = Some(last);
             }
         }
-        for needed in outcome.needed {
-            if !self.in_flight.contains_key(&needed.1) {
-                self.wanted.insert(needed);
-            }
+        if outcome.known.is_some() {
+            self.request_plan();
         }
-        if outcome.received == MAX_HEADERS {
-            let last = outcome.last.map(|last| last.hash);
-            self.fetch_headers(peer, last);
-        }
+        outcome.next_start
     }
 
     fn blocks_done(
@@ -800,29 +948,99 @@ where
             }
         };
         let mut returned = 0;
-        for (block, (height, hash)) in blocks.into_iter().zip(&requested) {
+        let mut bytes = 0;
+        for (block, (_, hash)) in blocks.into_iter().zip(&requested) {
             if block.block_hash() != *hash {
                 warn!(%peer, expected = %hash, "peer sent a block that was not asked for");
                 let _ = self.client.penalize(peer, Misbehaviour::Unsolicited);
                 break;
             }
             returned += 1;
-            self.submit_block(
-                Origin::Download {
-                    peer,
-                    height: *height,
-                },
-                block,
-            );
+            bytes += block.encoded_size();
+            self.submit_block(Origin::Download { peer }, block);
         }
-        // What did not come back is asked of someone else, or of this peer after a pause.
-        if returned < requested.len() {
+        // A short answer under the size limit: the peer does not hold the rest (its chain is
+        // not the one we thought). It is asked again once it shows us headers.
+        if returned < requested.len() && bytes < RESPONSE_SOFT_LIMIT {
             if let Some(state) = self.peers.get_mut(&peer) {
-                state.stalled_until = Some(Instant::now() + STALL_BACKOFF);
+                debug!(%peer, missing = requested.len() - returned, "peer lacks blocks it was asked for");
+                state.best_known = None;
+                state.reach = 0;
             }
         }
         for missing in &requested[returned..] {
             self.wanted.insert(*missing);
+        }
+    }
+
+    /// Whether the best header known has more work than the tip.
+    fn behind(&self) -> bool {
+        let tip_work = self.reader.tip().chain_work;
+        self.best_header
+            .is_some_and(|best| best.chain_work > tip_work)
+    }
+
+    /// Asks the chain what to download next and from whom (see [`DownloadPlan`]); one plan
+    /// at a time, another after it if asked for meanwhile.
+    fn request_plan(&mut self) {
+        if self.planning {
+            self.plan_again = true;
+            return;
+        }
+        let (peers, known): (Vec<PeerId>, Vec<BlockHash>) = self
+            .peers
+            .iter()
+            .filter_map(|(peer, state)| state.best_known.map(|known| (*peer, known.hash)))
+            .unzip();
+        let (sender, receiver) = oneshot::channel();
+        let sent = self.chain.send(ChainCommand::DownloadPlan {
+            peers: known,
+            limit: PLAN_LIMIT,
+            reply: Box::new(move |plan| {
+                let _ = sender.send(plan);
+            }),
+        });
+        if let Err(error) = sent {
+            debug!(%error, "no download plan: the chain actor stopped");
+            return;
+        }
+        self.planning = true;
+        self.settled.clear();
+        self.tasks.push(
+            async move {
+                Task::Planned {
+                    peers,
+                    plan: receiver.await.ok(),
+                }
+            }
+            .boxed(),
+        );
+    }
+
+    fn plan_done(&mut self, peers: &[PeerId], plan: Option<DownloadPlan>) {
+        self.planning = false;
+        if let Some(plan) = plan {
+            self.best_header = Some(plan.best_header);
+            for state in self.peers.values_mut() {
+                state.reach = 0;
+            }
+            for (peer, reach) in peers.iter().zip(plan.reach) {
+                if let Some(state) = self.peers.get_mut(peer) {
+                    state.reach = reach;
+                }
+            }
+            self.wanted = plan
+                .blocks
+                .into_iter()
+                .filter(|(_, hash)| {
+                    !self.in_flight.contains_key(hash)
+                        && !self.submitting.contains(hash)
+                        && !self.settled.contains(hash)
+                })
+                .collect();
+        }
+        if std::mem::take(&mut self.plan_again) {
+            self.request_plan();
         }
     }
 
@@ -835,7 +1053,7 @@ where
             peers.sort();
             for peer in peers {
                 if self.wanted.is_empty()
-                    || self.in_flight.len() + self.submitting >= MAX_BLOCKS_PENDING
+                    || self.in_flight.len() + self.submitting.len() >= MAX_BLOCKS_PENDING
                 {
                     return;
                 }
@@ -851,7 +1069,7 @@ where
                 let batch: Vec<(u32, BlockHash)> = self
                     .wanted
                     .iter()
-                    .take_while(|(height, _)| *height <= state.best_height)
+                    .take_while(|(height, _)| *height <= state.reach)
                     .take(room.min(self.blocks_per_request))
                     .copied()
                     .collect();
@@ -900,7 +1118,7 @@ where
                 .map_or(tip.height, |best| best.height.max(tip.height)),
             peers: self.peers.len(),
             blocks_in_flight: self.in_flight.len(),
-            blocks_queued: self.wanted.len() + self.submitting,
+            blocks_queued: self.wanted.len() + self.submitting.len(),
         }
     }
 

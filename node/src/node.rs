@@ -198,6 +198,7 @@ pub struct Node {
     indexer: std::thread::JoinHandle<()>,
     transactions: tokio::task::JoinHandle<()>,
     redial: tokio::task::JoinHandle<()>,
+    expiry: tokio::task::JoinHandle<()>,
 }
 
 fn unix_now() -> u64 {
@@ -291,6 +292,10 @@ impl Node {
             network.client.clone(),
             Arc::clone(&added_nodes),
         ));
+        let expiry = tokio::spawn(expire_mempool(
+            Arc::clone(&mempool),
+            expiry_interval(&config.mempool),
+        ));
         restore_bans(&network.client, &data_dir.join(BANLIST_FILE))?;
         info!(network = params.name(), peer = %network.client.local_peer_id(), "node started");
         Ok(Self {
@@ -311,6 +316,7 @@ impl Node {
             indexer,
             transactions,
             redial,
+            expiry,
         })
     }
 
@@ -523,6 +529,7 @@ impl Node {
             warn!(%error, "cannot save the ban list");
         }
         self.redial.abort();
+        self.expiry.abort();
         self.network.client.shutdown();
         self.network.event_loop.await.map_err(joined)?;
         self.network.syncer.await.map_err(joined)?;
@@ -729,6 +736,32 @@ fn observe_block_delay(metrics: &Metrics, block_time: u32) {
     let delay = (now - f64::from(block_time)).max(0.0);
     if delay < 7_200.0 {
         metrics.block_delay.observe(delay);
+    }
+}
+
+/// How often the mempool is swept for expired transactions and orphans: every minute, or
+/// more often when an expiry is shorter (a local test network's, say).
+fn expiry_interval(config: &MempoolConfig) -> Duration {
+    let shortest = config.expiry_secs.min(config.orphan_expiry_secs);
+    Duration::from_secs((shortest / 2).clamp(1, 60))
+}
+
+/// Drops transactions and orphans past their expiry (Bitcoin Core's `-mempoolexpiry`), with
+/// their descendants.
+async fn expire_mempool(mempool: Arc<Mutex<Mempool>>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        let mempool = Arc::clone(&mempool);
+        let expired = tokio::task::spawn_blocking(move || lock(&mempool).expire(unix_now())).await;
+        if let Ok(expired) = expired {
+            if !expired.is_empty() {
+                info!(
+                    transactions = expired.len(),
+                    "expired transactions left the mempool"
+                );
+            }
+        }
     }
 }
 

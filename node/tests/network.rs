@@ -3,15 +3,13 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::*;
-use quarry_chain::testing::{mine, pay, signed_spend, test_keypair, Spendable, MINER};
-use quarry_chain::{Amount, Block, BlockHash, ChainReader, NetworkSpec, OutPoint, Transaction};
-use quarry_mempool::BlockTemplate;
+use quarry_chain::testing::{pay, signed_spend, test_keypair, Spendable, MINER};
+use quarry_chain::{Block, BlockHash, ChainReader, NetworkSpec, OutPoint, Transaction};
 use quarry_network::protocol::TopicKind;
-use quarry_network::{service, BanReason, Client, Keypair, Misbehaviour, NetworkError, PeerId};
+use quarry_network::{BanReason, Misbehaviour};
 
 const CONVERGE: Duration = Duration::from_secs(60);
 
@@ -184,70 +182,6 @@ async fn a_healed_partition_follows_the_most_work_chain_and_returns_transactions
     shutdown(nodes).await;
 }
 
-/// A misbehaving peer: the network actor without a syncer, publishing raw bytes.
-async fn rogue_peer(target: &TestNode) -> (Client, PeerId) {
-    let genesis = target.params().genesis_hash();
-    let (client, events, event_loop) =
-        service::new(test_network_config(), Keypair::generate_ed25519(), genesis).unwrap();
-    tokio::spawn(event_loop.run());
-    // Keep the event stream open (and drained) for the rogue's lifetime.
-    tokio::spawn(async move {
-        let mut events = events;
-        while events.recv().await.is_some() {}
-    });
-    let address = listen_address(target).await;
-    client.dial(address).await.unwrap();
-    let id = client.local_peer_id();
-    (client, id)
-}
-
-async fn publish_when_subscribed(client: &Client, kind: TopicKind, data: Vec<u8>) {
-    let start = Instant::now();
-    loop {
-        match client.publish(kind, data.clone()).await {
-            Ok(()) => return,
-            Err(NetworkError::Publish(_)) if start.elapsed() < Duration::from_secs(10) => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(error) => panic!("rogue could not publish: {error}"),
-        }
-    }
-}
-
-async fn wait_for_ban(node: &TestNode, peer: PeerId) -> BanReason {
-    let what = format!("{} to ban {peer}", node.name);
-    eventually(&what, CONVERGE, || async {
-        let bans = node.client().bans().await.unwrap();
-        bans.into_iter()
-            .find(|ban| ban.peer == peer)
-            .map(|ban| ban.reason)
-    })
-    .await
-}
-
-/// A block on `node`'s tip holding `transactions`, with a valid proof of work.
-fn block_on_tip(node: &TestNode, transactions: Vec<Transaction>, fees: u64) -> Block {
-    let tip = node.tip();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as u32;
-    let subsidy = node.params().block_subsidy(tip.next.height);
-    let template = BlockTemplate {
-        prev_blockhash: tip.hash,
-        height: tip.next.height,
-        bits: tip.next.bits,
-        time: now.max(tip.next.min_time),
-        transactions_size: transactions.iter().map(Transaction::encoded_size).sum(),
-        transactions: transactions.into_iter().map(Arc::new).collect(),
-        fees: Amount::from_sat(fees),
-        coinbase_value: subsidy.checked_add(Amount::from_sat(fees)).unwrap(),
-    };
-    let mut block = quarry_miner::assemble(&template, payout(), 0);
-    assert!(mine(&mut block.header));
-    block
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn misbehaving_peers_are_banned_and_honest_nodes_keep_syncing() {
     let nodes = [start_node("h1").await, start_node("h2").await];
@@ -345,4 +279,61 @@ async fn nodes_of_different_networks_never_mix() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(ours.tip().height, 0, "a block of another network was taken");
     shutdown([ours, theirs]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_leave_a_running_nodes_mempool_when_they_expire() {
+    let config = quarry_node::NodeConfig {
+        network: test_network_config(),
+        miner_threads: 1,
+        mempool: quarry_mempool::MempoolConfig {
+            expiry_secs: 2,
+            ..quarry_mempool::MempoolConfig::default()
+        },
+        ..quarry_node::NodeConfig::default()
+    };
+    let node = start_node_configured("expiring", params(), config).await;
+    let mined = node.generate(4, payout()).await.unwrap();
+    let tx = spend_coinbase(&node, &stored_block(&node, &mined[0]), 10_000);
+    let txid = tx.txid();
+    node.submit_transaction(tx).await.unwrap();
+    assert!(node.with_mempool(|pool| pool.contains(&txid)));
+    wait_until("the transaction to expire", CONVERGE, || {
+        !node.with_mempool(|pool| pool.contains(&txid))
+    })
+    .await;
+    shutdown([node]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidating_a_block_bans_no_honest_peer_and_reconsidering_takes_what_came_meanwhile() {
+    let nodes = [start_node("operator").await, start_node("peer").await];
+    let [operator, peer] = &nodes;
+    connect(peer, operator).await;
+    let mined = operator.generate(3, payout()).await.unwrap();
+    wait_for_tip(&nodes, mined[2], CONVERGE).await;
+
+    operator.chain().invalidate_block(mined[2]).unwrap();
+    assert_eq!(operator.tip().hash, mined[1]);
+    // The peer keeps building on the block the operator invalidated: its gossip and its
+    // headers (at the next poll) carry that chain.
+    let meanwhile = peer.generate(2, payout()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let peer_id = peer.client().local_peer_id();
+    assert!(
+        operator
+            .client()
+            .bans()
+            .await
+            .unwrap()
+            .iter()
+            .all(|ban| ban.peer != peer_id),
+        "an honest peer was banned for the operator's decision"
+    );
+    assert!(is_connected(operator, peer_id).await);
+    assert_eq!(operator.tip().hash, mined[1]);
+
+    operator.chain().reconsider_block(mined[2]).unwrap();
+    wait_for_tip(std::slice::from_ref(operator), meanwhile[1], CONVERGE).await;
+    shutdown(nodes).await;
 }

@@ -34,6 +34,29 @@ pub fn check_time_after_median(time: u32, median_time_past: u32) -> Result<(), B
     Ok(())
 }
 
+/// How far before its parent the first block of a retarget period may be dated (BIP54).
+pub const MAX_TIME_WARP: u32 = 7_200;
+
+/// BIP54: under per-period retargeting, the first block of a period (`height` a multiple of
+/// `interval`) is not dated more than [`MAX_TIME_WARP`] seconds before its parent, so that a
+/// period's measured timespan cannot be stretched by dating its last block far ahead and the
+/// next period's first far back (the time-warp attack).
+pub fn check_time_warp(
+    height: u32,
+    interval: u32,
+    time: u32,
+    parent_time: u32,
+) -> Result<(), BlockError> {
+    let opens_period = height > 0 && interval > 0 && height.is_multiple_of(interval);
+    if opens_period && u64::from(time) + u64::from(MAX_TIME_WARP) < u64::from(parent_time) {
+        return Err(BlockError::TimeWarp {
+            time,
+            parent: parent_time,
+        });
+    }
+    Ok(())
+}
+
 /// The block's time is at most `max_drift` seconds ahead of the local clock `now`.
 pub fn check_time_not_too_new(time: u32, now: u64, max_drift: u32) -> Result<(), BlockError> {
     if u64::from(time) > now.saturating_add(u64::from(max_drift)) {

@@ -514,9 +514,9 @@ fn raw_mempool(node: &Node, verbose: bool) -> Value {
     })
 }
 
-fn coin_json(node: &Node, coin: &Coin, confirmations: u32) -> Value {
+fn coin_json(node: &Node, best: BlockHash, coin: &Coin, confirmations: u32) -> Value {
     json!({
-        "bestblock": node.tip().hash.to_string(),
+        "bestblock": best.to_string(),
         "confirmations": confirmations,
         "value": coins(coin.output.value),
         "scriptPubKey": {
@@ -534,6 +534,8 @@ fn tx_out(node: &Node, params: &Params) -> Result<Value, RpcError> {
         vout: params.required(1)?,
     };
     let include_mempool = params.or(2, true)?;
+    // One reading of the tip for the whole answer: it may move while the store is read.
+    let tip = node.tip();
     if include_mempool {
         let pooled = node.with_mempool(|pool| {
             let spent = pool.spender_of(&outpoint).is_some();
@@ -547,16 +549,23 @@ fn tx_out(node: &Node, params: &Params) -> Result<Value, RpcError> {
             (false, Some(output)) => {
                 let coin = Coin {
                     output,
-                    height: node.tip().height + 1,
+                    height: tip.height + 1,
                     is_coinbase: false,
                 };
-                return Ok(coin_json(node, &coin, 0));
+                return Ok(coin_json(node, tip.hash, &coin, 0));
             }
             (false, None) => {}
         }
     }
     Ok(match node.reader().store().coin(&outpoint)? {
-        Some(coin) => coin_json(node, &coin, node.tip().height - coin.height + 1),
+        // A coin of a block connected after the tip was read has one confirmation, not an
+        // underflow.
+        Some(coin) => coin_json(
+            node,
+            tip.hash,
+            &coin,
+            tip.height.saturating_sub(coin.height) + 1,
+        ),
         None => Value::Null,
     })
 }
@@ -755,7 +764,7 @@ fn submit_block(node: &Node, params: &Params) -> Result<Value, RpcError> {
         // Stored on a branch that is not (yet) the best one.
         Ok(Acceptance::Accepted) => json!("inconclusive"),
         Ok(Acceptance::AlreadyKnown) => json!("duplicate"),
-        Ok(Acceptance::Orphan) => json!("inconclusive"),
+        Ok(Acceptance::Orphan | Acceptance::Ignored) => json!("inconclusive"),
         Err(ChainError::InvalidBlock { source, .. }) => json!(source.to_string()),
         Err(error) => return Err(error.into()),
     })

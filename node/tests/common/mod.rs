@@ -10,6 +10,9 @@ use quarry_network::{Keypair, Multiaddr, NetworkConfig, PeerId};
 use quarry_node::{Node, NodeConfig};
 use tempfile::TempDir;
 
+mod rogue;
+pub use rogue::*;
+
 /// A node with its own data directory.
 pub struct TestNode {
     pub node: Node,
@@ -49,12 +52,20 @@ pub async fn start_node(name: &str) -> TestNode {
 }
 
 pub async fn start_node_with(name: &str, params: ChainParams, network: NetworkConfig) -> TestNode {
-    let dir = tempfile::tempdir().unwrap();
     let config = NodeConfig {
         network,
         miner_threads: 1,
         ..NodeConfig::default()
     };
+    start_node_configured(name, params, config).await
+}
+
+pub async fn start_node_configured(
+    name: &str,
+    params: ChainParams,
+    config: NodeConfig,
+) -> TestNode {
+    let dir = tempfile::tempdir().unwrap();
     let node = Node::start(params, dir.path(), config, Keypair::generate_ed25519())
         .await
         .unwrap();

@@ -489,6 +489,21 @@ fn a_transaction_goes_from_sendrawtransaction_through_the_mempool_into_a_block()
     let spend_hex = hex::encode(encode(&spend));
     let txid = spend.txid().to_string();
 
+    // 40 coins of fee is far over sendrawtransaction's default maxfeerate (0.10 per kB), as
+    // Bitcoin Core refuses; the pool stays empty.
+    let greedy = signed_spend(genesis, &[coin], vec![pay(5, 1_000_000_000)]);
+    let greedy_hex = hex::encode(encode(&greedy));
+    let refused = node
+        .call("sendrawtransaction", json!([greedy_hex]))
+        .unwrap_err();
+    assert_eq!(refused.code, -25);
+    assert!(refused.message.contains("maxfeerate"), "{refused:?}");
+    let refused = node
+        .call("sendrawtransaction", json!([greedy_hex, -1]))
+        .unwrap_err();
+    assert_eq!(refused.code, -8);
+    assert_eq!(node.rpc("getrawmempool", json!([])), json!([]));
+
     let verdict = node.rpc("testmempoolaccept", json!([[spend_hex]]));
     assert_eq!(verdict[0]["allowed"], json!(true), "{verdict}");
     assert_eq!(verdict[0]["fees"]["base"], json!(0.001));

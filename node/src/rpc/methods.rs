@@ -824,9 +824,39 @@ fn decode_transaction(params: &Params) -> Result<Transaction, RpcError> {
     decode_hex(&params.hex(0)?, "TX")
 }
 
+/// Bitcoin Core's default `maxfeerate` of `sendrawtransaction`: 0.10 coins per 1,000 bytes.
+const DEFAULT_MAX_FEE_RATE: f64 = 0.10;
+
 async fn send_raw_transaction(node: &Node, params: &Params) -> Result<Value, RpcError> {
     let tx = decode_transaction(params)?;
     let txid = tx.txid();
+    let max_fee_rate: f64 = params.optional(1)?.unwrap_or(DEFAULT_MAX_FEE_RATE);
+    if !(max_fee_rate >= 0.0 && max_fee_rate.is_finite()) {
+        return Err(invalid_parameter(
+            "maxfeerate must be a number of coins per 1,000 bytes, 0 for no limit",
+        ));
+    }
+    if max_fee_rate > 0.0 {
+        let tip = node.tip();
+        let context = TipContext {
+            height: tip.height,
+            genesis: node.params().genesis_hash(),
+            coinbase_maturity: node.params().coinbase_maturity(),
+        };
+        // A transaction the pool refuses is refused below with the pool's own error.
+        let checked =
+            node.with_mempool(|pool| pool.test_accept(&tx, node.reader().store(), &context));
+        if let Ok(accepted) = checked {
+            let max_sats_per_kvb = max_fee_rate * 100_000_000.0;
+            let sats_per_kvb = accepted.fee.to_sat() as f64 * 1_000.0 / accepted.size as f64;
+            if sats_per_kvb > max_sats_per_kvb {
+                return Err(RpcError::new(
+                    ErrorCode::VerifyError,
+                    "Fee exceeds maximum configured by user (e.g. -maxtxfee, maxfeerate)",
+                ));
+            }
+        }
+    }
     match node.submit_transaction(tx).await {
         Ok(accepted) => Ok(json!(accepted.txid.to_string())),
         // Bitcoin Core answers the txid for a transaction it already has.

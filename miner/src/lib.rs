@@ -66,26 +66,74 @@ impl Miner {
         payout: OutputKey,
         is_stale: &(dyn Fn() -> bool + Sync),
     ) -> Option<Block> {
-        self.mine_in(template, payout, is_stale, NONCE_SPACE)
+        let mut unlimited = u64::MAX;
+        self.mine_within(template, payout, NONCE_SPACE, &mut unlimited, is_stale)
     }
 
-    fn mine_in(
+    /// Mines up to `count` blocks one after the other (like Bitcoin Core's `generatetoaddress`),
+    /// each on a fresh template from `next_template` and handed to `submit` before the next.
+    /// At most `max_tries` nonces are tried in all, and `is_cancelled` is checked as the search
+    /// goes: either ends the run early with the blocks found so far, as Core returns fewer
+    /// hashes when `maxtries` runs out. Returns the blocks' hashes, or the first error.
+    pub fn generate<E>(
+        &self,
+        count: usize,
+        payout: OutputKey,
+        max_tries: u64,
+        is_cancelled: &(dyn Fn() -> bool + Sync),
+        mut next_template: impl FnMut() -> BlockTemplate,
+        mut submit: impl FnMut(Block) -> Result<(), E>,
+    ) -> Result<Vec<BlockHash>, GenerateError<E>> {
+        let mut hashes = Vec::with_capacity(count.min(1_024));
+        let mut tries_left = max_tries;
+        while hashes.len() < count && tries_left > 0 && !is_cancelled() {
+            let template = next_template();
+            template
+                .bits
+                .to_target()
+                .ok_or(GenerateError::BadTarget(template.bits))?;
+            let Some(block) = self.mine_within(
+                &template,
+                payout,
+                NONCE_SPACE,
+                &mut tries_left,
+                is_cancelled,
+            ) else {
+                break;
+            };
+            hashes.push(block.block_hash());
+            submit(block).map_err(GenerateError::Submit)?;
+        }
+        Ok(hashes)
+    }
+
+    /// [`Miner::mine`] searching `nonces_per_header` nonces before rolling the extra nonce, with
+    /// a budget of nonces reduced by those tried; `None` once the budget is spent, the bits have
+    /// no target or `is_stale` says stop.
+    fn mine_within(
         &self,
         template: &BlockTemplate,
         payout: OutputKey,
-        is_stale: &(dyn Fn() -> bool + Sync),
         nonces_per_header: u64,
+        tries_left: &mut u64,
+        is_cancelled: &(dyn Fn() -> bool + Sync),
     ) -> Option<Block> {
         template.bits.to_target()?;
         for extra_nonce in 0.. {
+            let span = (*tries_left).min(nonces_per_header);
+            if span == 0 {
+                return None;
+            }
             let mut block = assemble(template, payout, extra_nonce);
-            match self.search(&block.header, 0..nonces_per_header, is_stale) {
+            match self.search(&block.header, 0..span, is_cancelled) {
                 SearchOutcome::Found(nonce) => {
+                    *tries_left -= u64::from(nonce) + 1;
                     block.header.nonce = nonce;
                     return Some(block);
                 }
                 SearchOutcome::Stale => return None,
                 SearchOutcome::Exhausted => {
+                    *tries_left -= span;
                     tracing::debug!(
                         extra_nonce,
                         "nonce space exhausted; rolling the extra nonce"
@@ -94,29 +142,6 @@ impl Miner {
             }
         }
         None
-    }
-
-    /// Mines `count` blocks one after the other (like Bitcoin Core's `generatetoaddress`),
-    /// each on a fresh template from `next_template` and handed to `submit` before the next.
-    /// Returns the blocks' hashes, or the first error.
-    pub fn generate<E>(
-        &self,
-        count: usize,
-        payout: OutputKey,
-        mut next_template: impl FnMut() -> BlockTemplate,
-        mut submit: impl FnMut(Block) -> Result<(), E>,
-    ) -> Result<Vec<BlockHash>, GenerateError<E>> {
-        let mut hashes = Vec::with_capacity(count);
-        for _ in 0..count {
-            let template = next_template();
-            // A search that is never stale only gives up on bits without a target.
-            let block = self
-                .mine(&template, payout, &|| false)
-                .ok_or(GenerateError::BadTarget(template.bits))?;
-            hashes.push(block.block_hash());
-            submit(block).map_err(GenerateError::Submit)?;
-        }
-        Ok(hashes)
     }
 }
 
@@ -145,7 +170,7 @@ mod tests {
             coinbase_value: Amount::from_sat(50),
         };
         let block = miner
-            .mine_in(&template, test_key(1), &|| false, 16)
+            .mine_within(&template, test_key(1), 16, &mut { u64::MAX }, &|| false)
             .unwrap();
         let extra_nonce = &block.transactions[0].inputs[0].witness[4..12];
         assert_ne!(
@@ -159,5 +184,64 @@ mod tests {
         let mut undecodable = template;
         undecodable.bits = CompactTarget::from_consensus(0x0480_0000);
         assert!(miner.mine(&undecodable, test_key(1), &|| false).is_none());
+    }
+
+    #[test]
+    fn generate_stops_when_its_tries_run_out_or_it_is_cancelled() {
+        let miner = Miner::new(MinerConfig {
+            threads: 1,
+            ..MinerConfig::default()
+        })
+        .unwrap();
+        let template = |bits: u32| BlockTemplate {
+            prev_blockhash: BlockHash::ZERO,
+            height: 1,
+            bits: CompactTarget::from_consensus(bits),
+            time: 1_800_000_000,
+            transactions: Vec::new(),
+            fees: Amount::ZERO,
+            transactions_size: 0,
+            coinbase_value: Amount::from_sat(50),
+        };
+        let run = |bits: u32, count: usize, max_tries: u64, cancelled: bool| {
+            let mut submitted = 0;
+            let hashes = miner
+                .generate(
+                    count,
+                    test_key(1),
+                    max_tries,
+                    &|| cancelled,
+                    || template(bits),
+                    |_| -> Result<(), ()> {
+                        submitted += 1;
+                        Ok(())
+                    },
+                )
+                .unwrap();
+            assert_eq!(hashes.len(), submitted);
+            hashes.len()
+        };
+        // Bitcoin's genesis difficulty: one hash in 2^32 meets it, so 100,000 tries find none
+        // (a chance of 2 in 100,000) and the call returns at once instead of mining for minutes.
+        assert_eq!(run(0x1d00_ffff, 1, 100_000, false), 0);
+        // Every hash meets the easiest target: one try per block.
+        assert_eq!(
+            run(0x2100_ffff, 5, 3, false),
+            3,
+            "three tries, three blocks"
+        );
+        assert_eq!(run(0x2100_ffff, 5, u64::MAX, false), 5);
+        assert_eq!(run(0x2100_ffff, 5, u64::MAX, true), 0, "cancelled first");
+        assert!(matches!(
+            miner.generate(
+                1,
+                test_key(1),
+                10,
+                &|| false,
+                || template(0x0480_0000),
+                |_| Ok::<(), ()>(())
+            ),
+            Err(GenerateError::BadTarget(_))
+        ));
     }
 }

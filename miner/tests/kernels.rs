@@ -155,6 +155,8 @@ fn mined_blocks_from_a_mempool_template_are_accepted_by_the_chain() {
         .generate(
             3,
             test_key(3),
+            u64::MAX,
+            &|| false,
             || {
                 let harness = harness.borrow();
                 let next = harness.chain.next_block();

@@ -488,6 +488,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     stop_requested(stopped).await;
     stop.send_replace(true);
+    node.request_stop();
     if let Err(error) = rpc_server.await? {
         warn!(%error, "the RPC server failed");
     }

@@ -199,6 +199,8 @@ pub struct Node {
     transactions: tokio::task::JoinHandle<()>,
     redial: tokio::task::JoinHandle<()>,
     expiry: tokio::task::JoinHandle<()>,
+    /// Set once the node is asked to stop, so long calls such as `generate` end early.
+    stopping: Arc<AtomicBool>,
 }
 
 fn unix_now() -> u64 {
@@ -317,6 +319,7 @@ impl Node {
             transactions,
             redial,
             expiry,
+            stopping: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -491,13 +494,27 @@ impl Node {
         count: usize,
         payout: OutputKey,
     ) -> Result<Vec<BlockHash>, NodeError> {
+        self.generate_within(count, payout, u64::MAX).await
+    }
+
+    /// [`Node::generate`] trying at most `max_tries` nonces in all (Bitcoin Core's `maxtries`):
+    /// returns the blocks found when they run out, or when the node is asked to stop.
+    pub async fn generate_within(
+        &self,
+        count: usize,
+        payout: OutputKey,
+        max_tries: u64,
+    ) -> Result<Vec<BlockHash>, NodeError> {
         let miner = self.miner();
         let factory = self.block_factory();
+        let stopping = Arc::clone(&self.stopping);
         tokio::task::spawn_blocking(move || {
             let hashes = miner
                 .generate(
                     count,
                     payout,
+                    max_tries,
+                    &|| stopping.load(Ordering::Relaxed),
                     || factory.template(),
                     |block| factory.submit(block),
                 )
@@ -513,6 +530,13 @@ impl Node {
         })
         .await
         .map_err(|join| NodeError::Task(join.to_string()))?
+    }
+
+    /// Ends long calls in progress (`generate`) and the background miner, so the node can be
+    /// shut down without waiting for them.
+    pub fn request_stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        self.stop_mining();
     }
 
     /// Stops mining, saves the ban list, stops the network, the chain actor and the helpers,

@@ -606,3 +606,37 @@ fn peers_can_be_disconnected_banned_and_unbanned_and_bans_survive_a_restart() {
     a.rpc("addnode", json!([b.p2p_address(), "onetry"]));
     assert_eq!(a.rpc("getconnectioncount", json!([])), json!(1));
 }
+
+#[test]
+fn generatetoaddress_gives_up_after_maxtries_and_never_holds_up_stop() {
+    // The main network at its starting difficulty: about 2^24 hashes a block.
+    let mut node = Daemon::start_on("main", "main", &["--miner-threads", "1"]);
+    let params = quarry_chain::ChainParams::main();
+    let payee = quarry_chain::Address::new(quarry_chain::testing::test_key(1), &params).to_string();
+    assert_eq!(
+        node.rpc("generatetoaddress", json!([1, payee, 1_000])),
+        json!([]),
+        "a thousand tries find no block and the call returns"
+    );
+    let error = node
+        .call("generatetoaddress", json!([1, payee, 0]))
+        .unwrap_err();
+    assert_eq!(error.code, -8, "{error:?}");
+
+    // Hours of mining asked for: `stop` ends the call with what it found and the daemon exits.
+    let started = std::time::Instant::now();
+    let mined = std::thread::scope(|scope| {
+        let long = scope.spawn(|| node.call("generatetoaddress", json!([1_000, payee, i64::MAX])));
+        std::thread::sleep(Duration::from_secs(1));
+        assert_eq!(node.rpc("stop", json!([])), json!("Quarry server stopping"));
+        long.join().unwrap()
+    });
+    let mined = mined.expect("the call answers before the server closes");
+    assert!(mined.as_array().unwrap().len() < 1_000, "{mined}");
+    assert!(node.wait_exit().success());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "stopping took {:?}",
+        started.elapsed()
+    );
+}

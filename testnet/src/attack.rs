@@ -176,11 +176,11 @@ pub fn fund_attacker(testnet: &Testnet, trials: usize) -> Result<()> {
         .address(&testnet.params)
         .to_string();
     let maturity = testnet.params.coinbase_maturity() as usize;
-    testnet.call(HONEST, "generatetoaddress", json!([trials + 1, attacker]))?;
+    testnet.generate(HONEST, trials + 1, &attacker)?;
     let honest = testnet.state.nodes[HONEST]
         .address(&testnet.params)
         .to_string();
-    testnet.call(HONEST, "generatetoaddress", json!([maturity, honest]))?;
+    testnet.generate(HONEST, maturity, &honest)?;
     wait_for_sync(testnet, Duration::from_secs(120))
 }
 
@@ -406,7 +406,7 @@ pub fn zero_confirmation(
         ZeroConfirmation::Finney => {
             testnet.partition(&[ATTACKER], &[HONEST, MERCHANT])?;
             testnet.call(ATTACKER, "sendrawtransaction", json!([back_hex]))?;
-            testnet.call(ATTACKER, "generatetoaddress", json!([1, miner_address]))?;
+            testnet.generate(ATTACKER, 1, &miner_address)?;
             clock.note(format!(
                 "attacker mines, in secret, a block spending its coin to itself: {}",
                 &conflicting[..12]
@@ -426,7 +426,7 @@ pub fn zero_confirmation(
     ));
     testnet.heal()?;
     if attack == ZeroConfirmation::Race {
-        testnet.call(HONEST, "generatetoaddress", json!([1, miner_address]))?;
+        testnet.generate(HONEST, 1, &miner_address)?;
         clock.note("the miner mines the version it heard first");
     } else {
         clock.note("attacker releases its block");

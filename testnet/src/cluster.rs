@@ -406,6 +406,17 @@ impl Testnet {
         self.call_record(&self.state.nodes[index], method, params)
     }
 
+    /// Mines `count` blocks on node `index` paying `address`, however many tries they take
+    /// (`generatetoaddress` stops after a million by default, too few once ASERT has raised
+    /// the difficulty to the running miners' rate).
+    pub fn generate(&self, index: usize, count: usize, address: &str) -> Result<Value> {
+        self.call(
+            index,
+            "generatetoaddress",
+            json!([count, address, i64::MAX]),
+        )
+    }
+
     /// The index of the node called `name`.
     pub fn index_of(&self, name: &str) -> Result<usize> {
         self.state

@@ -203,11 +203,7 @@ fn fund_wallets(testnet: &Testnet) -> Result<()> {
     let count = testnet.state.nodes.len();
     let first = &testnet.state.nodes[0];
     let blocks = testnet.params.coinbase_maturity() as usize + count;
-    testnet.call(
-        0,
-        "generatetoaddress",
-        json!([blocks, first.address(&testnet.params).to_string()]),
-    )?;
+    testnet.generate(0, blocks, &first.address(&testnet.params).to_string())?;
     wait_for_sync(testnet, Duration::from_secs(120))?;
     for index in 1..count {
         send(
@@ -218,11 +214,7 @@ fn fund_wallets(testnet: &Testnet) -> Result<()> {
         )?;
     }
     if count > 1 {
-        testnet.call(
-            0,
-            "generatetoaddress",
-            json!([1, first.address(&testnet.params).to_string()]),
-        )?;
+        testnet.generate(0, 1, &first.address(&testnet.params).to_string())?;
         wait_for_sync(testnet, Duration::from_secs(120))?;
     }
     Ok(())

@@ -778,8 +778,17 @@ async fn generate_to_address(node: &Node, params: &Params) -> Result<Value, RpcE
         .ok_or_else(|| invalid_parameter("nblocks must be between 0 and 10000"))?;
     let text: String = params.required(1)?;
     let address = parse_address(&text, node.params())?;
+    let max_tries: Option<i64> = params.optional(2)?;
+    let max_tries = match max_tries {
+        // Bitcoin Core's default.
+        None => 1_000_000,
+        Some(tries) => u64::try_from(tries)
+            .ok()
+            .filter(|tries| *tries > 0)
+            .ok_or_else(|| invalid_parameter("maxtries must be positive"))?,
+    };
     let hashes = node
-        .generate(count, address.key())
+        .generate_within(count, address.key(), max_tries)
         .await
         .map_err(node_error)?;
     Ok(hashes.iter().map(|hash| json!(hash.to_string())).collect())

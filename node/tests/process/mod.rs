@@ -76,6 +76,8 @@ pub struct Daemon {
     pub metrics: SocketAddr,
     /// `user:password` when configured; otherwise the cookie is used.
     pub credentials: Option<String>,
+    /// A built-in network's name; `None` for the unit-test parameters.
+    pub network: Option<String>,
 }
 
 impl Daemon {
@@ -87,6 +89,20 @@ impl Daemon {
     /// Starts `quarryd` with `extra` arguments, authenticating with `credentials` (`user:password`)
     /// instead of the cookie when given.
     pub fn start_with(name: &str, extra: &[&str], credentials: Option<&str>) -> Self {
+        Self::launch(name, None, extra, credentials)
+    }
+
+    /// Starts `quarryd` on the built-in `network` (e.g. `main`, at real difficulty).
+    pub fn start_on(name: &str, network: &str, extra: &[&str]) -> Self {
+        Self::launch(name, Some(network), extra, None)
+    }
+
+    fn launch(
+        name: &str,
+        network: Option<&str>,
+        extra: &[&str],
+        credentials: Option<&str>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let rpc = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
@@ -97,6 +113,7 @@ impl Daemon {
             rpc,
             metrics,
             credentials: credentials.map(str::to_owned),
+            network: network.map(str::to_owned),
         };
         daemon.spawn(extra);
         daemon.wait_ready();
@@ -105,10 +122,13 @@ impl Daemon {
 
     /// The arguments every test daemon runs with.
     pub fn base_args(&self) -> Vec<String> {
-        let params = write_params(self.dir.path());
+        let network = match &self.network {
+            Some(name) => name.clone(),
+            None => write_params(self.dir.path()).display().to_string(),
+        };
         vec![
             "--network".into(),
-            params.display().to_string(),
+            network,
             "--datadir".into(),
             self.dir.path().display().to_string(),
             "--listen".into(),
@@ -136,7 +156,10 @@ impl Daemon {
 
     /// The network's data directory (where the cookie is).
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join(params().name())
+        let name = self.network.clone();
+        self.dir
+            .path()
+            .join(name.unwrap_or_else(|| params().name().to_owned()))
     }
 
     /// The daemon's log so far.

@@ -7,11 +7,13 @@
 //! ([`ChainHandle::submit_block`]) or delivered to a callback ([`ChainHandle::send`]) that
 //! forwards it to whatever channel the caller uses.
 
+mod summary;
+
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::{error, info};
 
@@ -21,6 +23,12 @@ use crate::error::{ChainError, StoreError};
 use crate::hash::BlockHash;
 use crate::pow::Work;
 use crate::store::{ChainReader, ChainWriter};
+
+pub use summary::{SummaryCell, TreeSummary};
+
+/// How often, at most, the actor recounts branch tips for the [`TreeSummary`]: a recount walks
+/// every branch back to the best chain, too much to do after every block of a sync.
+pub const TIP_RECOUNT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The best chain's tip as last published by the chain actor.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -140,8 +148,6 @@ pub enum Command {
     Reconsider(BlockHash, Reply<Result<(), ChainError>>),
     /// Bitcoin Core's `getchaintips`.
     ChainTips(Reply<Vec<ChainTip>>),
-    /// Blocks waiting for their parent.
-    OrphanCount(Reply<usize>),
     /// What headers-first sync should fetch next: up to `limit` blocks, and how far each of
     /// the given peers' best known blocks reaches along the way (see [`DownloadPlan`]).
     DownloadPlan {
@@ -171,7 +177,6 @@ impl std::fmt::Debug for Command {
             Self::Invalidate(hash, _) => return write!(f, "Invalidate({hash})"),
             Self::Reconsider(hash, _) => return write!(f, "Reconsider({hash})"),
             Self::ChainTips(_) => "ChainTips",
-            Self::OrphanCount(_) => "OrphanCount",
             Self::DownloadPlan { .. } => "DownloadPlan",
             Self::Subscribe(_) => "Subscribe",
             Self::Shutdown => "Shutdown",
@@ -232,11 +237,6 @@ impl ChainHandle {
         self.call(Command::ChainTips)
     }
 
-    /// Blocks waiting for their parent.
-    pub fn orphan_count(&self) -> Result<usize, ChainError> {
-        self.call(Command::OrphanCount)
-    }
-
     /// A channel receiving every connect and disconnect from now on, in order.
     pub fn subscribe(&self) -> Result<Receiver<ChainEvent>, ChainError> {
         let (sender, receiver) = mpsc::channel();
@@ -257,6 +257,7 @@ impl ChainHandle {
 pub struct ChainReadHandle<S> {
     store: S,
     tip: TipWatch,
+    summary: SummaryCell,
 }
 
 impl<S: ChainReader> ChainReadHandle<S> {
@@ -273,6 +274,11 @@ impl<S: ChainReader> ChainReadHandle<S> {
     /// The current tip.
     pub fn tip(&self) -> TipInfo {
         self.tip.get()
+    }
+
+    /// The block tree at a glance, without asking the actor.
+    pub fn summary(&self) -> TreeSummary {
+        self.summary.get()
     }
 }
 
@@ -307,13 +313,15 @@ where
 {
     let (commands, receiver) = mpsc::channel();
     let tip = TipWatch::new(TipInfo::of(&chain));
+    let summary = SummaryCell::new(summary_of(&chain));
     let reader = ChainReadHandle {
         store: chain.store().clone(),
         tip: tip.clone(),
+        summary: summary.clone(),
     };
     let thread = std::thread::Builder::new()
         .name("chain".into())
-        .spawn(move || run(chain, &receiver, &tip, &clock))?;
+        .spawn(move || run(chain, &receiver, &tip, &summary, &clock))?;
     Ok(ChainService {
         handle: ChainHandle { commands },
         reader,
@@ -321,11 +329,24 @@ where
     })
 }
 
+/// A full summary of `chain`, tips counted now.
+fn summary_of<S: ChainReader + ChainWriter>(chain: &Chain<S>) -> TreeSummary {
+    TreeSummary {
+        best_header: chain.best_header(),
+        orphans: chain.orphan_count(),
+        tips: TreeSummary::count_tips(&chain.chain_tips()),
+    }
+}
+
 /// The actor's state: the chain and who follows it.
 struct Actor<'a, S> {
     chain: Chain<S>,
     subscribers: Vec<Sender<ChainEvent>>,
     tip: &'a TipWatch,
+    summary: &'a SummaryCell,
+    /// When tips were last counted, and whether the tree changed since.
+    tips_counted: Instant,
+    tips_stale: bool,
 }
 
 impl<S: ChainReader + ChainWriter> Actor<'_, S> {
@@ -338,7 +359,39 @@ impl<S: ChainReader + ChainWriter> Actor<'_, S> {
                 .retain(|subscriber| events.iter().all(|event| subscriber.send(*event).is_ok()));
             self.tip.publish(TipInfo::of(&self.chain));
         }
+        self.tips_stale = true;
+        if self.tips_counted.elapsed() >= TIP_RECOUNT_INTERVAL {
+            self.recount();
+        } else {
+            let mut summary = self.summary.get();
+            summary.best_header = self.chain.best_header();
+            summary.orphans = self.chain.orphan_count();
+            self.summary.set(summary);
+        }
         result
+    }
+
+    /// Publishes a full summary, tips counted now.
+    fn recount(&mut self) {
+        self.summary.set(summary_of(&self.chain));
+        self.tips_counted = Instant::now();
+        self.tips_stale = false;
+    }
+
+    /// The next command, or `None` when the actor should stop; while the tip counts are out of
+    /// date, waits no longer than their next recount is due (and recounts then).
+    fn next_command(&mut self, commands: &Receiver<Command>) -> Option<Command> {
+        loop {
+            if !self.tips_stale {
+                return commands.recv().ok();
+            }
+            let due = TIP_RECOUNT_INTERVAL.saturating_sub(self.tips_counted.elapsed());
+            match commands.recv_timeout(due) {
+                Ok(command) => return Some(command),
+                Err(RecvTimeoutError::Timeout) => self.recount(),
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+        }
     }
 }
 
@@ -348,14 +401,18 @@ fn run<S: ChainReader + ChainWriter>(
     chain: Chain<S>,
     commands: &Receiver<Command>,
     tip: &TipWatch,
+    summary: &SummaryCell,
     clock: &Clock,
 ) -> Result<(), StoreError> {
     let mut actor = Actor {
         chain,
         subscribers: Vec::new(),
         tip,
+        summary,
+        tips_counted: Instant::now(),
+        tips_stale: false,
     };
-    while let Ok(command) = commands.recv() {
+    while let Some(command) = actor.next_command(commands) {
         let fatal = match command {
             Command::SubmitBlock(block, reply) => {
                 let result = actor.chain.process_block(*block, clock());
@@ -379,10 +436,6 @@ fn run<S: ChainReader + ChainWriter>(
             }
             Command::ChainTips(reply) => {
                 reply(actor.chain.chain_tips());
-                None
-            }
-            Command::OrphanCount(reply) => {
-                reply(actor.chain.orphan_count());
                 None
             }
             Command::DownloadPlan {

@@ -893,10 +893,12 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
     /// leaves of the block tree plus the active tip, most work first.
     pub fn chain_tips(&self) -> Vec<ChainTip> {
         let active = self.tip_hash();
+        let active_inner = !self.index.children(&active).is_empty();
         let mut tips: Vec<ChainTip> = self
             .index
-            .iter()
-            .filter(|(hash, _)| self.index.children(hash).is_empty() || **hash == active)
+            .leaves()
+            .chain(active_inner.then_some(&active))
+            .filter_map(|hash| Some((hash, self.index.get(hash)?)))
             .map(|(hash, entry)| {
                 let mut status = TipStatus::ValidFork;
                 let mut current = *hash;

@@ -1,7 +1,7 @@
 //! The block index: every known block header with its height, cumulative work and validation
 //! status, linked into a tree by parent hashes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bincode::de::{BorrowDecoder, Decoder};
 use bincode::enc::Encoder;
@@ -94,6 +94,9 @@ impl<'de, Context> BorrowDecode<'de, Context> for Work {
 pub struct BlockIndex {
     entries: HashMap<BlockHash, IndexEntry>,
     children: HashMap<BlockHash, Vec<BlockHash>>,
+    /// Entries without children: the tips of branches, kept so that listing them does not
+    /// scan the whole index.
+    leaves: HashSet<BlockHash>,
 }
 
 impl BlockIndex {
@@ -114,11 +117,16 @@ impl BlockIndex {
 
     /// Adds or replaces an entry.
     pub fn insert(&mut self, hash: BlockHash, entry: IndexEntry) {
-        if self.entries.insert(hash, entry).is_none() && entry.height > 0 {
-            self.children
-                .entry(entry.header.prev_blockhash)
-                .or_default()
-                .push(hash);
+        if self.entries.insert(hash, entry).is_some() {
+            return;
+        }
+        if !self.children.contains_key(&hash) {
+            self.leaves.insert(hash);
+        }
+        if entry.height > 0 {
+            let parent = entry.header.prev_blockhash;
+            self.children.entry(parent).or_default().push(hash);
+            self.leaves.remove(&parent);
         }
     }
 
@@ -127,6 +135,11 @@ impl BlockIndex {
         let entry = self.entries.get_mut(hash)?;
         entry.status = status;
         Some(*entry)
+    }
+
+    /// Entries without children.
+    pub fn leaves(&self) -> impl Iterator<Item = &BlockHash> {
+        self.leaves.iter()
     }
 
     /// The known children of `hash`.

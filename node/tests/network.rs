@@ -337,3 +337,70 @@ async fn invalidating_a_block_bans_no_honest_peer_and_reconsidering_takes_what_c
     wait_for_tip(std::slice::from_ref(operator), meanwhile[1], CONVERGE).await;
     shutdown(nodes).await;
 }
+
+/// `/metrics` and `getblockchaininfo` answer anyone who can reach them, so they read the
+/// chain's summary instead of waiting on the chain thread (which walked every branch tip for
+/// them, and which a long sync or a slow disk can keep busy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_blockchain_info_never_wait_on_the_chain_thread() {
+    use quarry_chain::actor::Command;
+    use quarry_node::rpc::methods::{self, RpcContext};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = quarry_node::NodeConfig {
+        network: test_network_config(),
+        miner_threads: 1,
+        ..quarry_node::NodeConfig::default()
+    };
+    let keys = quarry_network::Keypair::generate_ed25519();
+    let node = quarry_node::Node::start(params(), dir.path(), config, keys)
+        .await
+        .unwrap();
+    node.generate(3, payout()).await.unwrap();
+    let node = std::sync::Arc::new(node);
+    let context = std::sync::Arc::new(RpcContext {
+        node: std::sync::Arc::clone(&node),
+        miner_address: None,
+        stop: tokio::sync::watch::channel(false).0,
+    });
+    // Tips are recounted within a second of a change.
+    tokio::time::sleep(quarry_chain::actor::TIP_RECOUNT_INTERVAL * 2).await;
+
+    // Hold the chain thread: a command's reply runs on it.
+    let (entered, on_chain_thread) = std::sync::mpsc::channel();
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    node.chain()
+        .send(Command::ChainTips(Box::new(move |_| {
+            entered.send(()).unwrap();
+            let _ = held.recv();
+        })))
+        .unwrap();
+    on_chain_thread.recv().unwrap();
+
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        methods::call(&context, "getblockchaininfo", None),
+    )
+    .await
+    .expect("getblockchaininfo answers while the chain thread is busy")
+    .unwrap();
+    assert_eq!(answer["blocks"], 3);
+    assert_eq!(answer["headers"], 3);
+    tokio::time::timeout(Duration::from_secs(10), methods::refresh_metrics(&node))
+        .await
+        .expect("a metrics scrape completes while the chain thread is busy")
+        .unwrap();
+    let text = node.metrics().encode();
+    assert!(
+        text.contains("quarry_chain_tips{status=\"active\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("quarry_headers 3"), "{text}");
+    release.send(()).unwrap();
+    drop(context);
+    std::sync::Arc::into_inner(node)
+        .unwrap()
+        .shutdown()
+        .await
+        .unwrap();
+}

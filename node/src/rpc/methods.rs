@@ -410,16 +410,14 @@ fn chain_tips(node: &Node) -> Result<Value, RpcError> {
         .collect())
 }
 
-/// The height of the best known header (at least the tip's).
-fn best_header_height(node: &Node) -> Result<u32, ChainError> {
-    let tips = node.chain().chain_tips()?;
-    Ok(tips
-        .iter()
-        .filter(|tip| tip.status != TipStatus::Invalid)
-        .map(|tip| tip.height)
-        .max()
-        .unwrap_or(0)
-        .max(node.tip().height))
+/// The height of the best known header (at least the tip's), from the chain's summary: cheap
+/// enough for anyone who can call `getblockchaininfo`.
+fn best_header_height(node: &Node) -> u32 {
+    node.reader()
+        .summary()
+        .best_header
+        .height
+        .max(node.tip().height)
 }
 
 fn blockchain_info(node: &Node) -> Result<Value, RpcError> {
@@ -428,7 +426,7 @@ fn blockchain_info(node: &Node) -> Result<Value, RpcError> {
     let entry = store
         .index_entry(&tip.hash)?
         .ok_or_else(|| RpcError::new(ErrorCode::DatabaseError, "the tip has no index entry"))?;
-    let headers = best_header_height(node)?;
+    let headers = best_header_height(node);
     let status = *node.sync_status().borrow();
     Ok(json!({
         "chain": node.params().name(),
@@ -1242,26 +1240,20 @@ pub async fn refresh_metrics(node: &Arc<Node>) -> Result<(), RpcError> {
         let node = &reading;
         let metrics = node.metrics();
         let tip = node.tip();
-        let tips = node.chain().chain_tips()?;
+        let summary = node.reader().summary();
         metrics.height.set(i64::from(tip.height));
-        metrics.headers.set(i64::from(best_header_height(node)?));
+        metrics.headers.set(i64::from(best_header_height(node)));
         metrics.tips.clear();
-        for tip in &tips {
+        for (status, count) in &summary.tips {
             metrics
                 .tips
                 .get_or_create(&crate::metrics::TipLabels {
-                    status: status_name(tip.status).into(),
+                    status: status_name(*status).into(),
                 })
-                .inc();
+                .set(*count as i64);
         }
-        let stale = tips
-            .iter()
-            .filter(|tip| matches!(tip.status, TipStatus::ValidFork | TipStatus::ValidHeaders))
-            .count();
-        metrics.stale_blocks.set(stale as i64);
-        metrics
-            .orphan_blocks
-            .set(node.chain().orphan_count()? as i64);
+        metrics.stale_blocks.set(summary.stale_tips() as i64);
+        metrics.orphan_blocks.set(summary.orphans as i64);
         let (count, bytes) = node.with_mempool(|pool| (pool.len(), pool.bytes()));
         metrics.mempool_transactions.set(count as i64);
         metrics.mempool_bytes.set(bytes as i64);

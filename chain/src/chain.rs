@@ -26,8 +26,10 @@ use crate::validation::utxo_context::{
 };
 
 mod download;
+mod failed;
 
 pub use download::{DownloadPlan, HeaderPoint};
+pub use failed::MAX_FAILED_BLOCKS;
 
 /// Blocks waiting for their parent, at most.
 pub const MAX_ORPHAN_BLOCKS: usize = 256;
@@ -36,6 +38,8 @@ pub const MAX_ORPHAN_BYTES: usize = 32 * 1024 * 1024;
 /// Most blocks an unrequested block may be ahead of the tip (Bitcoin Core's
 /// `MIN_BLOCKS_TO_KEEP`): further ahead, it is fetched by headers-first sync when its turn comes.
 pub const MAX_UNREQUESTED_AHEAD: u32 = 288;
+/// The arrival number of a block whose chain of bodies is not complete yet.
+pub const UNSEQUENCED: u64 = u64::MAX;
 
 /// A change of the best chain.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -204,6 +208,8 @@ pub struct Chain<S> {
     /// The blocks leading to `best_header` whose bodies may still be missing.
     download_path: download::PathCache,
     orphans: OrphanPool,
+    /// Blocks found invalid before they were indexed: remembered in memory only.
+    failed: failed::FailedBlocks,
     events: Vec<ChainEvent>,
 }
 
@@ -235,7 +241,9 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
         let mut next_sequence = 0;
         for (hash, entry) in &entries {
             index.insert(*hash, *entry);
-            next_sequence = next_sequence.max(entry.sequence + 1);
+            if entry.sequence != UNSEQUENCED {
+                next_sequence = next_sequence.max(entry.sequence + 1);
+            }
         }
         for (hash, entry) in &entries {
             let linked = if entry.height == 0 {
@@ -278,6 +286,7 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
             best_header: genesis_hash,
             download_path: download::PathCache::default(),
             orphans: OrphanPool::default(),
+            failed: failed::FailedBlocks::default(),
             events: Vec::new(),
         };
         chain.refresh_candidates();
@@ -301,11 +310,15 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
                 return Ok(Acceptance::AlreadyKnown);
             }
         }
+        if self.failed.contains(&hash) {
+            return Err(ChainError::KnownInvalid { hash });
+        }
         if self.orphans.contains(&hash) {
             return Ok(Acceptance::AlreadyKnown);
         }
         check_block(&block, self.params.pow_limit())
             .map_err(|source| ChainError::InvalidBlock { hash, source })?;
+        self.refuse_child_of_failed(hash, block.header.prev_blockhash)?;
         if self.index.get(&block.header.prev_blockhash).is_none() {
             debug!(%hash, parent = %block.header.prev_blockhash, "orphan block held");
             self.orphans.insert(hash, block);
@@ -317,7 +330,7 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
             Err(_) => Vec::new(),
         };
         // Orphans of an indexed block learn their fate now, even if the block is invalid.
-        if self.index.get(&hash).is_some() {
+        if self.index.get(&hash).is_some() || self.failed.contains(&hash) {
             self.process_orphans_of(hash, now)?;
         }
         accepted?;
@@ -378,7 +391,7 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
                     Err(ChainError::Store(error)) => return Err(ChainError::Store(error)),
                     Err(error) => warn!(%hash, %error, "orphan block rejected"),
                 }
-                if self.index.get(&hash).is_some() {
+                if self.index.get(&hash).is_some() || self.failed.contains(&hash) {
                     ready.push_back(hash);
                 }
             }
@@ -401,11 +414,15 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
             }
             return Ok(Acceptance::AlreadyKnown);
         }
+        if self.failed.contains(&hash) {
+            return Err(ChainError::KnownInvalid { hash });
+        }
         check_proof_of_work(&header, self.params.pow_limit())
             .map_err(|source| ChainError::InvalidBlock { hash, source })?;
+        self.refuse_child_of_failed(hash, header.prev_blockhash)?;
         let (entry, parent_status) = self.new_entry(hash, header, BlockStatus::HeaderOnly)?;
         if let Err(source) = self.check_header_context(&header, parent_status, entry.height, now) {
-            return Err(self.record_invalid(hash, entry, parent_status, source)?);
+            return Err(self.record_invalid(hash, source)?);
         }
         self.store.commit(ChainBatch {
             index: vec![(hash, entry)],
@@ -444,9 +461,8 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
             height: parent.height + 1,
             chain_work: parent.chain_work.saturating_add(work),
             status,
-            sequence: self.next_sequence,
+            sequence: UNSEQUENCED,
         };
-        self.next_sequence += 1;
         Ok((entry, parent.status))
     }
 
@@ -476,26 +492,38 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
         false
     }
 
+    /// Refuses the block `hash` when its parent is a block found invalid before it was indexed;
+    /// it is remembered as failed too, so that its own children are refused in turn.
+    fn refuse_child_of_failed(
+        &mut self,
+        hash: BlockHash,
+        parent: BlockHash,
+    ) -> Result<(), ChainError> {
+        if !self.failed.contains(&parent) {
+            return Ok(());
+        }
+        self.failed.insert(hash);
+        Err(ChainError::InvalidBlock {
+            hash,
+            source: BlockError::InvalidParent { parent },
+        })
+    }
+
     /// Records that the block `hash` broke a rule (unless the failure is specific to this copy
-    /// of it) and returns the error to report.
+    /// of it) and returns the error to report. A block already indexed (its header arrived
+    /// first) is marked invalid in the index with its descendants, so that nobody fetches it
+    /// again; any other is remembered in memory only ([`MAX_FAILED_BLOCKS`]).
     fn record_invalid(
         &mut self,
         hash: BlockHash,
-        mut entry: IndexEntry,
-        parent_status: BlockStatus,
         source: BlockError,
     ) -> Result<ChainError, StoreError> {
         if !source.is_copy_specific() {
-            entry.status = if parent_status.is_invalid() {
-                BlockStatus::InvalidAncestor
+            if self.index.get(&hash).is_some() {
+                self.mark_invalid(hash, BlockStatus::Invalid)?;
             } else {
-                BlockStatus::Invalid
-            };
-            self.store.commit(ChainBatch {
-                index: vec![(hash, entry)],
-                ..ChainBatch::default()
-            })?;
-            self.index.insert(hash, entry);
+                self.failed.insert(hash);
+            }
         }
         Ok(ChainError::InvalidBlock { hash, source })
     }
@@ -508,25 +536,41 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
             .check_header_context(&block.header, parent_status, entry.height, now)
             .and_then(|()| check_coinbase_height(&block, entry.height));
         if let Err(source) = checked {
-            return Err(self.record_invalid(hash, entry, parent_status, source)?);
+            return Err(self.record_invalid(hash, source)?);
+        }
+        let parent_is_candidate = self.index.get(&parent_hash).is_some_and(|parent| {
+            self.candidates
+                .contains(&Candidate::of(parent_hash, parent))
+        });
+        let mut entry = entry;
+        if parent_is_candidate {
+            entry.sequence = self.take_sequence();
         }
         self.store.commit(ChainBatch {
             index: vec![(hash, entry)],
             blocks: vec![(hash, block)],
             ..ChainBatch::default()
         })?;
-        let was_header_only = self.index.get(&hash).is_some();
+        let had_descendants = self.index.get(&hash).is_some();
         self.index.insert(hash, entry);
         self.note_header(hash, &entry);
-        let parent_is_candidate = self.index.get(&parent_hash).is_some_and(|parent| {
-            self.candidates
-                .contains(&Candidate::of(parent_hash, parent))
-        });
         if parent_is_candidate {
-            self.add_complete_subtree(hash, was_header_only);
+            self.candidates.insert(Candidate::of(hash, &entry));
+            if had_descendants {
+                self.add_complete_descendants(hash)?;
+            }
         }
         debug!(%hash, height = entry.height, "block stored");
         Ok(())
+    }
+
+    /// The next arrival number. Ties in chain work go to the lowest, so it is taken when a
+    /// block's whole chain of bodies has arrived (as Bitcoin Core's `nSequenceId`): announcing
+    /// a header early, or a body before its ancestors', wins no tie.
+    fn take_sequence(&mut self) -> u64 {
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        sequence
     }
 
     /// The rules that need the header's place in the chain, cheapest first.
@@ -844,27 +888,32 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
         Ok(())
     }
 
-    /// Rebuilds the candidate set: blocks whose body and all ancestors' bodies are stored and
-    /// none of which is known to be invalid.
-    /// Makes `hash`, whose parent is a candidate, a candidate; if its body has just arrived
-    /// after its header (`had_descendants`), so do the descendants whose bodies are stored and
-    /// whose chain back to it is now complete (headers-first sync fills gaps this way).
-    fn add_complete_subtree(&mut self, hash: BlockHash, had_descendants: bool) {
-        let mut ready = vec![hash];
-        while let Some(current) = ready.pop() {
-            let Some(entry) = self.index.get(&current) else {
+    /// Makes candidates of the descendants of the candidate `hash` whose bodies are stored and
+    /// whose chain back to it is now complete (headers-first sync fills gaps this way), giving
+    /// them arrival numbers in that order, parents first.
+    fn add_complete_descendants(&mut self, hash: BlockHash) -> Result<(), StoreError> {
+        let mut batch = ChainBatch::default();
+        let mut ready = VecDeque::from(self.index.children(&hash).to_vec());
+        while let Some(current) = ready.pop_front() {
+            let Some(mut entry) = self.index.get(&current).copied() else {
                 continue;
             };
             if !matches!(entry.status, BlockStatus::DataStored | BlockStatus::Valid) {
                 continue;
             }
-            self.candidates.insert(Candidate::of(current, entry));
-            if had_descendants {
-                ready.extend_from_slice(self.index.children(&current));
+            if entry.sequence == UNSEQUENCED {
+                entry.sequence = self.take_sequence();
+                self.index.insert(current, entry);
+                batch.index.push((current, entry));
             }
+            self.candidates.insert(Candidate::of(current, &entry));
+            ready.extend(self.index.children(&current).iter().copied());
         }
+        self.store.commit(batch)
     }
 
+    /// Rebuilds the candidate set: blocks whose body and all ancestors' bodies are stored and
+    /// none of which is known to be invalid.
     fn refresh_candidates(&mut self) {
         let mut complete: HashMap<BlockHash, bool> = HashMap::new();
         let mut entries: Vec<(BlockHash, IndexEntry)> = self

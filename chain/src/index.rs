@@ -54,7 +54,9 @@ pub struct IndexEntry {
     pub chain_work: Work,
     /// Validation status.
     pub status: BlockStatus,
-    /// Arrival order: among chains of equal work, the one whose tip arrived first wins.
+    /// Arrival order, numbered when the block's whole chain of bodies has arrived
+    /// ([`UNSEQUENCED`](crate::chain::UNSEQUENCED) before): among chains of equal work, the
+    /// lowest wins.
     pub sequence: u64,
 }
 

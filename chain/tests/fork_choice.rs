@@ -99,6 +99,37 @@ fn equal_work_keeps_the_tip_seen_first() {
     );
 }
 
+/// Ties go to the chain whose bodies all arrived first (Bitcoin Core's `nSequenceId`), not to
+/// the one whose header was announced first: otherwise whoever spams headers early, without
+/// the blocks, would steer every tie.
+#[test]
+fn equal_work_goes_to_the_chain_complete_first_not_the_header_announced_first() {
+    let (mut builder, mut subject) = builder_and_subject();
+    let genesis = builder.genesis();
+    let honest = branch(&mut builder, genesis, 2);
+    let early = branch(&mut builder, genesis, 2);
+    let now = subject.now;
+    for block in &early {
+        subject.chain.process_header(block.header, now).unwrap();
+    }
+    // The announced branch's last body arrives before its first one.
+    subject.submit(early[1].clone()).unwrap();
+    subject.submit(honest[0].clone()).unwrap();
+    subject.submit(honest[1].clone()).unwrap();
+    subject.submit(early[0].clone()).unwrap();
+    assert_eq!(
+        subject.chain.tip_hash(),
+        honest[1].block_hash(),
+        "the chain complete first keeps the tie"
+    );
+    // The order survives a restart.
+    let reopened = Chain::open(
+        subject.chain.params().clone(),
+        subject.chain.store().clone(),
+    );
+    assert_eq!(reopened.unwrap().tip_hash(), honest[1].block_hash());
+}
+
 #[test]
 fn fork_choice_follows_work_not_length() {
     // At the easy limit every target in (2^254, 2^255] is worth the same integer work, so use a
@@ -431,8 +462,10 @@ fn generate(plan: &[PlannedBlock]) -> Vec<Generated> {
                 }
             }
         }
-        // Index the block in the builder so children can be built on it.
-        let _ = builder.submit(block.clone());
+        // Index the header in the builder so children can be built on it, flawed or not (the
+        // flaws are in bodies, which only connecting finds).
+        let now = builder.now;
+        builder.chain.process_header(block.header, now).unwrap();
         by_hash.insert(hash, (height, valid, utxos.clone(), block.header.time));
         hashes.push(hash);
         generated.push(Generated {
@@ -483,9 +516,10 @@ proptest! {
             .max()
             .unwrap();
         prop_assert_eq!(subject.chain.tip_work(), best_valid);
+        // Invalid blocks are marked so, or (children of blocks found invalid) never indexed.
         for g in generated.iter().filter(|g| !g.valid) {
-            let status = subject.chain.index().get(&g.block.block_hash()).unwrap().status;
-            prop_assert!(status != BlockStatus::Valid);
+            let entry = subject.chain.index().get(&g.block.block_hash());
+            prop_assert!(entry.is_none_or(|entry| entry.status != BlockStatus::Valid));
         }
         prop_assert_eq!(subject.chain.store().utxo_set().unwrap(), replayed_utxo_set(&subject.chain));
     }

@@ -4,7 +4,7 @@
 use quarry_chain::testing::mine;
 use quarry_chain::testing::Harness;
 use quarry_chain::{
-    Acceptance, Block, BlockError, BlockStatus, ChainError, CompactTarget, TipStatus,
+    Acceptance, Block, BlockError, BlockStatus, ChainError, ChainReader, CompactTarget, TipStatus,
 };
 
 fn rejection(result: Result<Acceptance, ChainError>) -> BlockError {
@@ -77,12 +77,13 @@ fn a_header_with_insufficient_work_or_wrong_bits_is_refused() {
         rejection(subject.chain.process_header(wrong_bits, now)),
         BlockError::WrongDifficulty { .. }
     ));
-    // Wrong bits condemn the header: sending it again is answered from the index.
+    // Wrong bits condemn the header: sending it again is answered from memory, and neither it
+    // nor anything built on it is indexed or stored (any peer could grow the store so).
+    let entries_before = subject.chain.store().index_entries().unwrap().len();
     assert!(matches!(
         subject.chain.process_header(wrong_bits, now),
         Err(ChainError::KnownInvalid { .. })
     ));
-    // A child of the condemned header is condemned too.
     let mut child = blocks[1].header;
     child.prev_blockhash = wrong_bits.block_hash();
     assert!(mine(&mut child));
@@ -90,15 +91,18 @@ fn a_header_with_insufficient_work_or_wrong_bits_is_refused() {
         rejection(subject.chain.process_header(child, now)),
         BlockError::InvalidParent { .. }
     ));
+    assert!(matches!(
+        subject.chain.process_header(child, now),
+        Err(ChainError::KnownInvalid { .. })
+    ));
+    for header in [wrong_bits, child] {
+        assert!(subject.chain.index().get(&header.block_hash()).is_none());
+    }
     assert_eq!(
-        subject
-            .chain
-            .index()
-            .get(&child.block_hash())
-            .unwrap()
-            .status,
-        BlockStatus::InvalidAncestor
+        subject.chain.store().index_entries().unwrap().len(),
+        entries_before
     );
+    assert_eq!(subject.chain.chain_tips().len(), 1);
 }
 
 #[test]

@@ -37,6 +37,7 @@ fn fixture() -> Fixture {
         genesis_time: 1_795_219_200,
         genesis_message: "bench".into(),
         genesis_nonce: None,
+        minimum_chain_work: None,
     })
     .expect("valid bench parameters");
     let genesis = params.genesis_hash();

@@ -10,7 +10,7 @@ use crate::amount::Amount;
 use crate::block::{merkle_root, Block, BlockHeader};
 use crate::error::ParamsError;
 use crate::hash::BlockHash;
-use crate::pow::{CompactTarget, Target};
+use crate::pow::{CompactTarget, Target, Work};
 use crate::retarget::{HeaderSummary, RetargetParams, RetargetRule};
 use crate::transaction::{OutputKey, Transaction, TxOut, COINBASE_PREFIX_BYTES, MAX_WITNESS_BYTES};
 
@@ -42,6 +42,12 @@ pub struct NetworkSpec {
     /// The genesis header's nonce; searched from 0 when absent.
     #[serde(default)]
     pub genesis_nonce: Option<u32>,
+    /// The least chain work, in hex, a branch of headers must have before any of it is
+    /// indexed (Bitcoin Core's `nMinimumChainWork`): headers of lighter branches are only held
+    /// in memory, so a node that has not synced yet stores no cheap header chain. Not a
+    /// consensus rule; raise it as the network's chain grows. None: no minimum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_chain_work: Option<String>,
 }
 
 impl NetworkSpec {
@@ -59,6 +65,7 @@ impl NetworkSpec {
             genesis_time: 1_795_219_200,
             genesis_message: "Quarry main 2026-11-21: most work wins".into(),
             genesis_nonce: Some(MAIN_GENESIS_NONCE),
+            minimum_chain_work: None,
         }
     }
 
@@ -78,6 +85,7 @@ impl NetworkSpec {
             genesis_time: 1_795_219_200,
             genesis_message: "Quarry testnet 2026-11-21".into(),
             genesis_nonce: Some(TESTNET_GENESIS_NONCE),
+            minimum_chain_work: None,
         }
     }
 
@@ -96,6 +104,7 @@ impl NetworkSpec {
             genesis_time: 1_795_219_200,
             genesis_message: "Quarry regtest".into(),
             genesis_nonce: Some(REGTEST_GENESIS_NONCE),
+            minimum_chain_work: None,
         }
     }
 }
@@ -106,8 +115,20 @@ pub struct ChainParams {
     spec: NetworkSpec,
     address_prefix: Hrp,
     pow_limit: Target,
+    minimum_chain_work: Work,
     genesis: Block,
     genesis_hash: BlockHash,
+}
+
+/// Work from hex, with or without `0x` (Bitcoin Core's `-minimumchainwork` format).
+pub fn parse_work(hex: &str) -> Option<Work> {
+    let digits = hex.strip_prefix("0x").unwrap_or(hex);
+    if digits.is_empty() || digits.len() > 64 {
+        return None;
+    }
+    ruint::aliases::U256::from_str_radix(digits, 16)
+        .ok()
+        .map(Work::from_u256)
 }
 
 impl ChainParams {
@@ -238,10 +259,20 @@ impl ChainParams {
             }
         }
         let genesis_hash = genesis.block_hash();
+        let minimum_chain_work = match &spec.minimum_chain_work {
+            None => Work::ZERO,
+            Some(hex) => parse_work(hex).ok_or_else(|| {
+                invalid(
+                    "minimum_chain_work",
+                    format!("{hex:?} is not a hexadecimal number of at most 256 bits"),
+                )
+            })?,
+        };
         Ok(Self {
             spec,
             address_prefix,
             pow_limit,
+            minimum_chain_work,
             genesis,
             genesis_hash,
         })
@@ -292,6 +323,12 @@ impl ChainParams {
 
     fn builtin(spec: NetworkSpec) -> Self {
         Self::new(spec).expect("built-in parameters are valid (checked by tests)")
+    }
+
+    /// The least chain work a branch of headers needs to be indexed (see
+    /// [`NetworkSpec::minimum_chain_work`]).
+    pub fn minimum_chain_work(&self) -> Work {
+        self.minimum_chain_work
     }
 
     /// The parameters as given.
@@ -398,6 +435,7 @@ fn genesis_template(spec: &NetworkSpec) -> Block {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ruint::aliases::U256;
 
     const CUSTOM: &str = r#"
         name = "my-net"
@@ -452,6 +490,16 @@ mod tests {
         // The same parameters always derive the same genesis block.
         let again = ChainParams::from_toml_str(CUSTOM).unwrap();
         assert_eq!(again.genesis_hash(), params.genesis_hash());
+        // A minimum chain work is node policy: the network, and its genesis, stay the same.
+        assert_eq!(params.minimum_chain_work(), Work::ZERO);
+        let demanding =
+            ChainParams::from_toml_str(&format!("{CUSTOM}\nminimum_chain_work = \"0x1f00\""))
+                .unwrap();
+        assert_eq!(
+            demanding.minimum_chain_work(),
+            Work::from_u256(U256::from(0x1f00u32))
+        );
+        assert_eq!(demanding.genesis_hash(), params.genesis_hash());
         // A pinned nonce is checked, not trusted.
         let nonce = params.genesis_block().header.nonce;
         let pinned = format!("{CUSTOM}\ngenesis_nonce = {nonce}");
@@ -486,6 +534,14 @@ mod tests {
             (
                 CUSTOM.replace("\"epoch\"", "\"fixed\""),
                 "unknown variant `fixed`",
+            ),
+            (
+                format!("{CUSTOM}\nminimum_chain_work = \"0xnothex\""),
+                "minimum_chain_work",
+            ),
+            (
+                format!("{CUSTOM}\nminimum_chain_work = \"1{}\"", "0".repeat(64)),
+                "minimum_chain_work",
             ),
         ];
         for (text, expected) in cases {

@@ -47,12 +47,12 @@ fn networked_node(now: u64) -> BenchNode {
         gossip_heartbeat_millis: 200,
         ..NetworkConfig::loopback()
     };
-    let genesis = quarry_chain::testing::unit_params().genesis_hash();
+    let params = quarry_chain::testing::unit_params();
     node.network = Some(
         quarry_network::start(
             config,
             Keypair::generate_ed25519(),
-            genesis,
+            &params,
             node.chain.handle.clone(),
             node.chain.reader.clone(),
             None,

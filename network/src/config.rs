@@ -16,8 +16,14 @@ pub struct NetworkConfig {
     pub bootnodes: Vec<Multiaddr>,
     /// Discover peers on the local network with mDNS.
     pub mdns: bool,
-    /// Most connections accepted from other peers.
+    /// Most connections accepted from other peers. When all are taken, a newcomer from another
+    /// host evicts the youngest connection of the host holding the most.
     pub max_inbound: u32,
+    /// Most inbound connections from one IP address, whatever peer identities it shows.
+    pub max_inbound_per_host: u32,
+    /// Apply per-host limits and IP bans to loopback addresses too. Off by default: the nodes
+    /// of a local testnet all connect from 127.0.0.1, and each then counts as its own host.
+    pub ban_loopback: bool,
     /// Most connections this node opens.
     pub max_outbound: u32,
     /// Misbehaviour score at which a peer is disconnected and banned.
@@ -47,6 +53,8 @@ impl Default for NetworkConfig {
             bootnodes: Vec::new(),
             mdns: false,
             max_inbound: 64,
+            max_inbound_per_host: 8,
+            ban_loopback: false,
             max_outbound: 16,
             ban_threshold: 100,
             ban_seconds: 24 * 60 * 60,

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod error;
+mod guard;
 pub mod peers;
 pub mod protocol;
 pub mod serve;
@@ -24,7 +25,7 @@ pub use peers::{Ban, BanReason, Misbehaviour};
 pub use service::{Client, EventLoop, NetworkEvent, PeerInfo, Validation};
 pub use sync::{SyncStatus, Syncer};
 
-use quarry_chain::{BlockHash, ChainHandle, ChainReadHandle, ChainReader};
+use quarry_chain::{ChainHandle, ChainParams, ChainReadHandle, ChainReader};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -41,13 +42,12 @@ pub struct NetworkService {
     pub syncer: JoinHandle<()>,
 }
 
-/// Starts the network of the chain whose genesis block is `genesis` on the current tokio
-/// runtime: the event loop, and a [`Syncer`] submitting to `chain`. Transactions and peer
-/// events are sent to `node`.
+/// Starts the network of the chain of `params` on the current tokio runtime: the event loop,
+/// and a [`Syncer`] submitting to `chain`. Transactions and peer events are sent to `node`.
 pub fn start<S>(
     config: NetworkConfig,
     keypair: Keypair,
-    genesis: BlockHash,
+    params: &ChainParams,
     chain: ChainHandle,
     reader: ChainReadHandle<S>,
     node: Option<mpsc::Sender<NetworkEvent>>,
@@ -55,8 +55,17 @@ pub fn start<S>(
 where
     S: ChainReader + Clone + Send + Sync + 'static,
 {
-    let (client, events, event_loop) = service::new(config.clone(), keypair, genesis)?;
-    let (syncer, status) = Syncer::new(&config, client.clone(), events, chain, reader, node);
+    let (client, events, event_loop) =
+        service::new(config.clone(), keypair, params.genesis_hash())?;
+    let (syncer, status) = Syncer::new(
+        &config,
+        params.minimum_chain_work(),
+        client.clone(),
+        events,
+        chain,
+        reader,
+        node,
+    );
     Ok(NetworkService {
         client,
         status,

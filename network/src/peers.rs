@@ -1,12 +1,20 @@
-//! Misbehaviour scores and bans. A peer's score grows with each offence and is forgotten when
-//! it disconnects; reaching the threshold bans it for the configured time. Bans can also be set
-//! and lifted by hand.
+//! Misbehaviour scores and bans. A host's score (its IP address, or the peer itself on an
+//! exempt address) grows with each offence and outlives disconnects, so reconnecting, or
+//! coming back under a fresh peer identity, wipes nothing; reaching the threshold bans the peer
+//! and its address for the configured time. Bans can also be set and lifted by hand.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
+
+use crate::guard::Host;
+
+/// Hosts whose scores are remembered; past this, the one whose last offence is oldest is
+/// forgotten first.
+const MAX_SCORED_HOSTS: usize = 4_096;
 
 /// Something a peer did wrong, with the score it costs.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
@@ -78,18 +86,22 @@ impl fmt::Display for BanReason {
 pub struct Ban {
     /// The banned peer.
     pub peer: PeerId,
+    /// Its IP address, banned with it (none for exempt addresses and bans set by hand).
+    #[serde(default)]
+    pub address: Option<IpAddr>,
     /// Unix time (seconds) when the ban ends.
     pub until: u64,
     /// Why.
     pub reason: BanReason,
 }
 
-/// Scores of connected peers and the ban list.
+/// Scores of hosts and the ban list.
 #[derive(Debug)]
 pub(crate) struct PeerBook {
     threshold: u32,
     ban_seconds: u64,
-    scores: HashMap<PeerId, u32>,
+    /// Score and Unix time of the last offence, by host.
+    scores: HashMap<Host, (u32, u64)>,
     bans: HashMap<PeerId, Ban>,
 }
 
@@ -103,51 +115,68 @@ impl PeerBook {
         }
     }
 
-    /// Adds the offence's penalty to the peer's score; returns the ban if this offence reaches
-    /// the threshold. `now` is Unix time in seconds.
-    pub(crate) fn report(&mut self, peer: PeerId, what: Misbehaviour, now: u64) -> Option<Ban> {
+    /// Adds the offence's penalty to the score of `peer`'s host; returns the ban if this
+    /// offence reaches the threshold. `now` is Unix time in seconds.
+    pub(crate) fn report(
+        &mut self,
+        peer: PeerId,
+        host: Host,
+        what: Misbehaviour,
+        now: u64,
+    ) -> Option<Ban> {
         if self.bans.contains_key(&peer) {
             return None;
         }
-        let score = self.scores.entry(peer).or_default();
+        if !self.scores.contains_key(&host) && self.scores.len() >= MAX_SCORED_HOSTS {
+            let oldest = self
+                .scores
+                .iter()
+                .min_by_key(|(_, (_, last))| *last)
+                .map(|(host, _)| *host);
+            if let Some(oldest) = oldest {
+                self.scores.remove(&oldest);
+            }
+        }
+        let (score, last) = self.scores.entry(host).or_default();
         *score = score.saturating_add(what.penalty());
+        *last = now;
         if *score < self.threshold {
             return None;
         }
-        self.scores.remove(&peer);
-        Some(self.ban(
+        self.scores.remove(&host);
+        let address = match host {
+            Host::Ip(ip) => Some(ip),
+            Host::Peer(_) => None,
+        };
+        Some(self.ban(Ban {
             peer,
-            now.saturating_add(self.ban_seconds),
-            BanReason::Misbehaviour(what),
-        ))
+            address,
+            until: now.saturating_add(self.ban_seconds),
+            reason: BanReason::Misbehaviour(what),
+        }))
     }
 
-    /// Bans `peer` until `until` (Unix seconds), replacing any earlier ban.
-    pub(crate) fn ban(&mut self, peer: PeerId, until: u64, reason: BanReason) -> Ban {
-        let ban = Ban {
-            peer,
-            until,
-            reason,
-        };
-        self.bans.insert(peer, ban);
+    /// Puts `ban` in force, replacing any earlier ban of its peer.
+    pub(crate) fn ban(&mut self, ban: Ban) -> Ban {
+        self.bans.insert(ban.peer, ban);
         ban
     }
 
-    /// Lifts the ban on `peer`; whether there was one.
-    pub(crate) fn unban(&mut self, peer: &PeerId) -> bool {
-        self.bans.remove(peer).is_some()
+    /// Lifts the ban on `peer`, returning it.
+    pub(crate) fn unban(&mut self, peer: &PeerId) -> Option<Ban> {
+        self.bans.remove(peer)
     }
 
-    /// Lifts the bans that ended by `now`, returning their peers.
-    pub(crate) fn expire(&mut self, now: u64) -> Vec<PeerId> {
-        let ended: Vec<PeerId> = self
+    /// Lifts the bans that ended by `now`, returning them.
+    pub(crate) fn expire(&mut self, now: u64) -> Vec<Ban> {
+        let ended: Vec<Ban> = self
             .bans
             .values()
             .filter(|ban| ban.until <= now)
-            .map(|ban| ban.peer)
+            .copied()
             .collect();
-        for peer in &ended {
-            self.bans.remove(peer);
+        for ban in &ended {
+            self.bans.remove(&ban.peer);
         }
         ended
     }
@@ -156,13 +185,13 @@ impl PeerBook {
         self.bans.contains_key(peer)
     }
 
-    /// Forgets the score of a peer that disconnected.
-    pub(crate) fn forget(&mut self, peer: &PeerId) {
-        self.scores.remove(peer);
+    /// Whether another ban in force still covers `address`.
+    pub(crate) fn is_address_banned(&self, address: &IpAddr) -> bool {
+        self.bans.values().any(|ban| ban.address == Some(*address))
     }
 
-    pub(crate) fn score(&self, peer: &PeerId) -> u32 {
-        self.scores.get(peer).copied().unwrap_or(0)
+    pub(crate) fn score(&self, host: &Host) -> u32 {
+        self.scores.get(host).map_or(0, |(score, _)| *score)
     }
 
     /// Bans in force, soonest ending first.
@@ -177,35 +206,47 @@ impl PeerBook {
 mod tests {
     use super::*;
 
+    fn ip(last: u8) -> Host {
+        Host::Ip(IpAddr::from([10, 0, 0, last]))
+    }
+
     #[test]
-    fn offences_accumulate_to_a_ban_that_expires() {
+    fn offences_accumulate_to_a_ban_of_the_peer_and_its_address_that_expires() {
         let mut book = PeerBook::new(100, 60);
         let peer = PeerId::random();
         for _ in 0..4 {
-            assert_eq!(book.report(peer, Misbehaviour::Unsolicited, 1_000), None);
+            assert_eq!(
+                book.report(peer, ip(1), Misbehaviour::Unsolicited, 1_000),
+                None
+            );
         }
-        assert_eq!(book.score(&peer), 80);
+        assert_eq!(book.score(&ip(1)), 80);
         let ban = book
-            .report(peer, Misbehaviour::Unsolicited, 1_000)
+            .report(peer, ip(1), Misbehaviour::Unsolicited, 1_000)
             .expect("the fifth offence reaches 100");
         assert_eq!(ban.until, 1_060);
+        assert_eq!(ban.address, Some(IpAddr::from([10, 0, 0, 1])));
         assert_eq!(
             ban.reason,
             BanReason::Misbehaviour(Misbehaviour::Unsolicited)
         );
         assert!(book.is_banned(&peer));
+        assert!(book.is_address_banned(&IpAddr::from([10, 0, 0, 1])));
         // Offences of a banned peer change nothing.
-        assert_eq!(book.report(peer, Misbehaviour::InvalidBlock, 1_001), None);
-        assert_eq!(book.expire(1_059), Vec::<PeerId>::new());
-        assert_eq!(book.expire(1_060), vec![peer]);
+        assert_eq!(
+            book.report(peer, ip(1), Misbehaviour::InvalidBlock, 1_001),
+            None
+        );
+        assert!(book.expire(1_059).is_empty());
+        assert_eq!(book.expire(1_060), vec![ban]);
         assert!(!book.is_banned(&peer));
-        assert_eq!(book.score(&peer), 0, "a ban resets the score");
+        assert!(!book.is_address_banned(&IpAddr::from([10, 0, 0, 1])));
+        assert_eq!(book.score(&ip(1)), 0, "a ban resets the score");
     }
 
     #[test]
-    fn serious_offences_ban_at_once_and_scores_reset_on_disconnect() {
+    fn scores_follow_the_host_across_identities_and_exempt_peers_alone() {
         let mut book = PeerBook::new(100, 60);
-        let (honest, liar) = (PeerId::random(), PeerId::random());
         for what in [
             Misbehaviour::InvalidProofOfWork,
             Misbehaviour::InvalidBlock,
@@ -213,26 +254,62 @@ mod tests {
             Misbehaviour::Oversized,
         ] {
             let peer = PeerId::random();
-            assert!(book.report(peer, what, 0).is_some(), "{what} bans at once");
+            let ban = book.report(peer, Host::Peer(peer), what, 0);
+            assert!(ban.is_some(), "{what} bans at once");
+            assert_eq!(
+                ban.unwrap().address,
+                None,
+                "an exempt peer's address is not banned"
+            );
         }
+        // Fresh identities from one address share its score.
+        for _ in 0..9 {
+            assert!(book
+                .report(PeerId::random(), ip(2), Misbehaviour::InvalidTransaction, 0)
+                .is_none());
+        }
+        assert_eq!(book.score(&ip(2)), 90);
         assert!(book
-            .report(liar, Misbehaviour::InvalidTransaction, 0)
-            .is_none());
-        book.forget(&liar);
-        assert_eq!(book.score(&liar), 0);
-        assert!(!book.is_banned(&honest));
+            .report(PeerId::random(), ip(2), Misbehaviour::InvalidTransaction, 0)
+            .is_some());
+        assert_eq!(book.score(&ip(3)), 0);
+    }
+
+    #[test]
+    fn scores_are_bounded_oldest_offence_forgotten_first() {
+        let mut book = PeerBook::new(1_000, 60);
+        let peer = PeerId::random();
+        for n in 0..=MAX_SCORED_HOSTS as u64 {
+            book.report(
+                peer,
+                Host::Peer(PeerId::random()),
+                Misbehaviour::RequestFlood,
+                n,
+            );
+        }
+        assert_eq!(book.scores.len(), MAX_SCORED_HOSTS);
+        assert!(
+            book.scores.values().all(|(_, last)| *last > 0),
+            "the oldest went"
+        );
     }
 
     #[test]
     fn manual_bans_are_listed_and_lifted() {
         let mut book = PeerBook::new(100, 60);
         let (a, b) = (PeerId::random(), PeerId::random());
-        book.ban(a, 500, BanReason::Manual);
-        book.ban(b, 100, BanReason::Manual);
+        let manual = |peer, until| Ban {
+            peer,
+            address: None,
+            until,
+            reason: BanReason::Manual,
+        };
+        book.ban(manual(a, 500));
+        book.ban(manual(b, 100));
         let listed: Vec<PeerId> = book.bans().iter().map(|ban| ban.peer).collect();
         assert_eq!(listed, vec![b, a], "soonest ending first");
-        assert!(book.unban(&a));
-        assert!(!book.unban(&a));
+        assert!(book.unban(&a).is_some());
+        assert!(book.unban(&a).is_none());
         assert_eq!(book.bans().len(), 1);
     }
 }

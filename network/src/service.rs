@@ -25,6 +25,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::NetworkConfig;
 use crate::error::NetworkError;
+use crate::guard::{Host, HostGuard};
 use crate::peers::{Ban, BanReason, Misbehaviour, PeerBook};
 use crate::protocol::{
     identify_protocol, sync_protocol, SyncCodec, SyncRequest, SyncResponse, TopicKind,
@@ -139,10 +140,7 @@ enum Command {
         peer: PeerId,
         what: Misbehaviour,
     },
-    Ban {
-        peer: PeerId,
-        duration: Duration,
-    },
+    Ban(Ban),
     Unban {
         peer: PeerId,
         reply: Reply<bool>,
@@ -253,7 +251,17 @@ impl Client {
 
     /// Bans `peer` for `duration` and disconnects it.
     pub fn ban(&self, peer: PeerId, duration: Duration) -> Result<(), NetworkError> {
-        self.send(Command::Ban { peer, duration })
+        self.restore_ban(Ban {
+            peer,
+            address: None,
+            until: unix_now().saturating_add(duration.as_secs()),
+            reason: BanReason::Manual,
+        })
+    }
+
+    /// Puts a saved ban back in force (with its address, if it had one).
+    pub fn restore_ban(&self, ban: Ban) -> Result<(), NetworkError> {
+        self.send(Command::Ban(ban))
     }
 
     /// Lifts a ban; whether there was one.
@@ -286,6 +294,7 @@ impl Client {
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    hosts: HostGuard,
     limits: connection_limits::Behaviour,
     gossipsub: gossipsub::Behaviour,
     sync: request_response::Behaviour<SyncCodec>,
@@ -449,12 +458,17 @@ fn build_behaviour(
     } else {
         None
     };
+    // Inbound slots are the host guard's: it evicts where a plain limit would only refuse.
     let limits = connection_limits::ConnectionLimits::default()
-        .with_max_established_incoming(Some(config.max_inbound))
         .with_max_established_outgoing(Some(config.max_outbound))
         .with_max_established_per_peer(Some(2));
     Ok(Behaviour {
         blocked: allow_block_list::Behaviour::default(),
+        hosts: HostGuard::new(
+            config.max_inbound as usize,
+            config.max_inbound_per_host as usize,
+            !config.ban_loopback,
+        ),
         limits: connection_limits::Behaviour::new(limits),
         gossipsub,
         sync,
@@ -500,9 +514,9 @@ impl EventLoop {
     }
 
     fn housekeeping(&mut self) {
-        for peer in self.book.expire(unix_now()) {
-            info!(%peer, "ban ended");
-            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+        for ban in self.book.expire(unix_now()) {
+            info!(peer = %ban.peer, "ban ended");
+            self.lift(&ban);
         }
         let bootnodes = self.config.bootnodes.clone();
         for address in bootnodes {
@@ -543,17 +557,45 @@ impl EventLoop {
         let _ = self.events.send(event).await;
     }
 
-    /// Adds the offence to the peer's score; at the threshold the peer is banned, disconnected
-    /// and the node told.
+    /// Where `peer` connects from, for scores and bans.
+    fn host(&self, peer: PeerId) -> Host {
+        match self.peers.get(&peer) {
+            Some(state) => self.swarm.behaviour().hosts.host(peer, &state.address),
+            None => Host::Peer(peer),
+        }
+    }
+
+    /// Adds the offence to the score of the peer's host; at the threshold the peer and its
+    /// address are banned, disconnected and the node told.
     fn punish(&mut self, peer: PeerId, what: Misbehaviour) {
-        match self.book.report(peer, what, unix_now()) {
+        let host = self.host(peer);
+        match self.book.report(peer, host, what, unix_now()) {
             Some(ban) => {
-                warn!(%peer, offence = %what, until = ban.until, "peer banned");
-                self.swarm.behaviour_mut().blocked.block_peer(peer);
+                warn!(%peer, address = ?ban.address, offence = %what, until = ban.until, "peer banned");
+                self.enforce(&ban);
                 self.queue_event(NetworkEvent::PeerBanned(ban));
             }
             None => {
-                debug!(%peer, offence = %what, score = self.book.score(&peer), "peer penalised");
+                debug!(%peer, offence = %what, score = self.book.score(&host), "peer penalised");
+            }
+        }
+    }
+
+    /// Disconnects and refuses the banned peer, and its address if the ban has one.
+    fn enforce(&mut self, ban: &Ban) {
+        let behaviour = self.swarm.behaviour_mut();
+        behaviour.blocked.block_peer(ban.peer);
+        if let Some(address) = ban.address {
+            behaviour.hosts.ban(address);
+        }
+    }
+
+    /// Lets the peer of a lifted ban back, and its address unless another ban holds it.
+    fn lift(&mut self, ban: &Ban) {
+        self.swarm.behaviour_mut().blocked.unblock_peer(ban.peer);
+        if let Some(address) = ban.address {
+            if !self.book.is_address_banned(&address) {
+                self.swarm.behaviour_mut().hosts.unban(&address);
             }
         }
     }
@@ -597,17 +639,18 @@ impl EventLoop {
                     .send_response(channel, response);
             }
             Command::Penalize { peer, what } => self.punish(peer, what),
-            Command::Ban { peer, duration } => {
-                let until = unix_now().saturating_add(duration.as_secs());
-                let ban = self.book.ban(peer, until, BanReason::Manual);
-                info!(%peer, until, "peer banned by hand");
-                self.swarm.behaviour_mut().blocked.block_peer(peer);
+            Command::Ban(ban) => {
+                let ban = self.book.ban(ban);
+                info!(peer = %ban.peer, address = ?ban.address, until = ban.until, reason = %ban.reason, "peer banned");
+                self.enforce(&ban);
                 self.queue_event(NetworkEvent::PeerBanned(ban));
             }
             Command::Unban { peer, reply } => {
                 let lifted = self.book.unban(&peer);
-                self.swarm.behaviour_mut().blocked.unblock_peer(peer);
-                let _ = reply.send(lifted);
+                if let Some(ban) = &lifted {
+                    self.lift(ban);
+                }
+                let _ = reply.send(lifted.is_some());
             }
             Command::Bans(reply) => {
                 let _ = reply.send(self.book.bans());
@@ -621,7 +664,9 @@ impl EventLoop {
                         address: state.address.clone(),
                         inbound: state.inbound,
                         agent: state.agent.clone(),
-                        score: self.book.score(peer),
+                        score: self
+                            .book
+                            .score(&self.swarm.behaviour().hosts.host(*peer, &state.address)),
                     })
                     .collect();
                 peers.sort_by_key(|info| info.peer);
@@ -716,7 +761,6 @@ impl EventLoop {
             } => {
                 if num_established == 0 {
                     self.peers.remove(&peer_id);
-                    self.book.forget(&peer_id);
                     debug!(peer = %peer_id, "peer disconnected");
                     self.emit(NetworkEvent::PeerDisconnected { peer: peer_id })
                         .await;

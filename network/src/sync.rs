@@ -147,12 +147,15 @@ struct HeldHeaders {
     work: Work,
 }
 
-/// The least chain work a branch must claim for its headers to be indexed: the tip's work
-/// less [`LOW_WORK_MARGIN_BLOCKS`] blocks like the tip. Below it, a branch is only a cost to
+/// The least chain work a branch must claim for its headers to be indexed (Bitcoin Core's
+/// `GetAntiDoSWorkThreshold`): the tip's work less [`LOW_WORK_MARGIN_BLOCKS`] blocks like the
+/// tip, and at least the network's minimum chain work. Below it, a branch is only a cost to
 /// the node (an attacker's headers off an early block at the easiest target).
-fn anti_dos_work(tip: &TipInfo) -> Work {
+fn anti_dos_work(tip: &TipInfo, minimum_chain_work: Work) -> Work {
     let margin = tip.header.work().saturating_mul(LOW_WORK_MARGIN_BLOCKS);
-    tip.chain_work.saturating_sub(margin)
+    tip.chain_work
+        .saturating_sub(margin)
+        .max(minimum_chain_work)
 }
 
 /// What a headers exchange with a peer produced.
@@ -203,6 +206,7 @@ pub struct Syncer<S> {
     max_in_flight_per_peer: usize,
     blocks_per_request: usize,
     header_poll: Duration,
+    minimum_chain_work: Work,
     peers: HashMap<PeerId, PeerSync>,
     /// Blocks of the last plan neither in flight nor being submitted, lowest first.
     wanted: BTreeSet<(u32, BlockHash)>,
@@ -282,6 +286,7 @@ async fn exchange_headers<S>(
     peer: PeerId,
     start: Option<BlockHash>,
     mut held: HeldHeaders,
+    minimum_chain_work: Work,
 ) -> Result<HeadersOutcome, HeadersFailure>
 where
     S: ChainReader + Clone + Send + Sync + 'static,
@@ -350,7 +355,7 @@ where
         let claimed = headers.iter().fold(parent_work, |work, header| {
             work.saturating_add(header.work())
         });
-        if claimed < anti_dos_work(&reader.tip()) {
+        if claimed < anti_dos_work(&reader.tip(), minimum_chain_work) {
             let more = received == MAX_HEADERS;
             held.headers.extend(headers);
             held.work = claimed;
@@ -447,11 +452,13 @@ impl<S> Syncer<S>
 where
     S: ChainReader + Clone + Send + Sync + 'static,
 {
-    /// A synchroniser over the network `client` and its `events`, submitting to `chain`.
-    /// Transactions and peer events go to `node` (without one, transactions are ignored).
-    /// Returns it with a watch of the sync status.
+    /// A synchroniser over the network `client` and its `events`, submitting to `chain`;
+    /// branches with less than `minimum_chain_work` are not indexed. Transactions and peer
+    /// events go to `node` (without one, transactions are ignored). Returns it with a watch of
+    /// the sync status.
     pub fn new(
         config: &NetworkConfig,
+        minimum_chain_work: Work,
         client: Client,
         events: mpsc::Receiver<NetworkEvent>,
         chain: ChainHandle,
@@ -475,6 +482,7 @@ where
                 .blocks_per_request
                 .clamp(1, crate::protocol::MAX_BLOCKS_PER_REQUEST),
             header_poll: config.header_poll(),
+            minimum_chain_work,
             peers: HashMap::new(),
             wanted: BTreeSet::new(),
             in_flight: HashMap::new(),
@@ -826,6 +834,7 @@ where
             peer,
             start,
             held,
+            self.minimum_chain_work,
         );
         self.tasks.push(
             async move {

@@ -224,6 +224,10 @@ pub struct Args {
     /// Log filter: error, warn, info, debug, trace, or per module (quarry_network=debug,info).
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// Least chain work, in hex, of a header branch worth indexing (Bitcoin Core's
+    /// -minimumchainwork); lighter branches are only held in memory [default: the network's].
+    #[arg(long, value_name = "HEX")]
+    pub minimum_chain_work: Option<String>,
 }
 
 /// Everything the daemon runs with, settled from the file and the command line.
@@ -260,10 +264,15 @@ impl Settings {
     /// Settles the settings: command line over file over defaults.
     pub fn resolve(args: Args) -> anyhow::Result<Self> {
         let Resolved {
-            params,
+            mut params,
             data_dir,
             file,
         } = args.location.resolve()?;
+        if let Some(work) = args.minimum_chain_work {
+            let mut spec = params.spec().clone();
+            spec.minimum_chain_work = Some(work);
+            params = ChainParams::new(spec).context("invalid --minimum-chain-work")?;
+        }
         let ports = default_ports(params.name());
         let localhost = |port| SocketAddr::from(([127, 0, 0, 1], port));
 
@@ -574,8 +583,14 @@ mod tests {
             "warn",
             "--max-hash-rate",
             "1000",
+            "--minimum-chain-work",
+            "0x10",
         ]))
         .unwrap();
+        assert_eq!(
+            settings.params.minimum_chain_work(),
+            quarry_chain::params::parse_work("10").unwrap()
+        );
         assert_eq!(settings.rpc_bind, "127.0.0.1:7001".parse().unwrap());
         assert_eq!(settings.node.miner_threads, 3);
         assert_eq!(settings.node.max_hash_rate, Some(1000));

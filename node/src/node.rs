@@ -276,7 +276,7 @@ impl Node {
         let network = quarry_network::start(
             config.network.clone(),
             keypair,
-            params.genesis_hash(),
+            &params,
             chain.handle.clone(),
             chain.reader.clone(),
             Some(node_events),
@@ -851,7 +851,7 @@ fn restore_bans(client: &Client, path: &Path) -> Result<(), NodeError> {
     };
     let now = unix_now();
     for ban in bans.iter().filter(|ban| ban.until > now) {
-        client.ban(ban.peer, Duration::from_secs(ban.until - now))?;
+        client.restore_ban(*ban)?;
     }
     Ok(())
 }

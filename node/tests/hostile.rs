@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::*;
 use quarry_chain::{BlockHash, BlockHeader, ChainReader};
 use quarry_network::protocol::{SyncRequest, SyncResponse, TopicKind, MAX_HEADERS};
+use quarry_network::{Multiaddr, NetworkConfig, PeerId};
 
 const CONVERGE: Duration = Duration::from_secs(60);
 
@@ -137,4 +138,167 @@ async fn headers_of_a_low_work_branch_are_neither_indexed_nor_kept() {
     let _ = rogue_id;
     rogue.shutdown();
     shutdown(nodes).await;
+}
+
+/// Inbound connections of `node` from IPv4 (the host all the rogues below share).
+async fn inbound_from_ipv4(node: &TestNode) -> usize {
+    node.client()
+        .peers()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|peer| peer.inbound)
+        .filter(|peer| {
+            peer.address
+                .iter()
+                .any(|part| matches!(part, quarry_network::Protocol::Ip4(_)))
+        })
+        .count()
+}
+
+/// Peer identities cost nothing to make; addresses do. Here one host (127.0.0.1) plays many
+/// identities and another (::1) the honest newcomers: the host holds no more than its share of
+/// inbound slots, newcomers evict it when slots run out, its score follows it across
+/// identities, and its ban shuts out the address, not just the identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_identities_from_one_address_hold_few_slots_and_their_ban_covers_the_address() {
+    let loopbacks = |config: NetworkConfig| NetworkConfig {
+        listen: vec![
+            "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+            "/ip6/::1/tcp/0".parse().unwrap(),
+        ],
+        ..config
+    };
+    let victim = start_node_with(
+        "victim",
+        params(),
+        loopbacks(NetworkConfig {
+            max_inbound: 3,
+            max_inbound_per_host: 2,
+            ban_loopback: true,
+            // Two malformed messages, not one, earn a ban: the first shows the score staying.
+            ban_threshold: 150,
+            ..test_network_config()
+        }),
+    )
+    .await;
+    let addresses = eventually("both listen addresses", CONVERGE, || async {
+        let addresses = victim.client().listen_addresses().await.unwrap();
+        (addresses.len() == 2).then_some(addresses)
+    })
+    .await;
+    let is_ipv4 = |address: &Multiaddr| {
+        address
+            .iter()
+            .any(|part| matches!(part, quarry_network::Protocol::Ip4(_)))
+    };
+    let ipv4 = addresses.iter().find(|a| is_ipv4(a)).unwrap().clone();
+    let ipv6 = addresses.iter().find(|a| !is_ipv4(a)).unwrap().clone();
+    let peer_on = |config: NetworkConfig| bare_peer(&victim, config, |_| None);
+    let v4_config = || test_network_config();
+    let v6_config = || NetworkConfig {
+        listen: vec!["/ip6/::1/tcp/0".parse().unwrap()],
+        ..test_network_config()
+    };
+
+    // Five identities from one address get two slots.
+    let mut rogues = Vec::new();
+    for _ in 0..5 {
+        let rogue = peer_on(v4_config());
+        let _ = rogue.dial(ipv4.clone()).await;
+        rogues.push(rogue);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(inbound_from_ipv4(&victim).await, 2);
+
+    // The slots fill up; a newcomer from elsewhere evicts one of the crowded host's.
+    let honest = [peer_on(v6_config()), peer_on(v6_config())];
+    for newcomer in &honest {
+        newcomer.dial(ipv6.clone()).await.unwrap();
+        let id = newcomer.local_peer_id();
+        eventually("the newcomer to be admitted", CONVERGE, || async {
+            is_connected(&victim, id).await.then_some(())
+        })
+        .await;
+    }
+    assert_eq!(inbound_from_ipv4(&victim).await, 1, "one rogue evicted");
+
+    // A malformed message: 100 points, below this victim's threshold. The rogue leaves and the
+    // score stays with its address; a fresh identity from it reaches the threshold.
+    let connected_rogue = {
+        let peers = victim.client().peers().await.unwrap();
+        let ids: Vec<PeerId> = peers.iter().map(|peer| peer.peer).collect();
+        rogues
+            .iter()
+            .find(|rogue| ids.contains(&rogue.local_peer_id()))
+            .unwrap()
+            .clone()
+    };
+    let junk = vec![0xff; 64];
+    publish_when_subscribed(&connected_rogue, TopicKind::Transactions, junk).await;
+    let scored = connected_rogue.local_peer_id();
+    eventually("the offence to be scored", CONVERGE, || async {
+        let peers = victim.client().peers().await.unwrap();
+        peers
+            .iter()
+            .any(|peer| peer.peer == scored && peer.score == 100)
+            .then_some(())
+    })
+    .await;
+    assert!(victim.client().bans().await.unwrap().is_empty());
+    for rogue in &rogues {
+        rogue.shutdown();
+    }
+    eventually("the rogues to be gone", CONVERGE, || async {
+        (inbound_from_ipv4(&victim).await == 0).then_some(())
+    })
+    .await;
+    let fresh = peer_on(v4_config());
+    fresh.dial(ipv4.clone()).await.unwrap();
+    // Other bytes: gossip is content-addressed, and the same message again is a duplicate.
+    let other_junk = vec![0xfe; 64];
+    publish_when_subscribed(&fresh, TopicKind::Transactions, other_junk).await;
+    let reason = wait_for_ban(&victim, fresh.local_peer_id()).await;
+    assert_eq!(
+        reason,
+        quarry_network::BanReason::Misbehaviour(quarry_network::Misbehaviour::Malformed)
+    );
+    let ban = victim.client().bans().await.unwrap()[0];
+    assert_eq!(ban.address, Some("127.0.0.1".parse().unwrap()));
+
+    // The address is shut out whatever identity it shows; the other host stays connected.
+    let another = peer_on(v4_config());
+    let _ = another.dial(ipv4.clone()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!is_connected(&victim, another.local_peer_id()).await);
+    assert_eq!(inbound_from_ipv4(&victim).await, 0);
+    for newcomer in &honest {
+        assert!(is_connected(&victim, newcomer.local_peer_id()).await);
+    }
+}
+
+/// A node configured with a minimum chain work indexes no header of a chain lighter than that
+/// (however valid: a fresh node cannot tell it from a cheap fake), and syncs the chain as soon
+/// as it has the work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_of_a_chain_below_the_minimum_chain_work_are_not_indexed() {
+    let source = start_node("source").await;
+    source.generate(2_000, payout()).await.unwrap();
+    // The work of one more block than the source has.
+    let tip = source.tip();
+    let minimum = tip.chain_work.saturating_add(tip.header.work());
+    let mut spec = params().spec().clone();
+    spec.minimum_chain_work = Some(minimum.to_string());
+    let demanding = quarry_chain::ChainParams::new(spec).unwrap();
+    assert_eq!(demanding.genesis_hash(), params().genesis_hash());
+    let victim = start_node_with("victim", demanding, test_network_config()).await;
+    connect(&victim, &source).await;
+    // The first headers exchange happens on connecting; give it time to come and go.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let indexed = victim.reader().store().index_entries().unwrap().len();
+    assert_eq!(indexed, 1, "only genesis is indexed");
+    assert_eq!(victim.tip().height, 0);
+
+    let more = source.generate(10, payout()).await.unwrap();
+    wait_for_tip(&[source, victim], more[9], CONVERGE).await;
 }

@@ -34,6 +34,7 @@ pub fn local_params(
         genesis_time,
         genesis_message: "Quarry local testnet".into(),
         genesis_nonce: None,
+        minimum_chain_work: None,
     };
     Ok(ChainParams::new(spec)?)
 }

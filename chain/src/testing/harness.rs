@@ -21,6 +21,7 @@ pub fn unit_params() -> ChainParams {
         genesis_time: 1_795_219_200,
         genesis_message: "unit tests".into(),
         genesis_nonce: None,
+        minimum_chain_work: None,
     })
     .unwrap()
 }

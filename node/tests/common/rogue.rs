@@ -8,7 +8,9 @@ use quarry_chain::testing::{mine, test_key};
 use quarry_chain::{Amount, Block, BlockHash, Transaction};
 use quarry_mempool::BlockTemplate;
 use quarry_network::protocol::{SyncRequest, SyncResponse, TopicKind};
-use quarry_network::{service, BanReason, Client, Keypair, NetworkError, NetworkEvent, PeerId};
+use quarry_network::{
+    service, BanReason, Client, Keypair, NetworkConfig, NetworkError, NetworkEvent, PeerId,
+};
 
 use super::{eventually, listen_address, test_network_config, TestNode};
 
@@ -30,11 +32,25 @@ pub async fn rogue_responder(
     target: &TestNode,
     answer: impl Fn(&SyncRequest) -> Option<SyncResponse> + Send + 'static,
 ) -> (Client, PeerId) {
+    let client = bare_peer(target, test_network_config(), answer);
+    let address = listen_address(target).await;
+    client.dial(address).await.unwrap();
+    let id = client.local_peer_id();
+    (client, id)
+}
+
+/// A network actor of its own peer identity on `config`, without a syncer, answering sync
+/// requests with `answer`; it dials nobody.
+pub fn bare_peer(
+    target: &TestNode,
+    config: NetworkConfig,
+    answer: impl Fn(&SyncRequest) -> Option<SyncResponse> + Send + 'static,
+) -> Client {
     let genesis = target.params().genesis_hash();
     let (client, events, event_loop) =
-        service::new(test_network_config(), Keypair::generate_ed25519(), genesis).unwrap();
+        service::new(config, Keypair::generate_ed25519(), genesis).unwrap();
     tokio::spawn(event_loop.run());
-    // Keep the event stream open (and drained) for the rogue's lifetime.
+    // Keep the event stream open (and drained) for the actor's lifetime.
     let responder = client.clone();
     tokio::spawn(async move {
         let mut events = events;
@@ -49,10 +65,7 @@ pub async fn rogue_responder(
             }
         }
     });
-    let address = listen_address(target).await;
-    client.dial(address).await.unwrap();
-    let id = client.local_peer_id();
-    (client, id)
+    client
 }
 
 pub async fn publish_when_subscribed(client: &Client, kind: TopicKind, data: Vec<u8>) {

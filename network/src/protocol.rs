@@ -191,6 +191,17 @@ pub fn decode_payload<T: Decode<()>>(payload: &[u8]) -> io::Result<T> {
     Ok(value)
 }
 
+/// A sync request as read off the wire. libp2p drops an inbound request its codec fails to
+/// read without telling anyone, so a request that does not decode or breaks a limit is handed
+/// up as [`WireRequest::Refused`] instead, for the sender to be scored.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum WireRequest {
+    /// A request within the protocol's limits.
+    Valid(SyncRequest),
+    /// Why the bytes were refused.
+    Refused(String),
+}
+
 /// The request-response codec of the sync protocol.
 #[derive(Clone, Copy, Default, Debug)]
 pub struct SyncCodec;
@@ -198,18 +209,28 @@ pub struct SyncCodec;
 #[async_trait]
 impl libp2p::request_response::Codec for SyncCodec {
     type Protocol = StreamProtocol;
-    type Request = SyncRequest;
+    type Request = WireRequest;
     type Response = SyncResponse;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncRequest>
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<WireRequest>
     where
         T: AsyncRead + Unpin + Send,
     {
-        let request: SyncRequest = read_frame(io, MAX_REQUEST_BYTES).await?;
-        request
-            .check()
-            .map_err(|error| invalid(error.to_string()))?;
-        Ok(request)
+        let read = read_frame::<SyncRequest, _>(io, MAX_REQUEST_BYTES)
+            .await
+            .and_then(|request| {
+                request
+                    .check()
+                    .map_err(|error| invalid(error.to_string()))?;
+                Ok(request)
+            });
+        match read {
+            Ok(request) => Ok(WireRequest::Valid(request)),
+            Err(error) if error.kind() == io::ErrorKind::InvalidData => {
+                Ok(WireRequest::Refused(error.to_string()))
+            }
+            Err(error) => Err(error),
+        }
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncResponse>
@@ -227,11 +248,14 @@ impl libp2p::request_response::Codec for SyncCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        request: SyncRequest,
+        request: WireRequest,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
+        let WireRequest::Valid(request) = request else {
+            return Err(invalid("a refused request is never sent".into()));
+        };
         io.write_all(&encode_frame(&request)).await?;
         io.flush().await
     }
@@ -288,19 +312,31 @@ mod tests {
             locator: vec![BlockHash::ZERO; 10],
         };
         let mut bytes = Vec::new();
-        block_on(SyncCodec.write_request(&protocol(), &mut bytes, request.clone())).unwrap();
+        let wire = WireRequest::Valid(request);
+        block_on(SyncCodec.write_request(&protocol(), &mut bytes, wire.clone())).unwrap();
         let read = block_on(SyncCodec.read_request(&protocol(), &mut bytes.as_slice())).unwrap();
-        assert_eq!(read, request);
+        assert_eq!(read, wire);
 
+        // Broken limits and garbage are handed up to be scored, not dropped.
         let too_many = SyncRequest::Blocks(vec![BlockHash::ZERO; MAX_BLOCKS_PER_REQUEST + 1]);
         let bytes = encode_frame(&too_many);
-        let error = block_on(SyncCodec.read_request(&protocol(), &mut bytes.as_slice()))
-            .expect_err("over the limit");
-        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        let read = block_on(SyncCodec.read_request(&protocol(), &mut bytes.as_slice())).unwrap();
         assert!(
-            error.to_string().contains("over the limit of 128"),
-            "{error}"
+            matches!(&read, WireRequest::Refused(reason) if reason.contains("over the limit of 128")),
+            "{read:?}"
         );
+        let huge = u32::MAX.to_le_bytes();
+        let read = block_on(SyncCodec.read_request(&protocol(), &mut huge.as_slice())).unwrap();
+        assert!(matches!(&read, WireRequest::Refused(reason) if reason.contains("over the")));
+        let mut garbage = 8u32.to_le_bytes().to_vec();
+        garbage.extend_from_slice(&[0xff; 8]);
+        let read = block_on(SyncCodec.read_request(&protocol(), &mut garbage.as_slice())).unwrap();
+        assert!(matches!(read, WireRequest::Refused(_)));
+        // A stream cut short is the network's failure, not the peer's message.
+        let cut = &bytes[..bytes.len() - 1];
+        assert!(block_on(SyncCodec.read_request(&protocol(), &mut &cut[..])).is_err());
+        let refused = WireRequest::Refused("no".into());
+        assert!(block_on(SyncCodec.write_request(&protocol(), &mut Vec::new(), refused)).is_err());
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::error::NetworkError;
 use crate::guard::{Host, HostGuard};
 use crate::peers::{Ban, BanReason, Misbehaviour, PeerBook};
 use crate::protocol::{
-    identify_protocol, sync_protocol, SyncCodec, SyncRequest, SyncResponse, TopicKind,
+    identify_protocol, sync_protocol, SyncCodec, SyncRequest, SyncResponse, TopicKind, WireRequest,
     MAX_GOSSIP_TRANSMIT_BYTES,
 };
 
@@ -627,7 +627,11 @@ impl EventLoop {
                 request,
                 reply,
             } => {
-                let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_request(&peer, WireRequest::Valid(request));
                 self.pending_requests.insert(id, reply);
             }
             Command::Respond { channel, response } => {
@@ -878,11 +882,20 @@ impl EventLoop {
         }
     }
 
-    async fn handle_sync(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
+    async fn handle_sync(&mut self, event: request_response::Event<WireRequest, SyncResponse>) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
-                    request, channel, ..
+                    request: WireRequest::Refused(reason),
+                    ..
+                } => {
+                    debug!(%peer, %reason, "sync request refused");
+                    self.punish(peer, Misbehaviour::Malformed);
+                }
+                request_response::Message::Request {
+                    request: WireRequest::Valid(request),
+                    channel,
+                    ..
                 } => {
                     if self.request_allowed(peer) {
                         self.emit(NetworkEvent::Request {

@@ -39,6 +39,14 @@ const PLAN_LIMIT: usize = 2 * MAX_BLOCKS_PENDING;
 const ORPHAN_GOSSIP_WAIT: Duration = Duration::from_secs(12);
 /// How long a peer that failed a block request is passed over.
 const STALL_BACKOFF: Duration = Duration::from_secs(10);
+/// How far past the lowest block still missing downloads may run (Bitcoin Core's
+/// `BLOCK_DOWNLOAD_WINDOW`): a peer holding that block then blocks the window, and is found.
+const DOWNLOAD_WINDOW: u32 = 1_024;
+/// How long the block at the window's start may stay with one peer while the window is blocked
+/// before that peer counts as stalling; doubled after each stall up to the maximum, eased back
+/// as blocks arrive (Bitcoin Core's `BLOCK_STALLING_TIMEOUT_DEFAULT` and `_MAX`).
+const STALL_TIMEOUT_MIN: Duration = Duration::from_secs(2);
+const STALL_TIMEOUT_MAX: Duration = Duration::from_secs(64);
 /// Block hashes remembered as already gossiped, so they are not announced again.
 const GOSSIPED_MEMORY: usize = 4_096;
 /// Most newly connected blocks gossiped at once; peers further behind catch up by headers.
@@ -120,6 +128,14 @@ impl PeerSync {
             self.best_known = Some(block);
         }
     }
+}
+
+/// A block asked of a peer.
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    peer: PeerId,
+    height: u32,
+    since: Instant,
 }
 
 /// Where a submitted block came from.
@@ -210,7 +226,9 @@ pub struct Syncer<S> {
     peers: HashMap<PeerId, PeerSync>,
     /// Blocks of the last plan neither in flight nor being submitted, lowest first.
     wanted: BTreeSet<(u32, BlockHash)>,
-    in_flight: HashMap<BlockHash, PeerId>,
+    in_flight: HashMap<BlockHash, InFlight>,
+    /// The current stalling timeout (see [`STALL_TIMEOUT_MIN`]).
+    stall_timeout: Duration,
     /// Downloaded blocks the chain actor has not answered for yet.
     submitting: HashSet<BlockHash>,
     /// Downloaded blocks answered since the plan being computed was asked for: that plan may
@@ -486,6 +504,7 @@ where
             peers: HashMap::new(),
             wanted: BTreeSet::new(),
             in_flight: HashMap::new(),
+            stall_timeout: STALL_TIMEOUT_MIN,
             submitting: HashSet::new(),
             settled: HashSet::new(),
             planning: false,
@@ -546,6 +565,7 @@ where
                 }
                 _ = tick.tick() => {
                     self.expire_pending_gossip();
+                    self.check_stall();
                     if self.behind() {
                         self.request_plan();
                     }
@@ -932,14 +952,23 @@ where
         requested: Vec<(u32, BlockHash)>,
         response: Result<SyncResponse, NetworkError>,
     ) {
-        for (_, hash) in &requested {
+        // Blocks taken back from a staller meanwhile are another peer's now.
+        let owned: HashSet<BlockHash> = requested
+            .iter()
+            .map(|(_, hash)| *hash)
+            .filter(|hash| self.in_flight.get(hash).is_some_and(|f| f.peer == peer))
+            .collect();
+        for hash in &owned {
             self.in_flight.remove(hash);
         }
         let state = self.peers.get_mut(&peer);
         let blocks = match response {
             Ok(SyncResponse::Blocks(blocks)) => {
                 if let Some(state) = state {
-                    state.blocks_in_flight = state.blocks_in_flight.saturating_sub(requested.len());
+                    state.blocks_in_flight = state.blocks_in_flight.saturating_sub(owned.len());
+                }
+                if blocks.len() == requested.len() {
+                    self.stall_timeout = self.stall_timeout.mul_f64(0.85).max(STALL_TIMEOUT_MIN);
                 }
                 blocks
             }
@@ -950,7 +979,7 @@ where
             Err(error) => {
                 debug!(%peer, %error, blocks = requested.len(), "block request failed; retrying elsewhere");
                 if let Some(state) = state {
-                    state.blocks_in_flight = state.blocks_in_flight.saturating_sub(requested.len());
+                    state.blocks_in_flight = state.blocks_in_flight.saturating_sub(owned.len());
                     state.stalled_until = Some(Instant::now() + STALL_BACKOFF);
                 }
                 Vec::new()
@@ -977,9 +1006,74 @@ where
                 state.reach = 0;
             }
         }
-        for missing in &requested[returned..] {
+        for missing in requested[returned..]
+            .iter()
+            .filter(|(_, hash)| owned.contains(hash))
+        {
             self.wanted.insert(*missing);
         }
+    }
+
+    /// The highest block downloads may reach: [`DOWNLOAD_WINDOW`] past the lowest block still
+    /// missing (wanted or in flight).
+    fn window_end(&self) -> u32 {
+        let lowest_in_flight = self.in_flight.values().map(|flight| flight.height).min();
+        let lowest_wanted = self.wanted.first().map(|(height, _)| *height);
+        lowest_in_flight
+            .into_iter()
+            .chain(lowest_wanted)
+            .min()
+            .map_or(u32::MAX, |lowest| lowest.saturating_add(DOWNLOAD_WINDOW))
+    }
+
+    /// Bitcoin Core's stalling detection: when nothing more can be asked within the window and
+    /// the block at its start has been with one peer longer than the stalling timeout while
+    /// another peer could serve it, that peer's blocks are asked of others and it is
+    /// disconnected (slowness is not misbehaviour: it is not banned).
+    fn check_stall(&mut self) {
+        let Some(first) = self
+            .in_flight
+            .values()
+            .min_by_key(|flight| flight.height)
+            .copied()
+        else {
+            return;
+        };
+        let window_end = self.window_end();
+        let window_blocked = self
+            .wanted
+            .first()
+            .is_none_or(|(height, _)| *height > window_end);
+        if !window_blocked || first.since.elapsed() < self.stall_timeout {
+            return;
+        }
+        let now = Instant::now();
+        let served_elsewhere = self.peers.iter().any(|(peer, state)| {
+            *peer != first.peer && state.reach >= first.height && state.available(now)
+        });
+        if !served_elsewhere {
+            return;
+        }
+        info!(peer = %first.peer, height = first.height, timeout = ?self.stall_timeout, "peer stalls the block download: its blocks are asked of others and it is disconnected");
+        let reclaimed: Vec<(u32, BlockHash)> = self
+            .in_flight
+            .iter()
+            .filter(|(_, flight)| flight.peer == first.peer)
+            .map(|(hash, flight)| (flight.height, *hash))
+            .collect();
+        for (height, hash) in reclaimed {
+            self.in_flight.remove(&hash);
+            self.wanted.insert((height, hash));
+        }
+        if let Some(state) = self.peers.get_mut(&first.peer) {
+            state.blocks_in_flight = 0;
+            state.stalled_until = Some(now + STALL_BACKOFF);
+        }
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let _ = client.disconnect(first.peer).await;
+        });
+        self.stall_timeout = (self.stall_timeout * 2).min(STALL_TIMEOUT_MAX);
     }
 
     /// Whether the best header known has more work than the tip.
@@ -1056,6 +1150,7 @@ where
     /// Hands queued block downloads to peers with room, round robin, lowest heights first.
     fn schedule_downloads(&mut self) {
         let now = Instant::now();
+        let window_end = self.window_end();
         loop {
             let mut progressed = false;
             let mut peers: Vec<PeerId> = self.peers.keys().copied().collect();
@@ -1078,7 +1173,7 @@ where
                 let batch: Vec<(u32, BlockHash)> = self
                     .wanted
                     .iter()
-                    .take_while(|(height, _)| *height <= state.reach)
+                    .take_while(|(height, _)| *height <= state.reach && *height <= window_end)
                     .take(room.min(self.blocks_per_request))
                     .copied()
                     .collect();
@@ -1095,9 +1190,18 @@ where
     }
 
     fn request_blocks(&mut self, peer: PeerId, batch: Vec<(u32, BlockHash)>) {
+        let since = Instant::now();
         for entry in &batch {
             self.wanted.remove(entry);
-            self.in_flight.insert(entry.1, peer);
+            let (height, hash) = *entry;
+            self.in_flight.insert(
+                hash,
+                InFlight {
+                    peer,
+                    height,
+                    since,
+                },
+            );
         }
         if let Some(state) = self.peers.get_mut(&peer) {
             state.blocks_in_flight += batch.len();

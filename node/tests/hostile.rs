@@ -302,3 +302,101 @@ async fn headers_of_a_chain_below_the_minimum_chain_work_are_not_indexed() {
     let more = source.generate(10, payout()).await.unwrap();
     wait_for_tip(&[source, victim], more[9], CONVERGE).await;
 }
+
+/// Sync requests over their limits and gossip over its topic's size cost the sender the full
+/// score: each of these rogues is banned for its first offence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_requests_and_gossip_get_the_sender_banned() {
+    let victim = start_node("victim").await;
+    let genesis = victim.params().genesis_hash();
+
+    // More block hashes than a request may carry (a frame within the byte limit).
+    let (rogue, id) = rogue_peer(&victim).await;
+    let too_many = SyncRequest::Blocks(vec![
+        genesis;
+        quarry_network::protocol::MAX_BLOCKS_PER_REQUEST + 1
+    ]);
+    let _ = rogue
+        .request(victim.client().local_peer_id(), too_many)
+        .await;
+    assert_eq!(
+        wait_for_ban(&victim, id).await,
+        quarry_network::BanReason::Misbehaviour(quarry_network::Misbehaviour::Malformed)
+    );
+
+    // A frame over the request byte limit.
+    let (rogue, id) = rogue_peer(&victim).await;
+    let huge = SyncRequest::Headers {
+        locator: vec![genesis; quarry_network::protocol::MAX_REQUEST_BYTES / 32 + 1],
+    };
+    let _ = rogue.request(victim.client().local_peer_id(), huge).await;
+    assert_eq!(
+        wait_for_ban(&victim, id).await,
+        quarry_network::BanReason::Misbehaviour(quarry_network::Misbehaviour::Malformed)
+    );
+
+    // A transaction message over the transaction topic's size.
+    let (rogue, id) = rogue_peer(&victim).await;
+    let bloated = vec![0u8; quarry_network::protocol::MAX_TX_GOSSIP_BYTES + 1];
+    publish_when_subscribed(&rogue, TopicKind::Transactions, bloated).await;
+    assert_eq!(
+        wait_for_ban(&victim, id).await,
+        quarry_network::BanReason::Misbehaviour(quarry_network::Misbehaviour::Oversized)
+    );
+}
+
+/// A peer that shows the best chain's headers but withholds the blocks cannot hold up sync: it
+/// is found stalling the download (the block the chain needs next stays with it while another
+/// peer could serve it) and its share is fetched elsewhere, long before its requests would
+/// time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_withholding_blocks_cannot_hold_up_sync() {
+    let source = start_node("source").await;
+    let mined = source.generate(3_000, payout()).await.unwrap();
+    let victim = start_node_with(
+        "victim",
+        params(),
+        NetworkConfig {
+            request_timeout_seconds: 600,
+            ..test_network_config()
+        },
+    )
+    .await;
+    // The rogue mirrors the source's headers and leaves every block request unanswered (for
+    // as long as libp2p lets it hold a request open).
+    let mirror = source.reader().clone();
+    let patient = NetworkConfig {
+        request_timeout_seconds: 600,
+        ..test_network_config()
+    };
+    let rogue = bare_peer(&victim, patient, move |request| match request {
+        SyncRequest::Headers { locator } => Some(SyncResponse::Headers(
+            quarry_network::serve::headers_after(mirror.store(), locator).unwrap(),
+        )),
+        SyncRequest::Blocks(_) => None,
+    });
+    rogue.dial(listen_address(&victim).await).await.unwrap();
+    let rogue_id = rogue.local_peer_id();
+    eventually(
+        "the victim to ask the rogue for blocks",
+        CONVERGE,
+        || async {
+            let in_flight = victim.sync_status().borrow().blocks_in_flight;
+            (in_flight > 0).then_some(())
+        },
+    )
+    .await;
+
+    connect(&victim, &source).await;
+    let nodes = [source, victim];
+    wait_for_tip(&nodes, mined[2_999], CONVERGE).await;
+    let victim = &nodes[1];
+    assert!(
+        !is_connected(victim, rogue_id).await,
+        "the staller is dropped"
+    );
+    assert!(
+        victim.client().bans().await.unwrap().is_empty(),
+        "slowness is not misbehaviour: nobody is banned"
+    );
+}

@@ -50,17 +50,22 @@ pub fn bare_peer(
     let (client, events, event_loop) =
         service::new(config, Keypair::generate_ed25519(), genesis).unwrap();
     tokio::spawn(event_loop.run());
-    // Keep the event stream open (and drained) for the actor's lifetime.
+    // Keep the event stream open (and drained) for the actor's lifetime, and unanswered
+    // requests open too (a dropped channel would fail them at once).
     let responder = client.clone();
     tokio::spawn(async move {
         let mut events = events;
+        let mut unanswered = Vec::new();
         while let Some(event) = events.recv().await {
             if let NetworkEvent::Request {
                 request, channel, ..
             } = event
             {
-                if let Some(response) = answer(&request) {
-                    let _ = responder.respond(channel, response);
+                match answer(&request) {
+                    Some(response) => {
+                        let _ = responder.respond(channel, response);
+                    }
+                    None => unanswered.push(channel),
                 }
             }
         }

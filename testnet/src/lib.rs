@@ -7,5 +7,6 @@ pub mod cluster;
 pub mod commands;
 pub mod delay;
 pub mod params;
+pub mod reconverge;
 pub mod report;
 pub mod status;

@@ -19,7 +19,7 @@ use quarry_chain::{
 };
 use quarry_testnet::cluster::{self, Link, NodeSpec, Testnet, Topology};
 use quarry_testnet::commands::{self, Scenario, UpOptions};
-use quarry_testnet::{attack, status};
+use quarry_testnet::{attack, reconverge, status};
 
 /// Local Quarry test networks and scenarios.
 #[derive(Parser, Debug)]
@@ -114,6 +114,23 @@ enum Command {
     Attack {
         #[command(subcommand)]
         attack: Attack,
+    },
+    /// Benchmark: splits a fresh testnet in two halves, mines BLOCKS on the first half and one
+    /// more on the second, heals the split and measures how long every node takes to reach
+    /// the most-work tip (the first half reorganises BLOCKS deep). Writes report.json.
+    Reconverge {
+        /// Nodes in all, split evenly (at least 2).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(2..=64))]
+        nodes: u16,
+        /// Blocks each half mines after the split (the second half one more).
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        blocks: u32,
+        /// The report folder; the nodes run in its `nodes` subfolder.
+        #[arg(long, value_name = "DIR", default_value = "reconverge-report")]
+        report: PathBuf,
+        /// The quarryd binary [default: beside this one, else on PATH].
+        #[arg(long, value_name = "PATH")]
+        quarryd: Option<PathBuf>,
     },
     /// Mine a chain with transactions, force a reorganisation, and check the UTXO set against a
     /// replay from genesis. Exits non-zero if any check fails.
@@ -302,11 +319,7 @@ fn main() -> Result<()> {
             let address = testnet.state.nodes[index]
                 .address(&testnet.params)
                 .to_string();
-            let hashes = testnet.call(
-                index,
-                "generatetoaddress",
-                serde_json::json!([blocks, address]),
-            )?;
+            let hashes = testnet.generate(index, blocks as usize, &address)?;
             println!("{}", serde_json::to_string_pretty(&hashes)?);
             Ok(())
         }
@@ -369,6 +382,24 @@ fn main() -> Result<()> {
         Command::Down { place } => {
             Testnet::load(&place.dir()?)?.shutdown()?;
             println!("stopped");
+            Ok(())
+        }
+        Command::Reconverge {
+            nodes,
+            blocks,
+            report,
+            quarryd,
+        } => {
+            let run = reconverge::SplitRun {
+                nodes: usize::from(nodes),
+                blocks,
+                report: report.clone(),
+                quarryd: cluster::quarryd_path(quarryd.as_deref())?,
+            };
+            let measured = reconverge::run(&run)?;
+            reconverge::write(&measured, &report)?;
+            println!("{}", reconverge::render(&measured));
+            println!("report: {}", report.join("report.json").display());
             Ok(())
         }
         Command::Selfcheck {

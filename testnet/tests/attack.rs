@@ -159,3 +159,31 @@ fn delayed_links_carry_blocks_through_their_relay() {
     );
     testnet.shutdown().unwrap();
 }
+
+/// The reconvergence benchmark on a small split: every node ends on the heavier branch, the
+/// lighter half having reorganised the whole of its own branch away.
+#[test]
+fn the_reconvergence_benchmark_ends_with_every_node_on_the_heavier_branch() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = quarry_testnet::reconverge::SplitRun {
+        nodes: 4,
+        blocks: 600,
+        report: dir.path().join("report"),
+        quarryd: quarryd_path(None).unwrap(),
+    };
+    let report = quarry_testnet::reconverge::run(&run).unwrap();
+    assert_eq!((report.lighter_blocks, report.heavier_blocks), (600, 601));
+    let reorganised: Vec<&str> = report
+        .per_node
+        .iter()
+        .filter(|node| node.reorganised)
+        .map(|node| node.name.as_str())
+        .collect();
+    assert_eq!(reorganised, ["n0", "n1"]);
+    assert!(report
+        .per_node
+        .iter()
+        .all(|node| node.seconds <= report.reconverge_seconds));
+    let table = quarry_testnet::reconverge::render(&report);
+    assert!(table.contains("reorganised 600 deep"), "{table}");
+}

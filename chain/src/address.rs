@@ -12,6 +12,15 @@ use crate::transaction::OutputKey;
 /// The version written in every address: an x-only BIP340 key, as in Taproot.
 const KEY_VERSION: Fe32 = Fe32::P;
 
+/// The longest address prefix: a 32-byte key takes 60 characters besides it, and bech32
+/// addresses are at most 90 (network parameters are checked against this when loaded).
+pub const MAX_PREFIX_LEN: usize = 30;
+
+/// `key` written as an address with `prefix`; `None` if the prefix is too long.
+pub(crate) fn encode_key(prefix: Hrp, key: &[u8; 32]) -> Option<String> {
+    segwit::encode(prefix, KEY_VERSION, key).ok()
+}
+
 /// An output key together with the network it is meant for.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Address {
@@ -92,8 +101,8 @@ impl Address {
 
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = segwit::encode(self.prefix, KEY_VERSION, &self.key.to_byte_array())
-            .expect("a 32-byte version-1 program always encodes");
+        let text = encode_key(self.prefix, &self.key.to_byte_array())
+            .expect("network parameters only accept prefixes every address fits");
         f.write_str(&text)
     }
 }

@@ -155,6 +155,17 @@ impl ChainParams {
         let address_prefix = Hrp::parse(address_prefix).map_err(|error| {
             invalid("name", format!("not usable as an address prefix: {error}"))
         })?;
+        // Every address of the network must encode: bech32m caps an address at 90 characters.
+        if crate::address::encode_key(address_prefix, &[0; 32]).is_none() {
+            return Err(invalid(
+                "name",
+                format!(
+                    "{:?} is too long for an address prefix (at most {} characters)",
+                    spec.name,
+                    crate::address::MAX_PREFIX_LEN
+                ),
+            ));
+        }
         if spec.target_spacing == 0 {
             return Err(invalid(
                 "target_spacing",
@@ -490,6 +501,11 @@ mod tests {
         // The same parameters always derive the same genesis block.
         let again = ChainParams::from_toml_str(CUSTOM).unwrap();
         assert_eq!(again.genesis_hash(), params.genesis_hash());
+        // The longest name still renders every address.
+        let longest = CUSTOM.replace("\"my-net\"", &format!("\"{}\"", "n".repeat(30)));
+        let longest = ChainParams::from_toml_str(&longest).unwrap();
+        let address = crate::address::Address::new(crate::testing::test_key(1), &longest);
+        assert_eq!(address.to_string().len(), 90);
         // A minimum chain work is node policy: the network, and its genesis, stay the same.
         assert_eq!(params.minimum_chain_work(), Work::ZERO);
         let demanding =
@@ -527,6 +543,10 @@ mod tests {
                 "retarget.interval",
             ),
             (CUSTOM.replace("\"my-net\"", "\"My Net\""), "name"),
+            (
+                CUSTOM.replace("\"my-net\"", &format!("\"{}\"", "n".repeat(31))),
+                "too long for an address prefix (at most 30",
+            ),
             (
                 CUSTOM.replace("halving_interval = 100", ""),
                 "missing field `halving_interval`",

@@ -375,8 +375,11 @@ fn generate(plan: &[PlannedBlock]) -> Vec<Generated> {
             .map(|(outpoint, coin)| (*outpoint, *coin))
             .collect();
         let mut txs: Vec<Transaction> = Vec::new();
+        let mut fees = 0;
         for (i, (outpoint, coin)) in mature.iter().take(step.spends).enumerate() {
             let half = coin.output.value.to_sat() / 2;
+            // 100 sats, or 101 when the coin's value is odd.
+            fees += coin.output.value.to_sat() - (2 * half - 100);
             let to = (n as u64 + i as u64) % KEYS;
             let tx = signed_spend(
                 genesis,
@@ -407,8 +410,7 @@ fn generate(plan: &[PlannedBlock]) -> Vec<Generated> {
             .unwrap();
         match step.flaw {
             Some(Flaw::CoinbaseOverpays) => {
-                // Each spend leaves a 100-sat fee the coinbase may claim: claim one sat more.
-                let fees = 100 * txs.len() as u64;
+                // The coinbase may claim the spends' fees: claim one sat more.
                 let value = template.coinbase_outputs[0].value.to_sat() + fees + 1;
                 template.coinbase_outputs[0].value = Amount::from_sat(value);
             }

@@ -5,12 +5,16 @@
 pub mod kernel;
 pub mod search;
 
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
 use quarry_chain::block::merkle_root;
 use quarry_chain::{Block, BlockHash, BlockHeader, CompactTarget, OutputKey, Transaction, TxOut};
 use quarry_mempool::BlockTemplate;
 
 pub use kernel::{HeaderWork, Kernel, NONCE_SPACE};
-pub use search::{HashRate, Miner, MinerConfig, MinerError, SearchOutcome};
+pub use search::{HashRate, Miner, MinerConfig, MinerError, SearchOutcome, MAX_THREADS};
 
 /// Why [`Miner::generate`] stopped.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +26,19 @@ pub enum GenerateError<E> {
     /// Submitting a mined block failed.
     #[error("submitting a mined block failed: {0}")]
     Submit(E),
+}
+
+/// A range of 2^32 extra nonces for one mining run (its high half): each run in the process
+/// gets its own, starting from a random one, so two runs on the same template and payout (a
+/// `generatetoaddress` beside the background miner, or two nodes paying one address in the
+/// same second) never build the same block.
+fn extra_nonce_range() -> u64 {
+    static NEXT: OnceLock<AtomicU32> = OnceLock::new();
+    let next = NEXT.get_or_init(|| {
+        let random = std::collections::hash_map::RandomState::new().hash_one(COINBASE_TAG);
+        AtomicU32::new(random as u32)
+    });
+    u64::from(next.fetch_add(1, Ordering::Relaxed)) << 32
 }
 
 /// Tag written in the coinbases this miner builds.
@@ -119,7 +136,9 @@ impl Miner {
         is_cancelled: &(dyn Fn() -> bool + Sync),
     ) -> Option<Block> {
         template.bits.to_target()?;
-        for extra_nonce in 0.. {
+        let range = extra_nonce_range();
+        for roll in 0..=u64::from(u32::MAX) {
+            let extra_nonce = range | roll;
             let span = (*tries_left).min(nonces_per_header);
             if span == 0 {
                 return None;
@@ -172,9 +191,10 @@ mod tests {
         let block = miner
             .mine_within(&template, test_key(1), 16, &mut { u64::MAX }, &|| false)
             .unwrap();
-        let extra_nonce = &block.transactions[0].inputs[0].witness[4..12];
+        // The extra nonce's low half counts the rolls (little-endian).
+        let rolls = &block.transactions[0].inputs[0].witness[4..8];
         assert_ne!(
-            extra_nonce, [0u8; 8],
+            rolls, [0u8; 4],
             "found without rolling: pick another template"
         );
         assert!(block.header.nonce < 16);
@@ -243,5 +263,16 @@ mod tests {
             ),
             Err(GenerateError::BadTarget(_))
         ));
+    }
+
+    #[test]
+    fn too_many_threads_are_refused_with_the_limit() {
+        let error = Miner::new(MinerConfig {
+            threads: 100_000,
+            ..MinerConfig::default()
+        })
+        .unwrap_err();
+        assert!(matches!(error, MinerError::TooManyThreads(100_000)));
+        assert!(error.to_string().contains("at most 1024"), "{error}");
     }
 }

@@ -11,6 +11,8 @@ use quarry_chain::BlockHeader;
 
 use crate::kernel::{HeaderWork, Kernel, NONCE_SPACE};
 
+/// Most mining threads a miner runs.
+pub const MAX_THREADS: usize = 1_024;
 /// Nonces a thread takes at once when uncapped: a few milliseconds of work.
 const CHUNK: u64 = 1 << 16;
 /// Time a chunk should take at most when the rate is capped.
@@ -141,6 +143,9 @@ pub struct MinerConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MinerError {
+    /// More threads than [`MAX_THREADS`] (each is a real OS thread; 100,000 hang start-up).
+    #[error("{0} mining threads asked for; at most {MAX_THREADS} (0 means one per CPU)")]
+    TooManyThreads(usize),
     /// The thread pool could not be built.
     #[error("cannot start the mining threads: {0}")]
     Threads(#[from] rayon::ThreadPoolBuildError),
@@ -166,6 +171,9 @@ pub struct Miner {
 impl Miner {
     /// A miner with `config`.
     pub fn new(config: MinerConfig) -> Result<Self, MinerError> {
+        if config.threads > MAX_THREADS {
+            return Err(MinerError::TooManyThreads(config.threads));
+        }
         let available = Kernel::available();
         let kernel = config.kernel.unwrap_or(available[0]);
         if !available.contains(&kernel) {

@@ -116,14 +116,16 @@ impl PoolTip {
         self.changed.notify_all();
     }
 
-    /// Waits until the pool is in step with `tip`; `false` after `timeout`.
-    fn wait_for(&self, tip: BlockHash, timeout: Duration) -> bool {
+    /// Waits until the pool is in step with `tip`, or with the chain's tip of the moment
+    /// (`current`) if the chain has moved on meanwhile; `false` after `timeout`.
+    fn wait_for(&self, tip: BlockHash, current: impl Fn() -> BlockHash, timeout: Duration) -> bool {
         let guard = lock(&self.hash);
-        let (guard, _) = self
+        let behind = |hash: &mut BlockHash| *hash != tip && *hash != current();
+        let (mut guard, _) = self
             .changed
-            .wait_timeout_while(guard, timeout, |hash| *hash != tip)
+            .wait_timeout_while(guard, timeout, behind)
             .unwrap_or_else(PoisonError::into_inner);
-        *guard == tip
+        !behind(&mut guard)
     }
 }
 
@@ -144,7 +146,10 @@ struct BlockFactory {
 impl BlockFactory {
     fn template(&self) -> quarry_mempool::BlockTemplate {
         let tip = self.reader.tip();
-        if !self.pool_tip.wait_for(tip.hash, POOL_FOLLOW_TIMEOUT) {
+        if !self
+            .pool_tip
+            .wait_for(tip.hash, || self.reader.tip().hash, POOL_FOLLOW_TIMEOUT)
+        {
             warn!(tip = %tip.hash, "the mempool lags the tip; the template may hold confirmed transactions");
         }
         let subsidy = self.params.block_subsidy(tip.next.height);
@@ -522,9 +527,13 @@ impl Node {
                     GenerateError::Submit(error) => error,
                     _ => NodeError::BadTemplate,
                 })?;
-            // As with Bitcoin Core, the mempool has let go of the mined transactions on return.
-            if let Some(last) = hashes.last() {
-                factory.pool_tip.wait_for(*last, POOL_FOLLOW_TIMEOUT);
+            // As with Bitcoin Core, the mempool has let go of the mined transactions on return
+            // (it follows the best tip, which a block of a lost race is not).
+            if !hashes.is_empty() {
+                let current = || factory.reader.tip().hash;
+                factory
+                    .pool_tip
+                    .wait_for(current(), current, POOL_FOLLOW_TIMEOUT);
             }
             Ok(hashes)
         })
@@ -831,8 +840,8 @@ fn spawn_dial(client: Client, address: Multiaddr) {
 
 /// Reapplies the bans saved in `path` that have not expired.
 fn restore_bans(client: &Client, path: &Path) -> Result<(), NodeError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(source) => {
             return Err(NodeError::File {
@@ -841,19 +850,44 @@ fn restore_bans(client: &Client, path: &Path) -> Result<(), NodeError> {
             })
         }
     };
-    let bans: Vec<Ban> = match serde_json::from_str(&text) {
-        Ok(bans) => bans,
-        Err(error) => {
-            // A damaged ban list is not worth refusing to start over: peers get re-banned.
-            warn!(path = %path.display(), %error, "ignoring an unreadable ban list");
-            return Ok(());
-        }
-    };
+    // A damaged ban list is not worth refusing to start over: the good entries are kept, and
+    // peers behind the bad ones get banned again if they misbehave again.
+    let (bans, problems) = parse_bans(&bytes);
+    for problem in problems {
+        warn!(path = %path.display(), "ban list: {problem}");
+    }
     let now = unix_now();
     for ban in bans.iter().filter(|ban| ban.until > now) {
         client.restore_ban(*ban)?;
     }
     Ok(())
+}
+
+/// The bans in a ban list file's `bytes`, and what was wrong with the entries left out.
+fn parse_bans(bytes: &[u8]) -> (Vec<Ban>, Vec<String>) {
+    let text = String::from_utf8_lossy(bytes);
+    let entries: Vec<serde_json::Value> = match serde_json::from_str(&text) {
+        Ok(entries) => entries,
+        Err(error) => {
+            return (
+                Vec::new(),
+                vec![format!("not a JSON list ({error}); ignored")],
+            )
+        }
+    };
+    let mut problems = Vec::new();
+    let bans = entries
+        .into_iter()
+        .enumerate()
+        .filter_map(|(index, entry)| match serde_json::from_value(entry) {
+            Ok(ban) => Some(ban),
+            Err(error) => {
+                problems.push(format!("entry {} skipped: {error}", index + 1));
+                None
+            }
+        })
+        .collect();
+    (bans, problems)
 }
 
 fn write_bans(path: &Path, bans: &[Ban]) -> Result<(), NodeError> {
@@ -865,4 +899,34 @@ fn write_bans(path: &Path, bans: &[Ban]) -> Result<(), NodeError> {
     let temporary = path.with_extension("json.new");
     std::fs::write(&temporary, text).map_err(file_error)?;
     std::fs::rename(&temporary, path).map_err(file_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_ban_list_keeps_its_good_entries() {
+        let peer = quarry_network::PeerId::random();
+        let good = format!(r#"{{"peer":"{peer}","until":4000000000,"reason":"Manual"}}"#);
+        let mut bytes =
+            format!(r#"[{good}, {{"peer":"not a peer","until":1,"reason":"Manual"}}, {{"peer":""#)
+                .into_bytes();
+        // Invalid UTF-8 inside the third entry.
+        bytes.extend_from_slice(&[0xff, 0xfe]);
+        bytes.extend_from_slice(br#"","until":1,"reason":"Manual"}]"#);
+        let (bans, problems) = parse_bans(&bytes);
+        assert_eq!(bans.len(), 1);
+        assert_eq!(bans[0].peer, peer);
+        assert_eq!(
+            bans[0].address, None,
+            "lists written before addresses were kept load"
+        );
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("entry 2 skipped"), "{problems:?}");
+
+        let (bans, problems) = parse_bans(b"\xff\xfe not json");
+        assert!(bans.is_empty());
+        assert!(problems[0].contains("not a JSON list"), "{problems:?}");
+    }
 }

@@ -586,6 +586,12 @@ fn peers_can_be_disconnected_banned_and_unbanned_and_bans_survive_a_restart() {
     });
     let error = a.call("disconnectnode", json!([b_id])).unwrap_err();
     assert_eq!(error.code, -29);
+    // Text far longer than any peer id is refused before parsing (base58 is quadratic).
+    let huge = "1".repeat(100_000);
+    for method in ["setban", "disconnectnode"] {
+        let error = a.call(method, json!([huge, "add"])).unwrap_err();
+        assert_eq!(error.code, -8, "{method}: {error:?}");
+    }
 
     a.rpc("setban", json!([b_id, "add", 3600]));
     let bans = a.rpc("listbanned", json!([]));
@@ -639,4 +645,18 @@ fn generatetoaddress_gives_up_after_maxtries_and_never_holds_up_stop() {
         "stopping took {:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn generatetoaddress_beside_the_background_miner_paying_the_same_address_never_collides() {
+    // Uncapped: both search at full speed (a few rounds only: on the easy test network an
+    // uncapped miner dates the chain hours ahead of the clock within seconds).
+    let node = Daemon::start("node", &["--miner-threads", "1"]);
+    node.rpc("setgenerate", json!([true, 1, address(1)]));
+    // Both mine the same template for the same address; they must not build the same block.
+    for round in 0..3 {
+        let mined = node.call("generatetoaddress", json!([2, address(1)]));
+        assert!(mined.is_ok(), "round {round}: {mined:?}");
+    }
+    node.rpc("setgenerate", json!([false]));
 }

@@ -25,6 +25,12 @@ pub const KEY_POOL: u32 = 100;
 const KDF_MEMORY_KIB: u32 = 19 * 1024;
 const KDF_PASSES: u32 = 2;
 const KDF_LANES: u32 = 1;
+/// The key-stretching settings a wallet file may ask for. They are read from the file before
+/// the passphrase can be checked, so a tampered file could otherwise ask for terabytes of
+/// memory (an abort), millions of lanes (a panic) or billions of passes (a hang).
+const KDF_MEMORY_KIB_RANGE: std::ops::RangeInclusive<u32> = 8..=(1 << 20);
+const KDF_PASSES_RANGE: std::ops::RangeInclusive<u32> = 1..=16;
+const KDF_LANES_RANGE: std::ops::RangeInclusive<u32> = 1..=16;
 
 /// The sealed seed and how to unseal it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,6 +300,21 @@ impl WalletFile {
                 reason: format!("format {} (this version reads {FORMAT})", file.format),
             });
         }
+        let seed = &file.seed;
+        if !KDF_MEMORY_KIB_RANGE.contains(&seed.memory_kib)
+            || !KDF_PASSES_RANGE.contains(&seed.passes)
+            || !KDF_LANES_RANGE.contains(&seed.lanes)
+        {
+            return Err(WalletError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "key-stretching settings out of range ({} KiB, {} passes, {} lanes; this \
+                     version writes {KDF_MEMORY_KIB} KiB, {KDF_PASSES} passes, {KDF_LANES} lane \
+                     and reads at most 1 GiB, 16 passes, 16 lanes): the file was altered",
+                    seed.memory_kib, seed.passes, seed.lanes
+                ),
+            });
+        }
         if file.keys.is_empty() || file.issued as usize > file.keys.len() {
             return Err(WalletError::Corrupt {
                 path: path.to_path_buf(),
@@ -403,6 +424,25 @@ mod tests {
             WalletFile::load(&path, &params),
             Err(WalletError::Corrupt { .. })
         ));
+        // Key-stretching settings that would abort, panic or hang are refused before use.
+        for (memory_kib, passes, lanes) in [
+            (u32::MAX, 2, 1),
+            (19_456, 2, u32::MAX),
+            (19_456, u32::MAX, 1),
+        ] {
+            let mut tampered = file.clone();
+            tampered.seed.memory_kib = memory_kib;
+            tampered.seed.passes = passes;
+            tampered.seed.lanes = lanes;
+            tampered.save(&path).unwrap();
+            let error = WalletFile::load(&path, &params).unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .contains("key-stretching settings out of range"),
+                "{error}"
+            );
+        }
         assert!(matches!(
             WalletFile::load(&dir.path().join("none.json"), &params),
             Err(WalletError::NoWallet { .. })

@@ -1010,8 +1010,24 @@ async fn network_info(node: &Node) -> Result<Value, RpcError> {
     }))
 }
 
+/// The longest peer id or address accepted: longer than any real one, short enough that
+/// parsing (base58 decoding is quadratic) costs nothing.
+const MAX_PEER_TEXT: usize = 256;
+
+/// Refuses text too long to be a peer id or address, before anything parses it.
+fn check_peer_text(text: &str) -> Result<(), RpcError> {
+    if text.len() > MAX_PEER_TEXT {
+        return Err(invalid_parameter(format!(
+            "a peer id or address of {} characters; real ones have at most {MAX_PEER_TEXT}",
+            text.len()
+        )));
+    }
+    Ok(())
+}
+
 /// A peer address: a multiaddr, or `host:port` (IPv4, `[IPv6]` or a DNS name).
 fn parse_peer_address(text: &str) -> Result<Multiaddr, RpcError> {
+    check_peer_text(text)?;
     let invalid = |why: &str| {
         RpcError::new(
             ErrorCode::InvalidIpOrSubnet,
@@ -1073,6 +1089,7 @@ async fn add_node(node: &Node, params: &Params) -> Result<Value, RpcError> {
 
 /// The connected peer named by `text`: its peer id, or the address it is connected on.
 async fn find_peer(node: &Node, text: &str) -> Result<Option<PeerId>, RpcError> {
+    check_peer_text(text)?;
     if let Ok(peer) = text.parse::<PeerId>() {
         return Ok(Some(peer));
     }

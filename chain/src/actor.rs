@@ -258,6 +258,7 @@ pub struct ChainReadHandle<S> {
     store: S,
     tip: TipWatch,
     summary: SummaryCell,
+    failure: Arc<Mutex<Option<StoreError>>>,
 }
 
 impl<S: ChainReader> ChainReadHandle<S> {
@@ -279,6 +280,14 @@ impl<S: ChainReader> ChainReadHandle<S> {
     /// The block tree at a glance, without asking the actor.
     pub fn summary(&self) -> TreeSummary {
         self.summary.get()
+    }
+
+    /// The storage failure that stopped the actor, if one did: nothing more can be written.
+    pub fn store_failure(&self) -> Option<StoreError> {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -314,14 +323,22 @@ where
     let (commands, receiver) = mpsc::channel();
     let tip = TipWatch::new(TipInfo::of(&chain));
     let summary = SummaryCell::new(summary_of(&chain));
+    let failure = Arc::new(Mutex::new(None));
     let reader = ChainReadHandle {
         store: chain.store().clone(),
         tip: tip.clone(),
         summary: summary.clone(),
+        failure: Arc::clone(&failure),
     };
     let thread = std::thread::Builder::new()
         .name("chain".into())
-        .spawn(move || run(chain, &receiver, &tip, &summary, &clock))?;
+        .spawn(move || {
+            let ended = run(chain, &receiver, &tip, &summary, &clock);
+            if let Err(error) = &ended {
+                *failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(error.clone());
+            }
+            ended
+        })?;
     Ok(ChainService {
         handle: ChainHandle { commands },
         reader,

@@ -15,7 +15,7 @@ use quarry_mempool::MempoolConfig;
 use quarry_network::{Keypair, Multiaddr, NetworkConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::node::{Node, NodeConfig};
 use crate::rpc::{self, Cookie, Credentials, RpcContext};
@@ -82,6 +82,16 @@ pub struct FileConfig {
     pub p2p: NetworkConfig,
     /// Mempool policy.
     pub mempool: MempoolConfig,
+    /// Chain store settings.
+    pub store: StoreConfig,
+}
+
+/// Chain store settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Wait for the disk at every chain commit (see `--sync-writes`).
+    pub sync_writes: bool,
 }
 
 /// JSON-RPC settings.
@@ -224,6 +234,11 @@ pub struct Args {
     /// Log filter: error, warn, info, debug, trace, or per module (quarry_network=debug,info).
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// Wait for the disk (fsync) at every chain commit, so a power loss loses no accepted
+    /// block; without it commits are atomic and survive a crash of the process, and a power
+    /// loss may take the node back a few blocks.
+    #[arg(long)]
+    pub sync_writes: bool,
     /// Least chain work, in hex, of a header branch worth indexing (Bitcoin Core's
     /// -minimumchainwork); lighter branches are only held in memory [default: the network's].
     #[arg(long, value_name = "HEX")]
@@ -320,6 +335,7 @@ impl Settings {
                 mempool: file.mempool,
                 miner_threads: args.miner_threads.unwrap_or(file.mining.threads),
                 max_hash_rate: args.max_hash_rate.or(file.mining.max_hash_rate),
+                sync_writes: args.sync_writes || file.store.sync_writes,
             },
             rpc_bind: args
                 .rpc_bind
@@ -397,6 +413,18 @@ pub fn load_or_create_keypair(data_dir: &Path) -> anyhow::Result<Keypair> {
             Ok(keypair)
         }
         Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Resolves when the chain store has failed (a full disk, a broken disk): nothing more can be
+/// stored, so the node stops.
+async fn store_failed(node: &Node) -> quarry_chain::StoreError {
+    let mut poll = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        poll.tick().await;
+        if let Some(failure) = node.reader().store_failure() {
+            return failure;
+        }
     }
 }
 
@@ -495,7 +523,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         None => None,
     };
 
-    stop_requested(stopped).await;
+    let failure = tokio::select! {
+        () = stop_requested(stopped) => None,
+        failure = store_failed(&node) => {
+            error!(%failure, "the chain store failed: shutting down");
+            Some(failure)
+        }
+    };
     stop.send_replace(true);
     node.request_stop();
     if let Err(error) = rpc_server.await? {
@@ -518,7 +552,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             }
         }
     };
-    node.shutdown().await?;
+    let stopped = node.shutdown().await;
+    if let Some(failure) = failure {
+        bail!(
+            "the chain store failed ({failure}). Everything committed before is kept; free \
+             disk space (or repair the disk) and start quarryd again"
+        );
+    }
+    stopped?;
     info!("quarryd stopped");
     Ok(())
 }
@@ -556,7 +597,7 @@ mod tests {
             format!(
                 "network = \"testnet\"\nlog_level = \"debug\"\n[rpc]\nbind = \"127.0.0.1:7000\"\n\
                  user = \"alice\"\npassword = \"secret\"\n[mining]\nenabled = true\naddress = \"{miner}\"\n\
-                 threads = 2\n[metrics]\ndisabled = true\n[p2p]\nmax_inbound = 9\n"
+                 threads = 2\n[metrics]\ndisabled = true\n[p2p]\nmax_inbound = 9\n[store]\nsync_writes = true\n"
             ),
         )
         .unwrap();
@@ -569,6 +610,7 @@ mod tests {
         assert!(settings.mine);
         assert_eq!(settings.miner_address, Some(miner));
         assert_eq!(settings.node.miner_threads, 2);
+        assert!(settings.node.sync_writes);
         assert_eq!(settings.node.network.max_inbound, 9);
         assert_eq!(settings.log_level, "debug");
 

@@ -65,12 +65,15 @@ enum Step {
 }
 
 /// How far one call to [`AddressIndex::catch_up`] moved the index.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct CatchUp {
     /// Blocks applied.
     pub connected: u32,
     /// Blocks undone.
     pub disconnected: u32,
+    /// Why the index was emptied and rebuilt from genesis, if it was: it stood on a block the
+    /// chain store cannot undo (a store rolled back under it).
+    pub rebuilt: Option<String>,
 }
 
 /// The address and transaction index.
@@ -146,11 +149,19 @@ impl AddressIndex {
         let mut progress = CatchUp::default();
         loop {
             let tip = self.tip()?;
-            let entry = chain
-                .index_entry(&tip)?
-                .ok_or_else(|| missing("index entry", tip))?;
+            let Some(entry) = chain.index_entry(&tip)? else {
+                // The chain store does not know the index's tip: it was rolled back under the
+                // index (a restored backup, lost writes). Nothing can undo the index's blocks.
+                let why = format!("its tip {tip} is unknown to the chain store");
+                progress.rebuilt = Some(self.reset(why)?);
+                continue;
+            };
             if chain.hash_at_height(entry.height)? != Some(tip) {
-                let (block, undo) = body_and_undo(chain, tip)?;
+                let Some((block, undo)) = stored_body_and_undo(chain, tip)? else {
+                    let why = format!("the chain store cannot undo its tip {tip}");
+                    progress.rebuilt = Some(self.reset(why)?);
+                    continue;
+                };
                 self.write(&block, &undo, entry.height, Step::Disconnect)?;
                 progress.disconnected += 1;
                 continue;
@@ -169,6 +180,19 @@ impl AddressIndex {
             self.write(&block, &undo, next_entry.height, Step::Connect)?;
             progress.connected += 1;
         }
+    }
+
+    /// Empties the index (back to genesis, to be rebuilt by catching up); returns `why`.
+    fn reset(&self, why: String) -> Result<String, StoreError> {
+        // Longer than any key, so the range holds them all.
+        let end = [0xff_u8; 128];
+        let mut batch = WriteBatch::default();
+        for family in [CF_TRANSACTIONS, CF_HISTORY, CF_UTXOS] {
+            batch.delete_range_cf(self.cf(family)?, [].as_slice(), end.as_slice());
+        }
+        batch.delete_cf(self.cf(CF_META)?, META_TIP);
+        self.db.write(batch)?;
+        Ok(why)
     }
 
     /// Applies or undoes `block` at `height` in one atomic batch that also moves the index tip.
@@ -322,11 +346,15 @@ fn body_and_undo<R: ChainReader + ?Sized>(
     chain: &R,
     hash: BlockHash,
 ) -> Result<(Block, BlockUndo), StoreError> {
-    let block = chain.block(&hash)?.ok_or_else(|| missing("body", hash))?;
-    let undo = chain
-        .undo(&hash)?
-        .ok_or_else(|| missing("undo data", hash))?;
-    Ok((block, undo))
+    stored_body_and_undo(chain, hash)?.ok_or_else(|| missing("body or undo data", hash))
+}
+
+/// The body and undo data of `hash`, if the chain store has both.
+fn stored_body_and_undo<R: ChainReader + ?Sized>(
+    chain: &R,
+    hash: BlockHash,
+) -> Result<Option<(Block, BlockUndo)>, StoreError> {
+    Ok(chain.block(&hash)?.zip(chain.undo(&hash)?))
 }
 
 #[cfg(test)]
@@ -378,7 +406,8 @@ mod tests {
             index.catch_up(&store).unwrap(),
             CatchUp {
                 connected: 30,
-                disconnected: 0
+                disconnected: 0,
+                rebuilt: None,
             }
         );
         assert_matches_chain(&index, &builder);
@@ -394,7 +423,8 @@ mod tests {
             index.catch_up(&store).unwrap(),
             CatchUp {
                 connected: 4,
-                disconnected: 3
+                disconnected: 3,
+                rebuilt: None,
             }
         );
         assert_matches_chain(&index, &builder);
@@ -410,5 +440,29 @@ mod tests {
         let store = builder.harness.chain.store().clone();
         assert_eq!(index.catch_up(&store).unwrap().connected, 5);
         assert_matches_chain(&index, &builder);
+    }
+
+    #[test]
+    fn an_index_ahead_of_its_chain_store_is_rebuilt_to_match_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut builder = WorkloadBuilder::new(12);
+        let genesis = builder.harness.genesis();
+        let index = AddressIndex::open(dir.path(), genesis).unwrap();
+        for _ in 0..10 {
+            builder.extend(3);
+        }
+        index.catch_up(builder.harness.chain.store()).unwrap();
+        // Another chain store of the same network that never saw the index's tip.
+        let mut behind = WorkloadBuilder::new(13);
+        for _ in 0..4 {
+            behind.extend(3);
+        }
+        let progress = index.catch_up(behind.harness.chain.store()).unwrap();
+        assert!(progress
+            .rebuilt
+            .unwrap()
+            .contains("unknown to the chain store"));
+        assert_eq!(progress.connected, 4);
+        assert_matches_chain(&index, &behind);
     }
 }

@@ -42,6 +42,8 @@ pub struct Metrics {
     pub orphan_blocks: Gauge,
     /// Valid blocks off the best chain (tips of valid forks).
     pub stale_blocks: Gauge,
+    /// 1 once the chain store failed (a full disk): the node is shutting down.
+    pub store_failed: Gauge,
     /// Transactions in the mempool.
     pub mempool_transactions: Gauge,
     /// Bytes of transactions in the mempool.
@@ -77,6 +79,7 @@ impl Metrics {
             last_reorg_depth: Gauge::default(),
             orphan_blocks: Gauge::default(),
             stale_blocks: Gauge::default(),
+            store_failed: Gauge::default(),
             mempool_transactions: Gauge::default(),
             mempool_bytes: Gauge::default(),
             peers: Gauge::default(),
@@ -124,6 +127,11 @@ impl Metrics {
             "stale_blocks",
             "Tips of valid branches off the best chain",
             metrics.stale_blocks.clone(),
+        );
+        registry.register(
+            "store_failed",
+            "1 once the chain store failed (a full disk); the node then shuts down",
+            metrics.store_failed.clone(),
         );
         registry.register(
             "mempool_transactions",

@@ -21,9 +21,9 @@ use quarry_network::{
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
-use crate::index::AddressIndex;
+use crate::index::{AddressIndex, CatchUp};
 use crate::metrics::{Metrics, ReorgTracker};
 
 /// How long a miner works on one template before taking a fresh one (new transactions, time).
@@ -45,6 +45,10 @@ pub struct NodeConfig {
     pub miner_threads: usize,
     /// Hashes per second the miner may do at most (none: as fast as it can).
     pub max_hash_rate: Option<u64>,
+    /// Wait for the disk (fsync) at every chain commit, so a power loss loses no block the
+    /// node accepted. Off by default: commits are atomic and a crash of the process loses
+    /// nothing; a power loss may lose the last few, and the node reopens at an earlier tip.
+    pub sync_writes: bool,
 }
 
 /// Why the node failed.
@@ -248,7 +252,7 @@ impl Node {
         let path = data_dir.join("chain");
         let chain_params = params.clone();
         let chain = tokio::task::spawn_blocking(move || {
-            let store = Arc::new(RocksStore::open(&path)?);
+            let store = Arc::new(RocksStore::open(&path)?.with_synced_writes(config.sync_writes));
             let chain = Chain::open(chain_params, store)?;
             actor::spawn(chain, actor::system_clock()).map_err(NodeError::Thread)
         })
@@ -712,6 +716,11 @@ fn mine_until_stopped(miner: &Miner, factory: &BlockFactory, payout: OutputKey, 
         let (hash, height) = (block.block_hash(), template.height);
         match factory.submit(block) {
             Ok(()) => info!(%hash, height, "mined a block"),
+            Err(_) if factory.reader.store_failure().is_some() => {
+                // Nothing more can be stored: mining on would only spin.
+                error!("the chain store failed: mining stops");
+                return;
+            }
             Err(error) => warn!(%hash, %error, "mined block not accepted"),
         }
     }
@@ -725,6 +734,13 @@ fn spawn_indexer(
     metrics: Arc<Metrics>,
 ) -> Result<std::thread::JoinHandle<()>, NodeError> {
     let catch_up = move |store: &Store| match index.catch_up(store) {
+        Ok(CatchUp {
+            rebuilt: Some(why),
+            connected,
+            ..
+        }) => {
+            warn!(%why, blocks = connected, "the address index was ahead of the chain store: rebuilt from genesis");
+        }
         Ok(progress) if progress.connected > 1_000 => {
             info!(blocks = progress.connected, "address index caught up");
         }

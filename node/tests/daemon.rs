@@ -660,3 +660,91 @@ fn generatetoaddress_beside_the_background_miner_paying_the_same_address_never_c
     }
     node.rpc("setgenerate", json!([false]));
 }
+
+/// Copies directory `from` to `to` (a store taken aside while its node is stopped).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The index must never run ahead of the chain: with the chain store rolled back under a
+/// stopped node (a restored backup, a lost write-ahead log), the index rewinds or rebuilds on
+/// start and answers as an index built from scratch would.
+#[test]
+fn an_index_ahead_of_a_rolled_back_chain_store_rewinds_to_it() {
+    let mut node = Daemon::start("node", &[]);
+    node.rpc("generatetoaddress", json!([5, address(1)]));
+    eventually("the index to reach the tip", CONVERGE, || {
+        (utxos_of(&node, &address(1)).len() == 5).then_some(())
+    });
+    node.rpc("stop", json!([]));
+    assert!(node.wait_exit().success());
+    let chain_dir = node.data_dir().join("chain");
+    let backup = node.dir.path().join("chain-backup");
+    copy_dir(&chain_dir, &backup);
+
+    node.restart(&[]);
+    node.rpc("generatetoaddress", json!([4, address(2)]));
+    eventually("the index to reach the tip", CONVERGE, || {
+        (utxos_of(&node, &address(2)).len() == 4).then_some(())
+    });
+    node.rpc("stop", json!([]));
+    assert!(node.wait_exit().success());
+    std::fs::remove_dir_all(&chain_dir).unwrap();
+    copy_dir(&backup, &chain_dir);
+
+    // (With commits synced to disk from now on: the setting changes nothing already stored.)
+    node.restart(&["--sync-writes"]);
+    assert_eq!(node.rpc("getblockcount", json!([])), json!(5));
+    eventually(
+        "the index to follow the rolled-back chain",
+        CONVERGE,
+        || (utxos_of(&node, &address(2)).is_empty()).then_some(()),
+    );
+    assert_eq!(utxos_of(&node, &address(1)).len(), 5);
+    let info = node.rpc("getindexinfo", json!([]));
+    assert_eq!(info["addressindex"]["synced"], json!(true), "{info}");
+    assert_eq!(
+        info["addressindex"]["best_block_height"],
+        json!(5),
+        "{info}"
+    );
+}
+
+/// A full disk stops the node: mining stops, the failure is logged once and the daemon exits
+/// with a message saying what to do; with space again it restarts on everything it had
+/// committed.
+#[test]
+fn a_full_disk_stops_the_node_with_a_clear_message_and_it_restarts_with_space() {
+    let mut node = Daemon::start_with_full_disk_at("node", &["--miner-threads", "1"], 1_024);
+    node.rpc("setgenerate", json!([true, 1, address(1)]));
+    let status = node.wait_exit();
+    assert!(!status.success(), "a failed store is not a clean exit");
+    let log = node.log();
+    assert!(
+        log.contains("the chain store failed: shutting down"),
+        "{log}"
+    );
+    assert!(log.contains("free disk space"), "{log}");
+    let refused = log.matches("mined block not accepted").count();
+    assert!(refused <= 1, "the miner kept trying {refused} times");
+
+    node.restart(&[]);
+    let height = node.rpc("getblockcount", json!([])).as_u64().unwrap();
+    assert!(
+        height > 0,
+        "the blocks committed before the disk filled are kept"
+    );
+    assert_eq!(
+        node.rpc("getblockchaininfo", json!([]))["warnings"],
+        json!("")
+    );
+}

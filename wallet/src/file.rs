@@ -353,10 +353,16 @@ impl WalletFile {
         let mut file = options
             .open(&temporary)
             .map_err(|source| file_error(&temporary, source))?;
-        std::io::Write::write_all(&mut file, text.as_bytes())
+        let written = std::io::Write::write_all(&mut file, text.as_bytes())
             .and_then(|()| file.sync_all())
-            .map_err(|source| file_error(&temporary, source))?;
-        std::fs::rename(&temporary, path).map_err(|source| file_error(path, source))
+            .and_then(|()| std::fs::rename(&temporary, path));
+        if let Err(source) = written {
+            // A full disk: the wallet file stays as it was, with no half-written copy beside.
+            drop(file);
+            let _ = std::fs::remove_file(&temporary);
+            return Err(file_error(path, source));
+        }
+        Ok(())
     }
 }
 
@@ -447,5 +453,51 @@ mod tests {
             WalletFile::load(&dir.path().join("none.json"), &params),
             Err(WalletError::NoWallet { .. })
         ));
+    }
+
+    /// Saves a wallet with every write failing as on a full disk (run by the test below under
+    /// `ulimit -f 0`).
+    #[test]
+    #[ignore = "run as a child process by a_save_on_a_full_disk_leaves_nothing_behind"]
+    fn save_on_a_full_disk_child() {
+        let dir = PathBuf::from(std::env::var_os("QUARRY_WALLET_DIR").unwrap());
+        let params = ChainParams::regtest();
+        let seed = Seed::from_bytes([7; SEED_BYTES]);
+        let file = WalletFile::new(&seed, "pass", &params).unwrap();
+        let path = dir.join("wallet.json");
+        let error = file.save(&path).unwrap_err();
+        println!("save failed: {error}");
+        assert!(
+            !temporary_path(&path).exists(),
+            "a half-written copy was left"
+        );
+        assert!(!path.exists());
+        println!("nothing left behind");
+    }
+
+    #[test]
+    fn a_save_on_a_full_disk_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = std::process::Command::new("bash")
+            .arg("-c")
+            .arg("trap '' XFSZ; ulimit -f 0; exec \"$0\" \"$@\"")
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "file::tests::save_on_a_full_disk_child",
+                "--nocapture",
+            ])
+            .env("QUARRY_WALLET_DIR", dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.contains("nothing left behind"), "{stdout}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -441,8 +441,18 @@ fn blockchain_info(node: &Node) -> Result<Value, RpcError> {
         "chainwork": hex::encode(tip.chain_work.to_be_bytes()),
         "size_on_disk": dir_size(&node.data_dir().join("chain")),
         "pruned": false,
-        "warnings": "",
+        "warnings": warnings(node),
     }))
+}
+
+/// What getblockchaininfo, getmininginfo and getnetworkinfo warn about: a failed chain store.
+fn warnings(node: &Node) -> String {
+    node.reader()
+        .store_failure()
+        .map(|failure| {
+            format!("the chain store failed ({failure}); quarryd is shutting down: free disk space or repair the disk, then restart")
+        })
+        .unwrap_or_default()
 }
 
 fn dir_size(path: &std::path::Path) -> u64 {
@@ -750,7 +760,7 @@ fn mining_info(node: &Node) -> Result<Value, RpcError> {
         "generate": node.mining_payout().is_some(),
         "genproclimit": miner.threads(),
         "hashespersec": miner.hash_rate().current,
-        "warnings": "",
+        "warnings": warnings(node),
     }))
 }
 
@@ -1006,7 +1016,7 @@ async fn network_info(node: &Node) -> Result<Value, RpcError> {
             .iter()
             .map(|address| format!("{address}/p2p/{peer_id}"))
             .collect::<Vec<_>>(),
-        "warnings": "",
+        "warnings": warnings(node),
     }))
 }
 
@@ -1271,6 +1281,9 @@ pub async fn refresh_metrics(node: &Arc<Node>) -> Result<(), RpcError> {
         }
         metrics.stale_blocks.set(summary.stale_tips() as i64);
         metrics.orphan_blocks.set(summary.orphans as i64);
+        metrics
+            .store_failed
+            .set(i64::from(node.reader().store_failure().is_some()));
         let (count, bytes) = node.with_mempool(|pool| (pool.len(), pool.bytes()));
         metrics.mempool_transactions.set(count as i64);
         metrics.mempool_bytes.set(bytes as i64);

@@ -103,21 +103,22 @@ impl Daemon {
         extra: &[&str],
         credentials: Option<&str>,
     ) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let rpc = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let mut daemon = Self {
-            name: name.into(),
-            child: None,
-            dir,
-            rpc,
-            metrics,
-            credentials: credentials.map(str::to_owned),
-            network: network.map(str::to_owned),
-        };
+        let mut daemon = Self::launch_unstarted(name, network, credentials);
         daemon.spawn(extra);
         daemon.wait_ready();
         daemon
+    }
+
+    fn launch_unstarted(name: &str, network: Option<&str>, credentials: Option<&str>) -> Self {
+        Self {
+            name: name.into(),
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+            rpc: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            metrics: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            credentials: credentials.map(str::to_owned),
+            network: network.map(str::to_owned),
+        }
     }
 
     /// The arguments every test daemon runs with.
@@ -143,8 +144,12 @@ impl Daemon {
     }
 
     fn spawn(&mut self, extra: &[&str]) {
+        self.spawn_in(Command::new(quarryd()), extra);
+    }
+
+    fn spawn_in(&mut self, mut command: Command, extra: &[&str]) {
         let log = std::fs::File::create(self.dir.path().join("quarryd.log")).unwrap();
-        let child = Command::new(quarryd())
+        let child = command
             .args(self.base_args())
             .args(extra)
             .stdout(Stdio::null())
@@ -152,6 +157,22 @@ impl Daemon {
             .spawn()
             .expect("quarryd starts");
         self.child = Some(child);
+    }
+
+    /// Starts `quarryd` as [`Daemon::start`] does, but unable to write past `limit_kib` KiB in
+    /// any file (`ulimit -f` with SIGXFSZ ignored): writes then fail as on a full disk.
+    pub fn start_with_full_disk_at(name: &str, extra: &[&str], limit_kib: u32) -> Self {
+        let mut daemon = Self::launch_unstarted(name, None, None);
+        let mut shell = Command::new("bash");
+        shell
+            .arg("-c")
+            .arg(format!(
+                "trap '' XFSZ; ulimit -f {limit_kib}; exec \"$0\" \"$@\""
+            ))
+            .arg(quarryd());
+        daemon.spawn_in(shell, extra);
+        daemon.wait_ready();
+        daemon
     }
 
     /// The network's data directory (where the cookie is).

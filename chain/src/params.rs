@@ -256,6 +256,16 @@ impl ChainParams {
                 }
             }
             None => {
+                // The search must end within seconds: a file asking for a harder limit names
+                // its nonce (at most about 2^28 hashes are expected).
+                if pow_limit.to_work() > Work::from_u256(ruint::aliases::U256::from(1u64 << 28)) {
+                    return Err(invalid(
+                        "genesis_nonce",
+                        "this pow limit is too hard to search a genesis nonce for at start-up; \
+                         give genesis_nonce"
+                            .into(),
+                    ));
+                }
                 genesis.header.nonce = (0..=u32::MAX)
                     .find(|&nonce| {
                         genesis.header.nonce = nonce;
@@ -558,6 +568,10 @@ mod tests {
             (
                 format!("{CUSTOM}\nminimum_chain_work = \"0xnothex\""),
                 "minimum_chain_work",
+            ),
+            (
+                CUSTOM.replace("0x207fffff", "0x1d00ffff"),
+                "too hard to search a genesis nonce",
             ),
             (
                 format!("{CUSTOM}\nminimum_chain_work = \"1{}\"", "0".repeat(64)),

@@ -380,4 +380,26 @@ mod tests {
         assert!(sync_protocol(a).as_ref().contains(&a.to_string()));
         assert_ne!(identify_protocol(a), identify_protocol(b));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        /// Whatever a peer sends as a sync frame, reading it never panics; an accepted message
+        /// is re-encoded to exactly the frame it came in.
+        #[test]
+        fn arbitrary_frames_never_panic_and_accepted_ones_round_trip(
+            payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2_048),
+        ) {
+            let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
+            frame.extend_from_slice(&payload);
+            if let WireRequest::Valid(request) =
+                block_on(SyncCodec.read_request(&protocol(), &mut frame.as_slice())).unwrap()
+            {
+                proptest::prop_assert_eq!(encode_frame(&request), frame.clone());
+            }
+            if let Ok(response) = block_on(SyncCodec.read_response(&protocol(), &mut frame.as_slice())) {
+                proptest::prop_assert_eq!(encode_frame(&response), frame);
+            }
+        }
+    }
 }

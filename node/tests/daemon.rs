@@ -263,7 +263,9 @@ fn bad_requests_get_errors_and_the_node_keeps_serving() {
         r#"{{"method":"getblockcount","params":["{}"]}}"#,
         "a".repeat(9 << 20)
     );
-    assert_eq!(call(&huge).0, 413);
+    // (The server answers 413 and closes; a client still sending may see only the close.)
+    let (status, body) = call(&huge);
+    assert!(status == 413 || status == 0, "{status}: {body}");
 
     // Still serving, still the same chain.
     node.rpc("generatetoaddress", json!([1, address(1)]));

@@ -274,7 +274,11 @@ async fn many_identities_from_one_address_hold_few_slots_and_their_ban_covers_th
     assert_eq!(inbound_from_ipv4(&victim).await, 0);
     for newcomer in &honest {
         assert!(is_connected(&victim, newcomer.local_peer_id()).await);
+        newcomer.shutdown();
     }
+    fresh.shutdown();
+    another.shutdown();
+    shutdown([victim]).await;
 }
 
 /// A node configured with a minimum chain work indexes no header of a chain lighter than that
@@ -300,7 +304,9 @@ async fn headers_of_a_chain_below_the_minimum_chain_work_are_not_indexed() {
     assert_eq!(victim.tip().height, 0);
 
     let more = source.generate(10, payout()).await.unwrap();
-    wait_for_tip(&[source, victim], more[9], CONVERGE).await;
+    let nodes = [source, victim];
+    wait_for_tip(&nodes, more[9], CONVERGE).await;
+    shutdown(nodes).await;
 }
 
 /// Sync requests over their limits and gossip over its topic's size cost the sender the full
@@ -343,6 +349,8 @@ async fn oversized_requests_and_gossip_get_the_sender_banned() {
         wait_for_ban(&victim, id).await,
         quarry_network::BanReason::Misbehaviour(quarry_network::Misbehaviour::Oversized)
     );
+    rogue.shutdown();
+    shutdown([victim]).await;
 }
 
 /// A peer that shows the best chain's headers but withholds the blocks cannot hold up sync: it
@@ -399,4 +407,6 @@ async fn a_peer_withholding_blocks_cannot_hold_up_sync() {
         victim.client().bans().await.unwrap().is_empty(),
         "slowness is not misbehaviour: nobody is banned"
     );
+    rogue.shutdown();
+    shutdown(nodes).await;
 }

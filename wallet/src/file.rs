@@ -290,7 +290,13 @@ impl WalletFile {
                 })
             }
         };
-        let file: Self = serde_json::from_str(&text).map_err(|error| WalletError::Corrupt {
+        Self::from_json(&text, path, params)
+    }
+
+    /// A wallet file's contents `text` (read from `path`, named in errors), checked as
+    /// [`WalletFile::load`] checks them.
+    pub fn from_json(text: &str, path: &Path, params: &ChainParams) -> Result<Self, WalletError> {
+        let file: Self = serde_json::from_str(text).map_err(|error| WalletError::Corrupt {
             path: path.to_path_buf(),
             reason: error.to_string(),
         })?;

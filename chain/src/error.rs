@@ -59,8 +59,14 @@ pub enum DecodeError {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ParamsError {
+    /// Neither a built-in network nor an existing file.
+    #[error("'{name}' is not a network: use main, testnet or regtest, or the path of a network parameters file")]
+    UnknownNetwork {
+        /// What was given.
+        name: String,
+    },
     /// The parameters file could not be read.
-    #[error("cannot read network parameters from {path}: {source}")]
+    #[error("cannot read network parameters from {path}")]
     Read {
         /// The file.
         path: String,

@@ -322,6 +322,9 @@ impl ChainParams {
             "main" => Ok(Self::main()),
             "testnet" => Ok(Self::testnet()),
             "regtest" => Ok(Self::regtest()),
+            path if !Path::new(path).exists() => Err(ParamsError::UnknownNetwork {
+                name: path.to_owned(),
+            }),
             path => Self::from_toml_file(Path::new(path)),
         }
     }

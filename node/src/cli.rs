@@ -211,6 +211,18 @@ pub enum CallError {
     },
 }
 
+/// Lets a closed pipe end the process quietly, as Unix tools do (`quarry-cli … | head`): Rust
+/// ignores SIGPIPE, so a write to a closed pipe would fail and `println!` panic instead. For
+/// command-line tools only: they talk to sockets through the standard library, which never
+/// raises SIGPIPE on them.
+pub fn exit_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: sets the default disposition of one signal, at start-up, before any thread runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Runs quarry-cli; returns the process exit code.
 pub fn run(args: Args) -> u8 {
     let endpoint = match args

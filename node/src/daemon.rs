@@ -178,8 +178,7 @@ impl Location {
             .clone()
             .or_else(|| file.network.clone())
             .unwrap_or_else(|| "main".into());
-        let params = ChainParams::from_name_or_file(&network)
-            .with_context(|| format!("cannot use network '{network}'"))?;
+        let params = ChainParams::from_name_or_file(&network)?;
         Ok(Resolved {
             data_dir: network_dir(&base, &params),
             params,

@@ -28,6 +28,8 @@ use crate::metrics::{Metrics, ReorgTracker};
 
 /// How long a miner works on one template before taking a fresh one (new transactions, time).
 const TEMPLATE_REFRESH: Duration = Duration::from_secs(5);
+/// Least time between two log lines of the background miner.
+const MINING_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// How often peers added with `addnode` are redialled while disconnected.
 const ADDED_NODE_REDIAL: Duration = Duration::from_secs(10);
 /// The ban list, kept across restarts.
@@ -697,6 +699,9 @@ async fn validate_transactions(
 /// as the tip moves, and refreshed every few seconds to take in new transactions.
 fn mine_until_stopped(miner: &Miner, factory: &BlockFactory, payout: OutputKey, stop: &AtomicBool) {
     let watch = factory.reader.tip_watch();
+    // Blocks found since the last log line: a fast miner (regtest) is summarised, a slow one
+    // has each block logged.
+    let (mut unreported, mut reported_at) = (0u64, None::<Instant>);
     while !stop.load(Ordering::Relaxed) {
         let seen = watch.version();
         let template = factory.template();
@@ -715,7 +720,15 @@ fn mine_until_stopped(miner: &Miner, factory: &BlockFactory, payout: OutputKey, 
         };
         let (hash, height) = (block.block_hash(), template.height);
         match factory.submit(block) {
-            Ok(()) => info!(%hash, height, "mined a block"),
+            Ok(()) => {
+                unreported += 1;
+                if reported_at.is_none_or(|at| at.elapsed() >= MINING_LOG_INTERVAL) {
+                    info!(%hash, height, blocks = unreported, "mined {unreported} block(s) since the last report");
+                    (unreported, reported_at) = (0, Some(Instant::now()));
+                } else {
+                    debug!(%hash, height, "mined a block");
+                }
+            }
             Err(_) if factory.reader.store_failure().is_some() => {
                 // Nothing more can be stored: mining on would only spin.
                 error!("the chain store failed: mining stops");

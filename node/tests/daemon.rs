@@ -330,7 +330,15 @@ fn settings_errors_are_clear_and_stop_the_daemon_before_it_starts() {
     assert!(message.contains("invalid miner address"), "{message}");
     let (code, message) = run(&["--datadir", datadir, "--network", "nosuchnet"]);
     assert_eq!(code, Some(2));
-    assert!(message.contains("nosuchnet"), "{message}");
+    assert!(
+        message.contains("'nosuchnet' is not a network: use main, testnet or regtest"),
+        "{message}"
+    );
+    assert_eq!(
+        message.matches("nosuchnet").count(),
+        1,
+        "said once: {message}"
+    );
 
     // quarry-cli without a daemon says what to check.
     let output = Command::new(quarry_cli())
@@ -749,4 +757,36 @@ fn a_full_disk_stops_the_node_with_a_clear_message_and_it_restarts_with_space() 
         node.rpc("getblockchaininfo", json!([]))["warnings"],
         json!("")
     );
+}
+
+#[test]
+fn a_closed_pipe_ends_quarry_cli_quietly() {
+    let node = Daemon::start("node", &[]);
+    let cookie = node.cookie();
+    let (user, password) = cookie.split_once(':').unwrap();
+    // 2,000 hashes: far more than a pipe holds, so the writes after `head` exits fail.
+    let command = format!(
+        "{} --rpc-connect {} --rpc-user '{user}' --rpc-password '{password}' generatetoaddress 2000 {} | head -1",
+        quarry_cli().display(),
+        node.rpc,
+        address(1)
+    );
+    let output = Command::new("bash")
+        .args(["-c", &command])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.is_empty(), "{stderr}");
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with('['));
+}
+
+#[test]
+fn a_fast_background_miner_logs_a_summary_not_a_line_per_block() {
+    let node = Daemon::start("node", &["--mine", "--miner-address", &address(1)]);
+    eventually("a few hundred blocks", CONVERGE, || {
+        (node.rpc("getblockcount", json!([])).as_u64()? >= 300).then_some(())
+    });
+    let lines = node.log().matches("since the last report").count();
+    assert!(lines <= 2, "{lines} mining log lines for 300 blocks");
 }

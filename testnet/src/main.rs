@@ -243,8 +243,21 @@ fn zero_confirmation(
     commands::zero_confirmation_demo(kind, report, &quarryd).map(drop)
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
+fn main() -> std::process::ExitCode {
+    quarry_node::cli::exit_quietly_on_closed_pipe();
+    // Errors are printed for a reader, never as a debug dump with a backtrace (whatever
+    // RUST_BACKTRACE says).
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
         Command::Up {
             nodes,
             miners,

@@ -32,7 +32,24 @@ fn bad_arguments_get_clear_errors() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("cannot read network parameters from /nonexistent/params.toml"),
+        stderr
+            .contains("'/nonexistent/params.toml' is not a network: use main, testnet or regtest"),
         "{stderr}"
     );
+}
+
+#[test]
+fn an_error_is_one_readable_line_even_with_rust_backtrace_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_quarry-testnet"))
+        .args(["status", "--dir"])
+        .arg(dir.path().join("none"))
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("backtrace"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 }

@@ -4,5 +4,6 @@ use clap::Parser;
 use quarry_node::cli::{run, Args};
 
 fn main() -> std::process::ExitCode {
+    quarry_node::cli::exit_quietly_on_closed_pipe();
     std::process::ExitCode::from(run(Args::parse()))
 }

@@ -168,10 +168,38 @@ impl Metrics {
         metrics
     }
 
-    /// The metrics in Prometheus' text exposition format.
+    /// The metrics in the OpenMetrics text format (what Prometheus asks for first).
     pub fn encode(&self) -> String {
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+
+    /// The metrics in Prometheus' classic text format (`text/plain; version=0.0.4`), for
+    /// scrapers and tools that do not speak OpenMetrics: no `# EOF` or `# UNIT` lines, and a
+    /// counter's `HELP` and `TYPE` name its `_total` sample.
+    pub fn encode_classic(&self) -> String {
+        let open = self.encode();
+        let counters: std::collections::HashSet<&str> = open
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .filter_map(|rest| rest.strip_suffix(" counter"))
+            .collect();
+        let mut text = String::with_capacity(open.len());
+        for line in open.lines() {
+            if line == "# EOF" || line.starts_with("# UNIT ") {
+                continue;
+            }
+            let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+                let rest = line.strip_prefix(prefix)?;
+                let (name, tail) = rest.split_once(' ')?;
+                counters
+                    .contains(name)
+                    .then(|| format!("{prefix}{name}_total {tail}"))
+            });
+            text.push_str(renamed.as_deref().unwrap_or(line));
+            text.push('\n');
+        }
         text
     }
 }
@@ -231,5 +259,36 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }
+    }
+
+    #[test]
+    fn the_classic_format_names_counter_samples_and_has_no_eof() {
+        let metrics = Metrics::new();
+        metrics.reorgs.inc();
+        metrics.height.set(7);
+        let open = metrics.encode();
+        assert!(open.ends_with("# EOF\n"), "{open}");
+        let classic = metrics.encode_classic();
+        for line in [
+            "# TYPE quarry_reorgs_total counter",
+            "quarry_reorgs_total 1",
+            "# TYPE quarry_height gauge",
+            "quarry_height 7",
+        ] {
+            assert!(
+                classic.lines().any(|l| l == line),
+                "{line} missing from:\n{classic}"
+            );
+        }
+        assert!(!classic.contains("# EOF"));
+        assert!(!classic.contains("# TYPE quarry_reorgs counter"));
+        // Everything but the renamed comments and the end marker is the same.
+        let samples = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(samples(&open), samples(&classic));
     }
 }

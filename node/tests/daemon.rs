@@ -790,3 +790,38 @@ fn a_fast_background_miner_logs_a_summary_not_a_line_per_block() {
     let lines = node.log().matches("since the last report").count();
     assert!(lines <= 2, "{lines} mining log lines for 300 blocks");
 }
+
+#[test]
+fn metrics_answer_in_the_format_the_scraper_accepts() {
+    let node = Daemon::start("node", &[]);
+    let scrape = |accept: &str| {
+        let mut response = ureq::get(&format!("http://{}/metrics", node.metrics))
+            .header("Accept", accept)
+            .call()
+            .unwrap();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        (content_type, response.body_mut().read_to_string().unwrap())
+    };
+    let (content_type, text) = scrape("text/plain;version=0.0.4");
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    assert!(
+        text.contains("# TYPE quarry_reorgs_total counter"),
+        "{text}"
+    );
+    assert!(!text.contains("# EOF"));
+    // What Prometheus sends: OpenMetrics first.
+    let (content_type, text) = scrape(
+        "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    );
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    assert!(text.ends_with("# EOF\n"), "{text}");
+}

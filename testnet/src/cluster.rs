@@ -184,6 +184,14 @@ fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// Refuses groups sharing a node, returning the first shared one.
+fn check_partition(a: &[usize], b: &[usize]) -> Result<(), usize> {
+    match a.iter().find(|node| b.contains(node)) {
+        Some(both) => Err(*both),
+        None => Ok(()),
+    }
+}
+
 /// Where `quarryd` is: `explicit`, else beside this executable, else on `PATH`.
 pub fn quarryd_path(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(path) = explicit {
@@ -476,6 +484,13 @@ impl Testnet {
 
     /// Cuts every link between `a` and `b` (both ways, by bans that last until `heal`).
     pub fn partition(&self, a: &[usize], b: &[usize]) -> Result<()> {
+        check_partition(a, b).map_err(|both| {
+            let name = &self.state.nodes[both].name;
+            anyhow::anyhow!("'{name}' is in both groups: a partition splits the nodes in two")
+        })?;
+        if a.is_empty() || b.is_empty() {
+            bail!("each side of a partition needs at least one node");
+        }
         for &x in a {
             for &y in b {
                 for (from, to) in [(x, y), (y, x)] {
@@ -531,6 +546,12 @@ impl Testnet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlapping_partition_groups_are_refused() {
+        assert_eq!(check_partition(&[0, 1], &[2, 3]), Ok(()));
+        assert_eq!(check_partition(&[0, 1], &[1, 2]), Err(1));
+    }
 
     #[test]
     fn topologies_connect_every_node() {

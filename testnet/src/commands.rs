@@ -83,7 +83,8 @@ impl Scenario {
                 .position(|node| node.name == name)
                 .with_context(|| format!("a [[link]] names '{name}', which is not a [[node]]"))
         };
-        self.link
+        let links: Vec<Link> = self
+            .link
             .iter()
             .map(|link| {
                 Ok(Link {
@@ -93,7 +94,15 @@ impl Scenario {
                     via: None,
                 })
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        if let Some(cut_off) = unreachable_from_first(self.node.len(), &links) {
+            bail!(
+                "the [[link]] tables leave '{}' cut off from '{}': every node must be reachable",
+                self.node[cut_off].name,
+                self.node[0].name
+            );
+        }
+        Ok(links)
     }
 
     /// Reads and checks a scenario file.
@@ -114,6 +123,16 @@ impl Scenario {
         {
             bail!("hash shares must be between 0 and 1 and add up to at most 1 (they add up to {total})");
         }
+        if scenario.topology.is_some() && !scenario.link.is_empty() {
+            bail!("give either `topology` or [[link]] tables, not both");
+        }
+        if scenario.hash_rate == Some(0) && total > 0.0 {
+            bail!("hash_rate must be positive when nodes have shares (it caps the miners)");
+        }
+        let mut names = std::collections::HashSet::new();
+        if let Some(twice) = scenario.node.iter().find(|node| !names.insert(&node.name)) {
+            bail!("two [[node]] tables are named '{}'", twice.name);
+        }
         for node in &scenario.node {
             if node.name.is_empty()
                 || !node
@@ -129,6 +148,25 @@ impl Scenario {
         }
         Ok(scenario)
     }
+}
+
+/// A node the first cannot reach along `links` (either way), if any.
+fn unreachable_from_first(nodes: usize, links: &[Link]) -> Option<usize> {
+    let mut reached = vec![false; nodes];
+    let mut next = vec![0];
+    while let Some(node) = next.pop() {
+        if std::mem::replace(&mut reached[node], true) {
+            continue;
+        }
+        for link in links {
+            if link.dialler == node {
+                next.push(link.listener);
+            } else if link.listener == node {
+                next.push(link.dialler);
+            }
+        }
+    }
+    reached.iter().position(|reached| !reached)
 }
 
 /// How to start a testnet.
@@ -458,6 +496,19 @@ mod tests {
         assert!(error("[[node]]\nname = \"a b\"\n").contains("letters, digits"));
         assert!(error("colour = \"red\"\n[[node]]\nname = \"a\"\n").contains("unknown field"));
         assert!(error("topology = \"mesh\"\n").contains("node"));
+        assert!(error("[[node]]\nname = \"a\"\n[[node]]\nname = \"a\"\n").contains("named 'a'"));
+        assert!(error(
+            "topology = \"ring\"\n[[node]]\nname = \"a\"\n[[node]]\nname = \"b\"\n[[link]]\nfrom = \"a\"\nto = \"b\"\n"
+        )
+        .contains("not both"));
+        assert!(error("hash_rate = 0\n[[node]]\nname = \"a\"\nshare = 1.0\n").contains("positive"));
+        assert!(error("[[node]]\nname = \"a\"\nshare = -0.5\n").contains("between 0 and 1"));
+        let split = scenario(
+            "[[node]]\nname = \"a\"\n[[node]]\nname = \"b\"\n[[node]]\nname = \"c\"\n[[link]]\nfrom = \"a\"\nto = \"b\"\n",
+        )
+        .unwrap();
+        let message = format!("{:#}", split.links(Topology::Mesh, 0).unwrap_err());
+        assert!(message.contains("'c' cut off"), "{message}");
         let unknown =
             scenario("[[node]]\nname = \"a\"\n[[link]]\nfrom = \"a\"\nto = \"zz\"\n").unwrap();
         let message = format!("{:#}", unknown.links(Topology::Mesh, 0).unwrap_err());

@@ -313,6 +313,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             let testnet = Testnet::load(&place.dir()?)?;
             let (a, b) = (group(&testnet, &groups[0])?, group(&testnet, &groups[2])?);
+
             testnet.partition(&a, &b)?;
             println!("partitioned {} / {}", groups[0], groups[2]);
             Ok(())

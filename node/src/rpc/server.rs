@@ -153,18 +153,29 @@ pub async fn serve_metrics(
         .await
 }
 
-async fn metrics(State(node): State<Arc<Node>>) -> Response {
-    match methods::refresh_metrics(&node).await {
-        Ok(()) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
+/// Answers in OpenMetrics when the scraper asks for it (Prometheus does), else in the classic
+/// `text/plain; version=0.0.4` format (curl, older tools), as Prometheus' own clients do.
+async fn metrics(State(node): State<Arc<Node>>, headers: axum::http::HeaderMap) -> Response {
+    if let Err(error) = methods::refresh_metrics(&node).await {
+        return (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response();
+    }
+    let open_metrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|accept| accept.contains("application/openmetrics-text"));
+    let (content_type, text) = if open_metrics {
+        (
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
             node.metrics().encode(),
         )
-            .into_response(),
-        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
-    }
+    } else {
+        (
+            "text/plain; version=0.0.4; charset=utf-8",
+            node.metrics().encode_classic(),
+        )
+    };
+    ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
 /// How a request asked to be answered.

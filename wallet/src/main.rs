@@ -12,6 +12,7 @@ use quarry_mempool::FeeRate;
 use quarry_node::cli::{Connection, Endpoint};
 use quarry_node::daemon::Location;
 use quarry_wallet::{Seed, Status, Wallet, WalletError};
+use serde_json::json;
 use zeroize::Zeroizing;
 
 /// The environment variable a passphrase may come from (for scripts; prefer the prompt).
@@ -36,6 +37,9 @@ struct Args {
     /// QUARRY_WALLET_PASSPHRASE).
     #[arg(long, value_name = "FILE", global = true)]
     passphrase_file: Option<PathBuf>,
+    /// Print `balance`, `utxos` and `history` as JSON (amounts in coins, as quarryd's RPC).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -233,6 +237,15 @@ fn run(args: Args) -> anyhow::Result<()> {
             let total =
                 Amount::checked_sum([balance.confirmed, balance.unconfirmed, balance.immature])
                     .unwrap_or(Amount::MAX_MONEY);
+            if args.json {
+                print_json(&json!({
+                    "confirmed": coins(balance.confirmed),
+                    "unconfirmed": coins(balance.unconfirmed),
+                    "immature": coins(balance.immature),
+                    "total": coins(total),
+                }));
+                return Ok(());
+            }
             println!("confirmed    {:>20}", balance.confirmed.to_string());
             println!("unconfirmed  {:>20}", balance.unconfirmed.to_string());
             println!("immature     {:>20}", balance.immature.to_string());
@@ -240,7 +253,27 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::Utxos => {
             let wallet = Wallet::open(path, params.clone(), Some(node()?))?;
-            let coins = wallet.coins()?;
+            let wallet_coins = wallet.coins()?;
+            if args.json {
+                let listed: Vec<_> = wallet_coins
+                    .iter()
+                    .map(|coin| {
+                        json!({
+                            "txid": coin.outpoint.txid.to_string(),
+                            "vout": coin.outpoint.vout,
+                            "amount": coins(coin.output.value),
+                            "address": Address::new(coin.output.pubkey, &params).to_string(),
+                            "height": coin.height,
+                            "confirmations": coin.confirmations,
+                            "coinbase": coin.coinbase,
+                            "mature": coin.mature,
+                        })
+                    })
+                    .collect();
+                print_json(&json!(listed));
+                return Ok(());
+            }
+            let coins = wallet_coins;
             println!(
                 "{:<70}  {:>18}  {:>6}  {:<9}  address",
                 "outpoint", "amount", "conf", "state"
@@ -291,6 +324,27 @@ fn run(args: Args) -> anyhow::Result<()> {
         Command::History => {
             let mut wallet = Wallet::open(path, params, Some(node()?))?;
             let history = wallet.history()?;
+            if args.json {
+                let listed: Vec<_> = history
+                    .iter()
+                    .map(|entry| {
+                        let (confirmations, replaced_by) = match entry.status {
+                            Status::Confirmed(n) => (n, None),
+                            Status::Replaced(by) => (0, Some(by.to_string())),
+                            _ => (0, None),
+                        };
+                        json!({
+                            "txid": entry.txid.to_string(),
+                            "amount": entry.net_sats as f64 / Amount::SATS_PER_COIN as f64,
+                            "confirmations": confirmations,
+                            "status": status_name(entry.status),
+                            "replaced_by": replaced_by,
+                        })
+                    })
+                    .collect();
+                print_json(&json!(listed));
+                return Ok(());
+            }
             println!("{:<64}  {:>20}  {:>6}  status", "txid", "amount", "conf");
             for entry in history {
                 let confirmations = match entry.status {
@@ -326,6 +380,29 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// An amount in coins as a JSON number, as quarryd's RPC writes it.
+fn coins(amount: Amount) -> serde_json::Value {
+    quarry_node::rpc::render::coins(amount)
+}
+
+/// A status as one word, for scripts.
+fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Confirmed(_) => "confirmed",
+        Status::Unconfirmed => "unconfirmed",
+        Status::Replaced(_) => "replaced",
+        Status::Conflicted => "conflicted",
+        Status::Dropped => "dropped",
+    }
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("JSON values serialize")
+    );
 }
 
 fn main() -> ExitCode {

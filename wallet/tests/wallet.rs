@@ -225,6 +225,24 @@ fn mine_mature_pay_confirm_and_bump_a_fee() {
             "0.00000000".into()
         )
     );
+    // The same for scripts.
+    let balance: serde_json::Value =
+        serde_json::from_str(&b.ok(&node, &["balance", "--json"])).unwrap();
+    assert_eq!(
+        balance,
+        json!({"confirmed": 10.0, "unconfirmed": 0.0, "immature": 0.0, "total": 10.0})
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&b.ok(&node, &["history", "--json"])).unwrap();
+    assert_eq!(listed[0]["txid"], json!(new_txid));
+    assert_eq!(listed[0]["amount"], json!(10.0));
+    assert_eq!(listed[0]["confirmations"], json!(1));
+    assert_eq!(listed[0]["status"], json!("confirmed"));
+    let coins: serde_json::Value =
+        serde_json::from_str(&b.ok(&node, &["utxos", "--json"])).unwrap();
+    assert_eq!(coins[0]["txid"], json!(new_txid));
+    assert_eq!(coins[0]["amount"], json!(10.0));
+    assert_eq!(coins[0]["mature"], json!(true));
     let history = b.history(&node);
     assert_eq!(history.len(), 1);
     assert_eq!(

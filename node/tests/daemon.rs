@@ -196,6 +196,13 @@ fn bad_requests_get_errors_and_the_node_keeps_serving() {
         error_of(call(r#"{"method":"nosuchmethod","id":1}"#)),
         (404, -32601)
     );
+    // A typo gets the method meant.
+    let typo = node.call("getblokcount", json!([])).unwrap_err();
+    assert_eq!(typo.code, -32601);
+    assert!(
+        typo.message.contains("did you mean getblockcount?"),
+        "{typo:?}"
+    );
     assert_eq!(error_of(call(r#"{"method":7,"id":1}"#)), (400, -32600));
     assert_eq!(
         error_of(call(r#"{"method":"getblockhash","params":["x"],"id":1}"#)),

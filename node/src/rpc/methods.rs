@@ -195,6 +195,32 @@ fn mempool_error(error: &MempoolError) -> RpcError {
     RpcError::new(code, format!("{}: {error}", error.reason()))
 }
 
+/// The method whose name is within a few typos of `name` (Levenshtein distance at most 3),
+/// the closest first.
+fn closest_method(name: &str) -> Option<&'static str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut diagonal = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let substitution = diagonal + usize::from(ca != *cb);
+                diagonal = row[j + 1];
+                row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+            }
+        }
+        row[b.len()]
+    }
+    let name = name.to_ascii_lowercase();
+    METHODS
+        .iter()
+        .map(|method| (distance(&name, method.name), method.name))
+        .filter(|(distance, _)| *distance <= 3)
+        .min()
+        .map(|(_, name)| name)
+}
+
 /// Runs the method `name` with `raw` parameters.
 pub async fn call(
     context: &Arc<RpcContext>,
@@ -204,7 +230,13 @@ pub async fn call(
     let method = METHODS
         .iter()
         .find(|method| method.name == name)
-        .ok_or_else(|| RpcError::new(ErrorCode::MethodNotFound, "Method not found"))?;
+        .ok_or_else(|| {
+            let message = match closest_method(name) {
+                Some(close) => format!("Method not found (did you mean {close}?)"),
+                None => "Method not found".to_owned(),
+            };
+            RpcError::new(ErrorCode::MethodNotFound, message)
+        })?;
     let params = Params::new(method, raw)?;
     let node = &context.node;
     match method.name {

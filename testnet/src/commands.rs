@@ -342,10 +342,21 @@ pub struct AttackRun {
 }
 
 fn progress(done: usize, total: usize, reversed: u64) {
+    progress_bar(
+        done,
+        total,
+        &format!("{done}/{total} trials, {reversed} reversed"),
+        true,
+    );
+}
+
+/// Draws a progress bar with `caption` on standard error: redrawn in place on a terminal;
+/// elsewhere one line per step, or only the last when `every_step` is false.
+pub fn progress_bar(done: usize, total: usize, caption: &str, every_step: bool) {
     let width = 30;
-    let filled = width * done / total.max(1);
+    let filled = width * done.min(total) / total.max(1);
     let bar = format!(
-        "[{}{}] {done}/{total} trials, {reversed} reversed",
+        "[{}{}] {caption}",
         "#".repeat(filled),
         ".".repeat(width - filled)
     );
@@ -354,7 +365,7 @@ fn progress(done: usize, total: usize, reversed: u64) {
         if done == total {
             eprintln!();
         }
-    } else {
+    } else if every_step || done == total {
         eprintln!("{bar}");
     }
 }

@@ -2,7 +2,6 @@
 //! from the same block, then healed; it measures how long every node takes to reach the
 //! most-work tip (the nodes of the lighter half reorganise the whole branch away).
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -12,6 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::cluster::{links, Link, NodeSpec, Testnet, Topology};
+use crate::commands::progress_bar;
 use crate::params::genesis_time_now;
 
 /// Blocks mined per `generatetoaddress` call, so progress shows.
@@ -83,21 +83,8 @@ fn split_params() -> Result<ChainParams> {
 }
 
 fn progress(what: &str, done: u32, total: u32) {
-    let width = 30;
-    let filled = width * done as usize / total.max(1) as usize;
-    let bar = format!(
-        "[{}{}] {what}: {done}/{total} blocks",
-        "#".repeat(filled),
-        ".".repeat(width - filled)
-    );
-    if std::io::stderr().is_terminal() {
-        eprint!("\r{bar}");
-        if done == total {
-            eprintln!();
-        }
-    } else if done == total {
-        eprintln!("{bar}");
-    }
+    let caption = format!("{what}: {done}/{total} blocks");
+    progress_bar(done as usize, total as usize, &caption, false);
 }
 
 /// Mines `blocks` on node `index` in chunks, paying its own address.

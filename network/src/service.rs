@@ -627,6 +627,15 @@ impl EventLoop {
                 request,
                 reply,
             } => {
+                // Only to connected peers: libp2p would dial a peer it knows an address of,
+                // undoing a disconnection (or a ban's) the moment a request was queued.
+                if !self.swarm.is_connected(&peer) {
+                    let _ = reply.send(Err(NetworkError::Request {
+                        peer,
+                        source: request_response::OutboundFailure::DialFailure,
+                    }));
+                    return;
+                }
                 let id = self
                     .swarm
                     .behaviour_mut()

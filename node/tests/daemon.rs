@@ -421,7 +421,8 @@ fn a_configured_user_and_password_replace_the_cookie() {
     );
     assert_eq!(
         (status, body.trim()),
-        (200, r#"{"error":null,"id":1,"result":0}"#)
+        (200, r#"{"result":0,"error":null,"id":1}"#),
+        "Bitcoin Core's key order"
     );
 }
 
@@ -831,4 +832,42 @@ fn metrics_answer_in_the_format_the_scraper_accepts() {
         "{content_type}"
     );
     assert!(text.ends_with("# EOF\n"), "{text}");
+}
+
+#[test]
+fn getblock_keys_come_in_bitcoin_cores_order() {
+    let node = Daemon::start("node", &[]);
+    let hashes = node.rpc("generatetoaddress", json!([2, address(1)]));
+    let body = format!(
+        r#"{{"method":"getblock","params":["{}", 1],"id":1}}"#,
+        hashes[0].as_str().unwrap()
+    );
+    let (status, text) = node.post(body, Some(&node.cookie()));
+    assert_eq!(status, 200, "{text}");
+    let order = [
+        "\"hash\"",
+        "\"confirmations\"",
+        "\"height\"",
+        "\"version\"",
+        "\"versionHex\"",
+        "\"merkleroot\"",
+        "\"time\"",
+        "\"mediantime\"",
+        "\"nonce\"",
+        "\"bits\"",
+        "\"difficulty\"",
+        "\"chainwork\"",
+        "\"nTx\"",
+        "\"previousblockhash\"",
+        "\"nextblockhash\"",
+        "\"tx\"",
+    ];
+    let positions: Vec<usize> = order
+        .iter()
+        .map(|key| {
+            text.find(key)
+                .unwrap_or_else(|| panic!("{key} missing: {text}"))
+        })
+        .collect();
+    assert!(positions.windows(2).all(|pair| pair[0] < pair[1]), "{text}");
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, then every test of every crate, closing with the
+# The whole test suite: formatting, crate boundaries, lints, then every test of every crate, closing with the
 # total count of tests passed and failed.
 source "$(dirname "$0")/env.sh"
 cargo fmt --all -- --check
+bash scripts/check-deps.sh
 cargo clippy --locked --workspace --all-targets -- -D warnings
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tracing::{error, info};
 
@@ -296,11 +296,7 @@ pub type Clock = Box<dyn Fn() -> u64 + Send>;
 
 /// The system clock.
 pub fn system_clock() -> Clock {
-    Box::new(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs())
-    })
+    Box::new(crate::clock::unix_now)
 }
 
 /// A running chain actor.
@@ -315,7 +311,7 @@ pub struct ChainService<S> {
 }
 
 /// Starts the actor thread that owns `chain`. `S` must share its state between clones (as
-/// `Arc<RocksStore>` does): one clone goes to the readers.
+/// `Arc<quarry_store::RocksStore>` does): one clone goes to the readers.
 pub fn spawn<S>(chain: Chain<S>, clock: Clock) -> std::io::Result<ChainService<S>>
 where
     S: ChainReader + ChainWriter + Clone + Send + 'static,

@@ -113,6 +113,52 @@ impl FromStr for Amount {
     }
 }
 
+/// A fee rate in satoshis per 1,000 bytes of encoded transaction.
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct FeeRate(u64);
+
+impl FeeRate {
+    /// `sats` per 1,000 bytes.
+    pub const fn from_sat_per_kb(sats: u64) -> Self {
+        Self(sats)
+    }
+
+    /// Satoshis per 1,000 bytes.
+    pub const fn to_sat_per_kb(self) -> u64 {
+        self.0
+    }
+
+    /// The rate of paying `fee` for `size` bytes (rounded down).
+    pub fn of(fee: Amount, size: usize) -> Self {
+        let size = size.max(1) as u128;
+        Self((u128::from(fee.to_sat()) * 1000 / size).min(u128::from(u64::MAX)) as u64)
+    }
+
+    /// The fee this rate asks for `size` bytes (rounded up).
+    pub fn fee_for(self, size: usize) -> Amount {
+        let fee = (u128::from(self.0) * size as u128).div_ceil(1000);
+        Amount::from_sat(fee.min(u128::from(u64::MAX)) as u64)
+    }
+}
+
+impl fmt::Display for FeeRate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} sat/kB", self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,6 +63,28 @@ pub struct Block {
 }
 
 impl Block {
+    /// The block on `prev_blockhash` with `transactions` (the coinbase first), the header
+    /// committing to their merkle root, at `time` and `bits`, nonce 0: what a miner searches.
+    pub fn assemble(
+        prev_blockhash: BlockHash,
+        time: u32,
+        bits: CompactTarget,
+        transactions: Vec<Transaction>,
+    ) -> Self {
+        let (merkle_root, _) = merkle_root(transactions.iter().map(Transaction::txid).collect());
+        Self {
+            header: BlockHeader {
+                version: BlockHeader::CURRENT_VERSION,
+                prev_blockhash,
+                merkle_root,
+                time,
+                bits,
+                nonce: 0,
+            },
+            transactions,
+        }
+    }
+
     /// The block's hash (its header's).
     pub fn block_hash(&self) -> BlockHash {
         self.header.block_hash()

@@ -14,7 +14,6 @@ use crate::index::{BlockIndex, BlockStatus, IndexEntry};
 use crate::params::ChainParams;
 use crate::pow::{CompactTarget, Work};
 use crate::retarget::RetargetRule;
-use crate::rocks::RocksStore;
 use crate::store::{ChainBatch, ChainReader, ChainWriter};
 use crate::validation::header_context::{
     check_coinbase_height, check_difficulty, check_time_after_median, check_time_not_too_new,
@@ -74,8 +73,12 @@ pub enum Acceptance {
     Ignored,
 }
 
-/// The status of a branch tip, as Bitcoin Core's `getchaintips` reports it.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+/// The status of a branch tip, as Bitcoin Core's `getchaintips` reports it (and names it, in
+/// serde).
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum TipStatus {
     /// The tip of the best chain.
     Active,
@@ -87,6 +90,19 @@ pub enum TipStatus {
     HeadersOnly,
     /// The branch contains an invalid block.
     Invalid,
+}
+
+impl TipStatus {
+    /// The status as `getchaintips` names it (`active`, `valid-fork`, ...), as serde writes it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::ValidFork => "valid-fork",
+            Self::ValidHeaders => "valid-headers",
+            Self::HeadersOnly => "headers-only",
+            Self::Invalid => "invalid",
+        }
+    }
 }
 
 /// One branch tip.
@@ -988,21 +1004,19 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
     pub fn orphan_count(&self) -> usize {
         self.orphans.blocks.len()
     }
-}
 
-impl<S: ChainReader + ChainWriter + AsRef<RocksStore>> Chain<S> {
     /// Rebuilds the block index, the UTXO set and the undo data from the block bodies stored
     /// in `store`, validating every block again (parents before children). `progress` is told
     /// `(blocks done, blocks stored)` after each block. An interrupted reindex leaves a
     /// consistent but shorter chain; running it again finishes the work.
     pub fn reindex(
         params: ChainParams,
-        store: S,
+        mut store: S,
         now: u64,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Self, ChainError> {
-        let headers = store.as_ref().stored_headers()?;
-        store.as_ref().clear_chain_state()?;
+        let headers = store.stored_headers()?;
+        store.clear_chain_state()?;
         let mut children: HashMap<BlockHash, Vec<BlockHash>> = HashMap::new();
         for header in &headers {
             children

@@ -11,12 +11,18 @@ use crate::error::DecodeError;
 /// The largest encoded block accepted, in bytes; no decode reads more than this.
 pub const MAX_BLOCK_BYTES: usize = 1_000_000;
 
-type ConsensusConfig = Configuration<LittleEndian, Fixint, Limit<MAX_BLOCK_BYTES>>;
+/// The canonical bincode settings with a decode limit of `LIMIT` bytes: consensus data and the
+/// wire protocol share them, so a block or header embedded in a message encodes to exactly its
+/// consensus bytes.
+pub const fn canonical<const LIMIT: usize>() -> Configuration<LittleEndian, Fixint, Limit<LIMIT>> {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<LIMIT>()
+}
 
-const CONFIG: ConsensusConfig = bincode::config::standard()
-    .with_little_endian()
-    .with_fixed_int_encoding()
-    .with_limit::<MAX_BLOCK_BYTES>();
+const CONFIG: Configuration<LittleEndian, Fixint, Limit<MAX_BLOCK_BYTES>> =
+    canonical::<MAX_BLOCK_BYTES>();
 
 /// The canonical bytes of `value`.
 pub fn encode<T: Encode>(value: &T) -> Vec<u8> {

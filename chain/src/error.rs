@@ -353,7 +353,7 @@ impl BlockError {
 pub enum StoreError {
     /// The database engine failed (I/O error, full disk, lock held by another process…).
     #[error("database error: {0}")]
-    Database(#[from] rocksdb::Error),
+    Database(String),
     /// The database was written in another format.
     #[error(
         "the database is in format version {found}, but this node reads version {expected}; \

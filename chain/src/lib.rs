@@ -7,6 +7,7 @@ pub mod address;
 pub mod amount;
 pub mod block;
 pub mod chain;
+pub mod clock;
 pub mod encode;
 pub mod error;
 pub mod hash;
@@ -14,9 +15,9 @@ pub mod index;
 pub mod params;
 pub mod pow;
 pub mod retarget;
-pub mod rocks;
 pub mod sighash;
 pub mod store;
+#[cfg(feature = "test-utils")]
 pub mod testing;
 pub mod transaction;
 pub mod utxo;
@@ -24,7 +25,7 @@ pub mod validation;
 
 pub use actor::{ChainHandle, ChainReadHandle, ChainService, TipInfo, TipWatch};
 pub use address::{Address, AddressError};
-pub use amount::Amount;
+pub use amount::{Amount, FeeRate};
 pub use block::{Block, BlockHeader};
 pub use chain::{
     Acceptance, Chain, ChainEvent, ChainTip, DownloadPlan, HeaderPoint, NextBlock, TipStatus,
@@ -35,7 +36,6 @@ pub use index::{BlockIndex, BlockStatus, IndexEntry};
 pub use params::{ChainParams, NetworkSpec};
 pub use pow::{CompactTarget, Target, Work};
 pub use retarget::RetargetRule;
-pub use rocks::RocksStore;
-pub use store::{ChainBatch, ChainReader, ChainWriter, MemoryStore};
+pub use store::{ChainBatch, ChainReader, ChainWriter, MemoryStore, SharedChainWriter};
 pub use transaction::{OutPoint, OutputKey, Transaction, TxIn, TxOut};
 pub use utxo::{BlockUndo, Coin, UtxoReader};

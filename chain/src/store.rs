@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::block::Block;
+use crate::block::{Block, BlockHeader};
 use crate::error::StoreError;
 use crate::hash::BlockHash;
 use crate::index::IndexEntry;
@@ -65,10 +65,41 @@ impl<T: ChainReader + ?Sized> ChainReader for Arc<T> {
     }
 }
 
-/// Write access: one atomic commit per change.
+/// Write access: one atomic commit per change, and the two steps of a reindex.
 pub trait ChainWriter {
     /// Applies every change of `batch` or, on error, none of them.
     fn commit(&mut self, batch: ChainBatch) -> Result<(), StoreError>;
+    /// The headers of every stored block body, in no particular order: what a reindex
+    /// connects again.
+    fn stored_headers(&self) -> Result<Vec<BlockHeader>, StoreError>;
+    /// Deletes the block index, the best-chain height index, the UTXO set, the undo data and
+    /// the tip in one atomic step, keeping the block bodies: the first step of a reindex.
+    fn clear_chain_state(&mut self) -> Result<(), StoreError>;
+}
+
+/// A store that writes through a shared reference (its engine takes concurrent reads while it
+/// writes), so one `Arc` of it serves the chain actor as its writer and any number of readers.
+pub trait SharedChainWriter {
+    /// Applies every change of `batch` or, on error, none of them.
+    fn write(&self, batch: ChainBatch) -> Result<(), StoreError>;
+    /// See [`ChainWriter::stored_headers`].
+    fn stored_headers(&self) -> Result<Vec<BlockHeader>, StoreError>;
+    /// See [`ChainWriter::clear_chain_state`].
+    fn clear_chain_state(&self) -> Result<(), StoreError>;
+}
+
+impl<T: SharedChainWriter + ?Sized> ChainWriter for Arc<T> {
+    fn commit(&mut self, batch: ChainBatch) -> Result<(), StoreError> {
+        (**self).write(batch)
+    }
+
+    fn stored_headers(&self) -> Result<Vec<BlockHeader>, StoreError> {
+        (**self).stored_headers()
+    }
+
+    fn clear_chain_state(&mut self) -> Result<(), StoreError> {
+        (**self).clear_chain_state()
+    }
 }
 
 /// A set of changes applied atomically: a block connected or disconnected is one batch (UTXO
@@ -90,7 +121,7 @@ pub struct ChainBatch {
     pub tip: Option<BlockHash>,
 }
 
-/// A store held in memory, for tests and benchmarks. Nodes use [`crate::rocks::RocksStore`].
+/// A store held in memory, for tests and benchmarks. Nodes use `quarry_store::RocksStore`.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
     blocks: HashMap<BlockHash, Block>,
@@ -164,6 +195,19 @@ impl ChainWriter for MemoryStore {
         if let Some(tip) = batch.tip {
             self.tip = Some(tip);
         }
+        Ok(())
+    }
+
+    fn stored_headers(&self) -> Result<Vec<BlockHeader>, StoreError> {
+        Ok(self.blocks.values().map(|block| block.header).collect())
+    }
+
+    fn clear_chain_state(&mut self) -> Result<(), StoreError> {
+        self.index.clear();
+        self.heights.clear();
+        self.coins.clear();
+        self.undo.clear();
+        self.tip = None;
         Ok(())
     }
 }

@@ -2,15 +2,17 @@
 //! keys, signed spends, and block assembly with real (easy) proof of work.
 
 mod harness;
+mod replay;
 mod workload;
 
 pub use harness::{unit_params, Harness, MINER};
+pub use replay::{assert_utxo_set_matches_replay, replayed_utxo_set};
 pub use workload::{workload, WorkloadBuilder};
 
 use secp256k1::Keypair;
 
 use crate::amount::Amount;
-use crate::block::{merkle_root, Block, BlockHeader};
+use crate::block::{Block, BlockHeader};
 use crate::hash::{sha256d, BlockHash};
 use crate::pow::CompactTarget;
 use crate::sighash::sign_transaction;
@@ -115,18 +117,7 @@ pub fn assemble_block(template: &BlockTemplate, transactions: Vec<Transaction>) 
     let mut all = Vec::with_capacity(transactions.len() + 1);
     all.push(coinbase);
     all.extend(transactions);
-    let (root, _) = merkle_root(all.iter().map(Transaction::txid).collect());
-    let mut block = Block {
-        header: BlockHeader {
-            version: BlockHeader::CURRENT_VERSION,
-            prev_blockhash: template.prev_blockhash,
-            merkle_root: root,
-            time: template.time,
-            bits: template.bits,
-            nonce: 0,
-        },
-        transactions: all,
-    };
+    let mut block = Block::assemble(template.prev_blockhash, template.time, template.bits, all);
     mine(&mut block.header).then_some(block)
 }
 

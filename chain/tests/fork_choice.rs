@@ -1,14 +1,12 @@
 //! Fork choice, reorganisations, orphans and invalid branches, including property tests over
 //! random block trees delivered in random order.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 
-use common::{assert_utxo_set_matches_replay, replayed_utxo_set};
 use proptest::prelude::*;
 use quarry_chain::testing::Harness;
 use quarry_chain::testing::{assemble_block, signed_spend, test_key, test_keypair, Spendable};
+use quarry_chain::testing::{assert_utxo_set_matches_replay, replayed_utxo_set};
 use quarry_chain::{
     Acceptance, Amount, Block, BlockError, BlockHash, BlockStatus, Chain, ChainError, ChainEvent,
     ChainReader, Coin, OutPoint, TipStatus, Transaction, TxOut, Txid, Work,

@@ -1,45 +1,9 @@
-//! Mempool settings and the fee-rate type.
+//! Mempool settings.
 
 use std::cmp::Ordering;
-use std::fmt;
 
-use quarry_chain::Amount;
+use quarry_chain::{Amount, FeeRate};
 use serde::{Deserialize, Serialize};
-
-/// A fee rate in satoshis per 1,000 bytes of encoded transaction.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Default, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct FeeRate(u64);
-
-impl FeeRate {
-    /// `sats` per 1,000 bytes.
-    pub const fn from_sat_per_kb(sats: u64) -> Self {
-        Self(sats)
-    }
-
-    /// Satoshis per 1,000 bytes.
-    pub const fn to_sat_per_kb(self) -> u64 {
-        self.0
-    }
-
-    /// The rate of paying `fee` for `size` bytes (rounded down).
-    pub fn of(fee: Amount, size: usize) -> Self {
-        let size = size.max(1) as u128;
-        Self((u128::from(fee.to_sat()) * 1000 / size).min(u128::from(u64::MAX)) as u64)
-    }
-
-    /// The fee this rate asks for `size` bytes (rounded up).
-    pub fn fee_for(self, size: usize) -> Amount {
-        let fee = (u128::from(self.0) * size as u128).div_ceil(1000);
-        Amount::from_sat(fee.min(u128::from(u64::MAX)) as u64)
-    }
-}
-
-impl fmt::Display for FeeRate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} sat/kB", self.0)
-    }
-}
 
 /// Compares the exact fee rates `fee_a / size_a` and `fee_b / size_b` without rounding.
 pub fn compare_rates(fee_a: Amount, size_a: usize, fee_b: Amount, size_b: usize) -> Ordering {

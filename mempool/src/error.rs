@@ -3,7 +3,7 @@
 use quarry_chain::{Amount, OutPoint, StoreError, TxError, Txid};
 use thiserror::Error;
 
-use crate::config::FeeRate;
+use quarry_chain::FeeRate;
 
 /// A refused transaction. Each variant carries the values needed to understand it; the
 /// `reason` method gives a short machine-readable code like Bitcoin Core's reject reasons.

@@ -10,7 +10,8 @@ mod orphans;
 pub mod pool;
 pub mod template;
 
-pub use config::{FeeRate, MempoolConfig, ReplacementPolicy};
+pub use config::{MempoolConfig, ReplacementPolicy};
 pub use error::{MempoolError, ReplacementShortfall};
 pub use pool::{Accepted, BlockChange, ChainUpdate, Mempool, PoolEntry, TestAccept, TipContext};
+pub use quarry_chain::FeeRate;
 pub use template::{BlockTemplate, COINBASE_RESERVE_BYTES};

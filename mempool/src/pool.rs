@@ -12,9 +12,10 @@ use quarry_chain::{
 };
 use tracing::debug;
 
-use crate::config::{compare_rates, FeeRate, MempoolConfig, ReplacementPolicy};
+use crate::config::{compare_rates, MempoolConfig, ReplacementPolicy};
 use crate::error::{MempoolError, ReplacementShortfall};
 use crate::orphans::OrphanPool;
+use quarry_chain::FeeRate;
 
 /// What the pool needs to know of the chain tip.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

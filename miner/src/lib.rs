@@ -9,8 +9,7 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
-use quarry_chain::block::merkle_root;
-use quarry_chain::{Block, BlockHash, BlockHeader, CompactTarget, OutputKey, Transaction, TxOut};
+use quarry_chain::{Block, BlockHash, CompactTarget, OutputKey, Transaction, TxOut};
 use quarry_mempool::BlockTemplate;
 
 pub use kernel::{HeaderWork, Kernel, NONCE_SPACE};
@@ -59,18 +58,12 @@ pub fn assemble(template: &BlockTemplate, payout: OutputKey, extra_nonce: u64) -
     let mut transactions = Vec::with_capacity(template.transactions.len() + 1);
     transactions.push(coinbase);
     transactions.extend(template.transactions.iter().map(|tx| (**tx).clone()));
-    let (root, _) = merkle_root(transactions.iter().map(Transaction::txid).collect());
-    Block {
-        header: BlockHeader {
-            version: BlockHeader::CURRENT_VERSION,
-            prev_blockhash: template.prev_blockhash,
-            merkle_root: root,
-            time: template.time,
-            bits: template.bits,
-            nonce: 0,
-        },
+    Block::assemble(
+        template.prev_blockhash,
+        template.time,
+        template.bits,
         transactions,
-    }
+    )
 }
 
 impl Miner {

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use quarry_chain::actor::{self, ChainService, Command};
 use quarry_chain::testing::WorkloadBuilder;
-use quarry_chain::{Block, BlockHash, Chain, RocksStore};
+use quarry_chain::{Block, BlockHash, Chain};
 use quarry_network::{Keypair, NetworkConfig, NetworkService};
+use quarry_store::RocksStore;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tempfile::TempDir;

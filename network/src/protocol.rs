@@ -30,13 +30,9 @@ pub const MAX_TX_GOSSIP_BYTES: usize = 100_000;
 /// Largest gossip message gossipsub reads: a largest block plus envelope and signature.
 pub const MAX_GOSSIP_TRANSMIT_BYTES: usize = MAX_BLOCK_BYTES + 16 * 1024;
 
-/// The consensus encoding's settings with the response-sized limit: embedded blocks and
-/// headers encode to exactly their consensus bytes.
+/// The consensus encoding's settings with the response-sized limit.
 const WIRE: Configuration<LittleEndian, Fixint, Limit<MAX_RESPONSE_BYTES>> =
-    bincode::config::standard()
-        .with_little_endian()
-        .with_fixed_int_encoding()
-        .with_limit::<MAX_RESPONSE_BYTES>();
+    quarry_chain::encode::canonical::<MAX_RESPONSE_BYTES>();
 
 /// A gossip topic of one network.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -3,7 +3,9 @@
 //! the [`EventLoop`] that owns the swarm and must be spawned on the tokio runtime.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use quarry_chain::clock::unix_now;
 
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
@@ -337,12 +339,6 @@ impl std::fmt::Debug for EventLoop {
 }
 
 /// Unix time in seconds.
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
-
 /// How many events may wait for the node before the network stops reading from peers.
 const EVENT_QUEUE: usize = 4_096;
 

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use quarry_chain::testing::{test_key, unit_params, WorkloadBuilder};
-use quarry_chain::{Address, Block, Chain, ChainReader, OutputKey, RocksStore};
+use quarry_chain::{Address, Block, Chain, ChainReader, OutputKey};
 use quarry_network::{Keypair, NetworkConfig};
 use quarry_node::index::AddressIndex;
 use quarry_node::rpc::{self, Credentials, RpcContext};
 use quarry_node::{Node, NodeConfig};
+use quarry_store::RocksStore;
 use serde_json::{json, Value};
 
 const INDEX_BLOCKS: usize = 10_000;

@@ -19,50 +19,7 @@ use tracing::{error, info, warn};
 
 use crate::node::{Node, NodeConfig};
 use crate::rpc::{self, Cookie, Credentials, RpcContext};
-
-/// The ports a network uses by default.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct DefaultPorts {
-    /// Peer-to-peer.
-    pub p2p: u16,
-    /// JSON-RPC.
-    pub rpc: u16,
-    /// Prometheus metrics.
-    pub metrics: u16,
-}
-
-/// The default ports of the network called `name`.
-pub fn default_ports(name: &str) -> DefaultPorts {
-    match name {
-        "main" => DefaultPorts {
-            p2p: 9333,
-            rpc: 9332,
-            metrics: 9334,
-        },
-        "testnet" => DefaultPorts {
-            p2p: 19333,
-            rpc: 19332,
-            metrics: 19334,
-        },
-        _ => DefaultPorts {
-            p2p: 19444,
-            rpc: 19443,
-            metrics: 19445,
-        },
-    }
-}
-
-/// The base directory when none is given: `~/.quarry`.
-pub fn default_base_dir() -> anyhow::Result<PathBuf> {
-    dirs::home_dir()
-        .map(|home| home.join(".quarry"))
-        .context("cannot find the home directory; pass --datadir")
-}
-
-/// The network's data directory: one subfolder of the base directory per network.
-pub fn network_dir(base: &Path, params: &ChainParams) -> PathBuf {
-    base.join(params.name())
-}
+use quarry_rpc::location::{default_ports, ConfigFile, Location, RpcConfig};
 
 /// Settings read from the TOML configuration file; the command line overrides them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -94,18 +51,6 @@ pub struct StoreConfig {
     pub sync_writes: bool,
 }
 
-/// JSON-RPC settings.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RpcConfig {
-    /// Where to listen (default: localhost on the network's RPC port).
-    pub bind: Option<SocketAddr>,
-    /// A user name; with `password`, replaces the cookie.
-    pub user: Option<String>,
-    /// The password of `user`.
-    pub password: Option<String>,
-}
-
 /// Metrics settings.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -130,62 +75,20 @@ pub struct MiningConfig {
     pub max_hash_rate: Option<u64>,
 }
 
-/// Which network, data directory and configuration file: the options quarryd and quarry-cli
-/// share, so both find the same files.
-#[derive(Clone, Debug, Default, clap::Args)]
-pub struct Location {
-    /// Network: main, testnet, regtest, or the path of a network parameters TOML file.
-    #[arg(long, value_name = "NAME|FILE")]
-    pub network: Option<String>,
-    /// Base data directory; each network uses a subfolder [default: ~/.quarry].
-    #[arg(long, value_name = "DIR")]
-    pub datadir: Option<PathBuf>,
-    /// Configuration file [default: DATADIR/quarryd.toml when it exists].
-    #[arg(long, value_name = "FILE")]
-    pub conf: Option<PathBuf>,
-}
-
-/// A [`Location`] settled: the network, its data directory and the configuration file.
-#[derive(Debug)]
-pub struct Resolved {
-    /// The network.
-    pub params: ChainParams,
-    /// The network's data directory.
-    pub data_dir: PathBuf,
-    /// The configuration file's settings (defaults when there is none).
-    pub file: FileConfig,
-}
-
-impl Location {
-    /// Reads the configuration file and settles the network: the command line over the file
-    /// over `main`.
-    pub fn resolve(&self) -> anyhow::Result<Resolved> {
-        let base = match &self.datadir {
-            Some(dir) => dir.clone(),
-            None => default_base_dir()?,
-        };
-        let path = self
-            .conf
-            .clone()
-            .unwrap_or_else(|| base.join("quarryd.toml"));
-        let file = if self.conf.is_some() || path.exists() {
-            read_config_file(&path)?
-        } else {
-            FileConfig::default()
-        };
-        let network = self
-            .network
-            .clone()
-            .or_else(|| file.network.clone())
-            .unwrap_or_else(|| "main".into());
-        let params = ChainParams::from_name_or_file(&network)?;
-        Ok(Resolved {
-            data_dir: network_dir(&base, &params),
-            params,
-            file,
-        })
+impl ConfigFile for FileConfig {
+    fn network(&self) -> Option<&str> {
+        self.network.as_deref()
     }
 }
+
+impl AsRef<RpcConfig> for FileConfig {
+    fn as_ref(&self) -> &RpcConfig {
+        &self.rpc
+    }
+}
+
+/// The daemon's [`Location`] settled, with every section of its configuration file.
+pub type Resolved = quarry_rpc::Resolved<FileConfig>;
 
 /// quarryd, the Quarry node daemon: validates and relays blocks and transactions, mines on
 /// request, and answers JSON-RPC calls (see `quarry-cli help`).
@@ -267,13 +170,6 @@ pub struct Settings {
     pub log_level: String,
 }
 
-/// Reads the configuration file: unknown keys and bad values are errors naming the file.
-pub fn read_config_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("invalid configuration file {}", path.display()))
-}
-
 impl Settings {
     /// Settles the settings: command line over file over defaults.
     pub fn resolve(args: Args) -> anyhow::Result<Self> {
@@ -281,7 +177,7 @@ impl Settings {
             mut params,
             data_dir,
             file,
-        } = args.location.resolve()?;
+        } = args.location.resolve::<FileConfig>()?;
         if let Some(work) = args.minimum_chain_work {
             let mut spec = params.spec().clone();
             spec.minimum_chain_work = Some(work);

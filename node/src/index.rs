@@ -13,11 +13,11 @@ use std::path::Path;
 
 use bincode::{Decode, Encode};
 use quarry_chain::encode::{decode, encode};
-use quarry_chain::rocks::open_versioned;
 use quarry_chain::{
     Amount, Block, BlockHash, BlockUndo, ChainReader, Coin, OutPoint, OutputKey, StoreError, Txid,
 };
-use rocksdb::{ColumnFamily, WriteBatch, DB};
+use quarry_store::rocksdb::{ColumnFamily, WriteBatch, DB};
+use quarry_store::{database, open_versioned};
 
 /// The on-disk format of the index. Bump it with any change of keys or values.
 const FORMAT_VERSION: u32 = 1;
@@ -136,7 +136,11 @@ impl AddressIndex {
 
     /// The block the index is in step with (genesis before the first block).
     pub fn tip(&self) -> Result<BlockHash, StoreError> {
-        match self.db.get_cf(self.cf(CF_META)?, META_TIP)? {
+        match self
+            .db
+            .get_cf(self.cf(CF_META)?, META_TIP)
+            .map_err(database)?
+        {
             None => Ok(self.genesis),
             Some(bytes) => Ok(BlockHash::from_byte_array(hash_from(&bytes, "tip")?)),
         }
@@ -191,7 +195,7 @@ impl AddressIndex {
             batch.delete_range_cf(self.cf(family)?, [].as_slice(), end.as_slice());
         }
         batch.delete_cf(self.cf(CF_META)?, META_TIP);
-        self.db.write(batch)?;
+        self.db.write(batch).map_err(database)?;
         Ok(why)
     }
 
@@ -269,14 +273,15 @@ impl AddressIndex {
             block.header.prev_blockhash
         };
         batch.put_cf(self.cf(CF_META)?, META_TIP, tip.as_byte_array());
-        self.db.write(batch)?;
+        self.db.write(batch).map_err(database)?;
         Ok(())
     }
 
     /// The block holding confirmed transaction `txid`, if the index has reached it.
     pub fn transaction_block(&self, txid: &Txid) -> Result<Option<BlockHash>, StoreError> {
         self.db
-            .get_cf(self.cf(CF_TRANSACTIONS)?, txid.as_byte_array())?
+            .get_cf(self.cf(CF_TRANSACTIONS)?, txid.as_byte_array())
+            .map_err(database)?
             .map(|bytes| Ok(BlockHash::from_byte_array(hash_from(&bytes, "block hash")?)))
             .transpose()
     }
@@ -292,7 +297,7 @@ impl AddressIndex {
             .prefix_iterator_cf(self.cf(family)?, prefix)
             .take_while(|item| item.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
             .map(|item| {
-                let (k, value) = item?;
+                let (k, value) = item.map_err(database)?;
                 let value =
                     decode(&value).map_err(|error| corrupt(format!("{family} record: {error}")))?;
                 Ok((k[prefix.len()..].to_vec(), value))

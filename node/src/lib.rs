@@ -1,7 +1,6 @@
 //! The Quarry node: wires the chain actor and its RocksDB store, the mempool, the miner and the
 //! peer-to-peer network into one running [`Node`].
 
-pub mod cli;
 pub mod daemon;
 pub mod index;
 pub mod metrics;

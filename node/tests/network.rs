@@ -344,6 +344,7 @@ async fn invalidating_a_block_bans_no_honest_peer_and_reconsidering_takes_what_c
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_blockchain_info_never_wait_on_the_chain_thread() {
     use quarry_chain::actor::Command;
+    use quarry_node::rpc::gauges::refresh_metrics;
     use quarry_node::rpc::methods::{self, RpcContext};
 
     let dir = tempfile::tempdir().unwrap();
@@ -386,7 +387,7 @@ async fn metrics_and_blockchain_info_never_wait_on_the_chain_thread() {
     .unwrap();
     assert_eq!(answer["blocks"], 3);
     assert_eq!(answer["headers"], 3);
-    tokio::time::timeout(Duration::from_secs(10), methods::refresh_metrics(&node))
+    tokio::time::timeout(Duration::from_secs(10), refresh_metrics(&node))
         .await
         .expect("a metrics scrape completes while the chain thread is busy")
         .unwrap();

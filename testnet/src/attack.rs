@@ -12,9 +12,10 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use quarry_chain::{Address, Amount, OutputKey};
+use anyhow::{bail, Result};
+use quarry_chain::{Address, Amount, BlockHash, OutputKey, Txid};
 use quarry_mempool::FeeRate;
+use quarry_rpc::types::{BlockchainInfo, VerboseTransaction};
 use serde::Serialize;
 use serde_json::json;
 
@@ -119,23 +120,20 @@ impl Clock {
 }
 
 fn chain_state(testnet: &Testnet, node: usize) -> Result<(u64, String, String)> {
-    let info = testnet.call(node, "getblockchaininfo", json!([]))?;
+    let info: BlockchainInfo = testnet.call(node, "getblockchaininfo", json!([]))?;
     Ok((
-        info["blocks"].as_u64().context("blocks")?,
-        info["chainwork"].as_str().context("chainwork")?.to_owned(),
-        info["bestblockhash"]
-            .as_str()
-            .context("bestblockhash")?
-            .to_owned(),
+        u64::from(info.blocks),
+        info.chainwork,
+        info.bestblockhash.to_string(),
     ))
 }
 
 /// Confirmations of `txid` on `node`'s best chain (0 if unconfirmed or unknown) and its block.
 fn confirmations(testnet: &Testnet, node: usize, txid: &str) -> (u64, Option<String>) {
-    match testnet.call(node, "getrawtransaction", json!([txid, true])) {
+    match testnet.call::<VerboseTransaction>(node, "getrawtransaction", json!([txid, true])) {
         Ok(tx) => (
-            tx["confirmations"].as_u64().unwrap_or(0),
-            tx["blockhash"].as_str().map(str::to_owned),
+            u64::from(tx.confirmations.unwrap_or(0)),
+            tx.blockhash.map(|hash| hash.to_string()),
         ),
         Err(_) => (0, None),
     }
@@ -154,18 +152,15 @@ pub fn wallet_status(testnet: &Testnet, node: usize, txid: &str) -> Result<Optio
 fn branch(testnet: &Testnet, node: usize, from: u64, to: u64) -> Result<Vec<String>> {
     (from..=to)
         .map(|height| {
-            Ok(testnet
-                .call(node, "getblockhash", json!([height]))?
-                .as_str()
-                .unwrap_or_default()
-                .to_owned())
+            let hash: BlockHash = testnet.call(node, "getblockhash", json!([height]))?;
+            Ok(hash.to_string())
         })
         .collect()
 }
 
 fn set_mining(testnet: &Testnet, node: usize, on: bool) -> Result<()> {
     if testnet.state.nodes[node].hash_rate > 0 {
-        testnet.call(node, "setgenerate", json!([on, 1]))?;
+        testnet.run(node, "setgenerate", json!([on, 1]))?;
     }
     Ok(())
 }
@@ -228,9 +223,9 @@ pub fn run_trial(testnet: &Testnet, settings: AttackSettings, z: u32) -> Result<
         set_mining(testnet, HONEST, true)?;
     }
     let (payment, pay_hex, conflicting, back_hex) = conflicting_pair(testnet)?;
-    testnet.call(MERCHANT, "sendrawtransaction", json!([pay_hex]))?;
+    testnet.run(MERCHANT, "sendrawtransaction", json!([pay_hex]))?;
     clock.note(format!("attacker paid the merchant: {}", &payment[..12]));
-    testnet.call(ATTACKER, "sendrawtransaction", json!([back_hex]))?;
+    testnet.run(ATTACKER, "sendrawtransaction", json!([back_hex]))?;
     clock.note(format!(
         "attacker's secret spend of the same coin: {}",
         &conflicting[..12]
@@ -281,7 +276,7 @@ pub fn run_trial(testnet: &Testnet, settings: AttackSettings, z: u32) -> Result<
     // block they share.
     let mut fork_height = fork_height;
     for height in (fork_height..=honest_height.min(attacker_height)).rev() {
-        let hash_at = |node| testnet.call(node, "getblockhash", json!([height]));
+        let hash_at = |node| testnet.call::<BlockHash>(node, "getblockhash", json!([height]));
         if hash_at(MERCHANT)? == hash_at(ATTACKER)? {
             fork_height = height;
             break;
@@ -369,10 +364,8 @@ pub struct ZeroConfirmationOutcome {
 }
 
 fn in_mempool(testnet: &Testnet, node: usize, txid: &str) -> Result<bool> {
-    let pool = testnet.call(node, "getrawmempool", json!([]))?;
-    Ok(pool
-        .as_array()
-        .is_some_and(|txids| txids.iter().any(|t| t.as_str() == Some(txid))))
+    let pool: Vec<Txid> = testnet.call(node, "getrawmempool", json!([]))?;
+    Ok(pool.iter().any(|in_pool| in_pool.to_string() == txid))
 }
 
 /// Runs a race or Finney attack once on an attack testnet whose miners are idle: the merchant
@@ -395,9 +388,9 @@ pub fn zero_confirmation(
         ZeroConfirmation::Race => {
             testnet.partition(&[MERCHANT], &[HONEST, ATTACKER])?;
             clock.note("the merchant's node and the miner hear different versions first");
-            testnet.call(MERCHANT, "sendrawtransaction", json!([pay_hex]))?;
+            testnet.run(MERCHANT, "sendrawtransaction", json!([pay_hex]))?;
             clock.note(format!("attacker pays the merchant: {}", &payment[..12]));
-            testnet.call(HONEST, "sendrawtransaction", json!([back_hex]))?;
+            testnet.run(HONEST, "sendrawtransaction", json!([back_hex]))?;
             clock.note(format!(
                 "at the same time it gives the miner a conflicting spend: {}",
                 &conflicting[..12]
@@ -405,13 +398,13 @@ pub fn zero_confirmation(
         }
         ZeroConfirmation::Finney => {
             testnet.partition(&[ATTACKER], &[HONEST, MERCHANT])?;
-            testnet.call(ATTACKER, "sendrawtransaction", json!([back_hex]))?;
+            testnet.run(ATTACKER, "sendrawtransaction", json!([back_hex]))?;
             testnet.generate(ATTACKER, 1, &miner_address)?;
             clock.note(format!(
                 "attacker mines, in secret, a block spending its coin to itself: {}",
                 &conflicting[..12]
             ));
-            testnet.call(MERCHANT, "sendrawtransaction", json!([pay_hex]))?;
+            testnet.run(MERCHANT, "sendrawtransaction", json!([pay_hex]))?;
             clock.note(format!(
                 "attacker pays the merchant with the same coin: {}",
                 &payment[..12]

@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use quarry_chain::hash::tagged_hash;
-use quarry_chain::{Address, ChainParams, OutputKey};
-use quarry_node::cli::{CallError, Endpoint};
+use quarry_chain::{Address, BlockHash, ChainParams, OutputKey};
+use quarry_rpc::types::{NetworkInfo, PeerInfo};
+use quarry_rpc::{CallError, Endpoint};
 use quarry_wallet::{Seed, Wallet, WalletFile};
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::delay::DelayedLink;
 use serde::{Deserialize, Serialize};
@@ -322,7 +324,7 @@ impl Testnet {
         }
         let mut child = command
             .spawn()
-            .with_context(|| format!("cannot start {}: build it with `cargo build --release -p quarry-node` or pass --quarryd", quarryd.display()))?;
+            .with_context(|| format!("cannot start {}: build it with `cargo build -p quarry-node --bins` (./scripts/run.sh does) or pass --quarryd", quarryd.display()))?;
         let mut record = NodeRecord {
             name: spec.name.clone(),
             dir,
@@ -344,7 +346,8 @@ impl Testnet {
                     record.dir.join("quarryd.log").display()
                 );
             }
-            if let Ok(info) = self.call_record(&record, "getnetworkinfo", json!([])) {
+            if let Ok(info) = self.call_record::<NetworkInfo>(&record, "getnetworkinfo", json!([]))
+            {
                 break info;
             }
             if started.elapsed() > Duration::from_secs(60) {
@@ -353,11 +356,12 @@ impl Testnet {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        record.peer_id = info["peerid"].as_str().unwrap_or_default().to_owned();
-        record.p2p = info["localaddresses"][0]
-            .as_str()
-            .context("the node reports no listen address")?
-            .to_owned();
+        record.p2p = info
+            .localaddresses
+            .into_iter()
+            .next()
+            .context("the node reports no listen address")?;
+        record.peer_id = info.peerid;
         Ok((child, record))
     }
 
@@ -403,21 +407,36 @@ impl Testnet {
         })
     }
 
-    fn call_record(&self, record: &NodeRecord, method: &str, params: Value) -> Result<Value> {
+    fn call_record<T: DeserializeOwned>(
+        &self,
+        record: &NodeRecord,
+        method: &str,
+        params: Value,
+    ) -> Result<T> {
         self.endpoint(record)?
-            .call(method, params)
+            .call_as(method, params)
             .map_err(|error: CallError| anyhow::anyhow!("{}: {method}: {error}", record.name))
     }
 
-    /// Calls `method` on node `index`.
-    pub fn call(&self, index: usize, method: &str, params: Value) -> Result<Value> {
+    /// Calls `method` on node `index` and reads its result as `T`.
+    pub fn call<T: DeserializeOwned>(
+        &self,
+        index: usize,
+        method: &str,
+        params: Value,
+    ) -> Result<T> {
         self.call_record(&self.state.nodes[index], method, params)
+    }
+
+    /// Calls `method` on node `index` for its effect, whatever its result.
+    pub fn run(&self, index: usize, method: &str, params: Value) -> Result<()> {
+        self.call::<IgnoredAny>(index, method, params).map(drop)
     }
 
     /// Mines `count` blocks on node `index` paying `address`, however many tries they take
     /// (`generatetoaddress` stops after a million by default, too few once ASERT has raised
     /// the difficulty to the running miners' rate).
-    pub fn generate(&self, index: usize, count: usize, address: &str) -> Result<Value> {
+    pub fn generate(&self, index: usize, count: usize, address: &str) -> Result<Vec<BlockHash>> {
         self.call(
             index,
             "generatetoaddress",
@@ -451,14 +470,14 @@ impl Testnet {
             .via
             .clone()
             .unwrap_or_else(|| self.state.nodes[listener].p2p.clone());
-        match self.call(dialler, "addnode", json!([address, "add"])) {
+        match self.run(dialler, "addnode", json!([address, "add"])) {
             Err(error) if error.to_string().contains("already added") => {
                 if self.connected(dialler, listener)? {
                     return Ok(());
                 }
                 let deadline = Instant::now() + Duration::from_secs(10);
                 loop {
-                    match self.call(dialler, "addnode", json!([address, "onetry"])) {
+                    match self.run(dialler, "addnode", json!([address, "onetry"])) {
                         Ok(_) => return Ok(()),
                         // Connected meanwhile (the other side dialled, or a redial).
                         Err(_) if self.connected(dialler, listener)? => return Ok(()),
@@ -467,19 +486,15 @@ impl Testnet {
                     }
                 }
             }
-            other => other.map(drop),
+            other => other,
         }
     }
 
     /// Whether `a` has a connection to `b`.
     pub fn connected(&self, a: usize, b: usize) -> Result<bool> {
-        let peers = self.call(a, "getpeerinfo", json!([]))?;
+        let peers: Vec<PeerInfo> = self.call(a, "getpeerinfo", json!([]))?;
         let wanted = &self.state.nodes[b].peer_id;
-        Ok(peers.as_array().is_some_and(|peers| {
-            peers
-                .iter()
-                .any(|peer| peer["peerid"].as_str() == Some(wanted))
-        }))
+        Ok(peers.iter().any(|peer| &peer.peerid == wanted))
     }
 
     /// Cuts every link between `a` and `b` (both ways, by bans that last until `heal`).
@@ -495,7 +510,7 @@ impl Testnet {
             for &y in b {
                 for (from, to) in [(x, y), (y, x)] {
                     let peer = self.state.nodes[to].peer_id.clone();
-                    self.call(from, "setban", json!([peer, "add", 86_400]))?;
+                    self.run(from, "setban", json!([peer, "add", 86_400]))?;
                 }
             }
         }
@@ -505,7 +520,7 @@ impl Testnet {
     /// Lifts every ban and restores the topology's links.
     pub fn heal(&self) -> Result<()> {
         for index in 0..self.state.nodes.len() {
-            self.call(index, "clearbanned", json!([]))?;
+            self.run(index, "clearbanned", json!([]))?;
         }
         for link in &self.state.links {
             self.link(link)?;
@@ -517,7 +532,7 @@ impl Testnet {
     /// exit; removes the state file.
     pub fn shutdown(mut self) -> Result<()> {
         for index in 0..self.state.nodes.len() {
-            if let Err(error) = self.call(index, "stop", json!([])) {
+            if let Err(error) = self.run(index, "stop", json!([])) {
                 eprintln!("warning: {error:#}");
             }
         }
@@ -533,7 +548,10 @@ impl Testnet {
         }
         // Nodes of a testnet loaded from its state file: wait until their RPC stops answering.
         for record in &self.state.nodes {
-            while self.call_record(record, "uptime", json!([])).is_ok() && Instant::now() < deadline
+            while self
+                .call_record::<IgnoredAny>(record, "uptime", json!([]))
+                .is_ok()
+                && Instant::now() < deadline
             {
                 std::thread::sleep(Duration::from_millis(50));
             }

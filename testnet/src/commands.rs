@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use quarry_chain::{Address, Amount};
+use quarry_chain::{Address, Amount, BlockHash};
 use quarry_mempool::FeeRate;
+use quarry_rpc::types::IndexInfo;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -230,7 +231,7 @@ pub fn up(options: &UpOptions) -> Result<Testnet> {
     fund_wallets(&testnet)?;
     for (index, node) in testnet.state.nodes.iter().enumerate() {
         if node.hash_rate > 0 {
-            testnet.call(index, "setgenerate", json!([true, 1]))?;
+            testnet.run(index, "setgenerate", json!([true, 1]))?;
         }
     }
     Ok(testnet)
@@ -265,14 +266,14 @@ pub fn wait_for_sync(testnet: &Testnet, timeout: Duration) -> Result<()> {
         let tips: Vec<String> = (0..testnet.state.nodes.len())
             .map(|index| {
                 testnet
-                    .call(index, "getbestblockhash", json!([]))
+                    .call::<BlockHash>(index, "getbestblockhash", json!([]))
                     .map(|tip| tip.to_string())
             })
             .collect::<Result<_>>()?;
         let indexed = (0..testnet.state.nodes.len()).all(|index| {
             testnet
-                .call(index, "getindexinfo", json!([]))
-                .is_ok_and(|info| info["addressindex"]["synced"] == true)
+                .call::<IndexInfo>(index, "getindexinfo", json!([]))
+                .is_ok_and(|info| info.addressindex.synced)
         });
         if indexed && tips.windows(2).all(|pair| pair[0] == pair[1]) {
             return Ok(());
@@ -396,7 +397,7 @@ pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
     let total = run.confirmations.len() * run.trials as usize;
     let outcome = (|| -> Result<Vec<attack::Trial>> {
         attack::fund_attacker(&testnet, total)?;
-        testnet.call(attack::HONEST, "setgenerate", json!([true, 1]))?;
+        testnet.run(attack::HONEST, "setgenerate", json!([true, 1]))?;
         let mut trials = Vec::with_capacity(total);
         progress(0, total, 0);
         for &z in &run.confirmations {

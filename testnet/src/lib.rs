@@ -9,4 +9,5 @@ pub mod delay;
 pub mod params;
 pub mod reconverge;
 pub mod report;
+pub mod selfcheck;
 pub mod status;

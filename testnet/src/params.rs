@@ -42,10 +42,7 @@ pub fn local_params(
 /// Now, as a genesis time: the start of the current second, less a minute so the first blocks
 /// are never dated before it.
 pub fn genesis_time_now() -> u32 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
-    u32::try_from(now.saturating_sub(60)).unwrap_or(u32::MAX)
+    u32::try_from(quarry_chain::clock::unix_now().saturating_sub(60)).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

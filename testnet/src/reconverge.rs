@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use quarry_chain::{Amount, ChainParams, NetworkSpec, RetargetRule};
+use quarry_chain::{Amount, BlockHash, ChainParams, NetworkSpec, RetargetRule};
 use serde::Serialize;
 use serde_json::json;
 
@@ -105,11 +105,8 @@ fn mine(testnet: &Testnet, index: usize, blocks: u32) -> Result<()> {
 
 /// The tip of node `index`.
 fn tip(testnet: &Testnet, index: usize) -> Result<String> {
-    Ok(testnet
-        .call(index, "getbestblockhash", json!([]))?
-        .as_str()
-        .unwrap_or_default()
-        .to_owned())
+    let tip: BlockHash = testnet.call(index, "getbestblockhash", json!([]))?;
+    Ok(tip.to_string())
 }
 
 /// Polls until every node in `nodes` has `target` as its tip; returns each one's wait.

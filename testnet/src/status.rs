@@ -2,6 +2,8 @@
 
 use std::fmt::Write;
 
+use quarry_chain::{BlockHash, TipStatus};
+use quarry_rpc::types::{BlockWithTransactions, BlockchainInfo, ChainTip, MiningInfo};
 use serde_json::json;
 
 use crate::cluster::Testnet;
@@ -39,10 +41,7 @@ pub const SHARE_WINDOW: u64 = 100;
 /// For every node, the fraction of the last [`SHARE_WINDOW`] blocks (as `reader` sees them)
 /// whose coinbase pays the node's wallet.
 fn measured_shares(testnet: &Testnet, reader: usize) -> anyhow::Result<Vec<Option<f64>>> {
-    let tip = testnet
-        .call(reader, "getblockcount", json!([]))?
-        .as_u64()
-        .unwrap_or(0);
+    let tip: u64 = testnet.call(reader, "getblockcount", json!([]))?;
     let start = tip.saturating_sub(SHARE_WINDOW) + 1;
     let addresses: Vec<String> = testnet
         .state
@@ -52,12 +51,16 @@ fn measured_shares(testnet: &Testnet, reader: usize) -> anyhow::Result<Vec<Optio
         .collect();
     let mut counts = vec![0u64; addresses.len()];
     for height in start..=tip {
-        let hash = testnet.call(reader, "getblockhash", json!([height]))?;
-        let block = testnet.call(reader, "getblock", json!([hash, 2]))?;
-        let payee = &block["tx"][0]["vout"][0]["scriptPubKey"]["address"];
+        let hash: BlockHash = testnet.call(reader, "getblockhash", json!([height]))?;
+        let block: BlockWithTransactions = testnet.call(reader, "getblock", json!([hash, 2]))?;
+        let payee = block
+            .tx
+            .first()
+            .and_then(|coinbase| coinbase.vout.first())
+            .map(|output| output.script_pubkey.address.as_str());
         if let Some(index) = addresses
             .iter()
-            .position(|address| payee == address.as_str())
+            .position(|address| payee == Some(address.as_str()))
         {
             counts[index] += 1;
         }
@@ -83,10 +86,10 @@ pub fn collect(testnet: &Testnet) -> Vec<NodeStatus> {
             let share_asked = testnet.state.nodes[index].share;
             let share_measured = shares.get(index).copied().flatten();
             let query = || -> anyhow::Result<NodeStatus> {
-                let chain = testnet.call(index, "getblockchaininfo", json!([]))?;
-                let mining = testnet.call(index, "getmininginfo", json!([]))?;
-                let tips = testnet.call(index, "getchaintips", json!([]))?;
-                let peers = testnet.call(index, "getconnectioncount", json!([]))?;
+                let chain: BlockchainInfo = testnet.call(index, "getblockchaininfo", json!([]))?;
+                let mining: MiningInfo = testnet.call(index, "getmininginfo", json!([]))?;
+                let tips: Vec<ChainTip> = testnet.call(index, "getchaintips", json!([]))?;
+                let peers: u64 = testnet.call(index, "getconnectioncount", json!([]))?;
                 let metrics = ureq::get(&format!(
                     "http://{}/metrics",
                     testnet.state.nodes[index].metrics
@@ -97,20 +100,16 @@ pub fn collect(testnet: &Testnet) -> Vec<NodeStatus> {
                 .unwrap_or_default();
                 Ok(NodeStatus {
                     name: name.clone(),
-                    height: chain["blocks"].as_u64(),
-                    tip: chain["bestblockhash"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .chars()
-                        .take(12)
-                        .collect(),
-                    peers: peers.as_u64().unwrap_or(0),
-                    mempool: mining["pooledtx"].as_u64().unwrap_or(0),
-                    hash_rate: mining["hashespersec"].as_f64().unwrap_or(0.0),
-                    difficulty: chain["difficulty"].as_f64().unwrap_or(0.0),
-                    forks: tips.as_array().map_or(0, |tips| {
-                        tips.iter().filter(|tip| tip["status"] != "active").count() as u64
-                    }),
+                    height: Some(u64::from(chain.blocks)),
+                    tip: chain.bestblockhash.to_string().chars().take(12).collect(),
+                    peers,
+                    mempool: mining.pooledtx as u64,
+                    hash_rate: mining.hashespersec,
+                    difficulty: chain.difficulty,
+                    forks: tips
+                        .iter()
+                        .filter(|tip| tip.status != TipStatus::Active)
+                        .count() as u64,
                     reorgs: metric(&metrics, "quarry_reorgs_total").unwrap_or(0.0) as u64,
                     share_asked,
                     share_measured,

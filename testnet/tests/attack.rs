@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use quarry_chain::{BlockHash, TipStatus};
+use quarry_rpc::types::ChainTip;
 use quarry_testnet::analysis::{exact, AttackModel};
 use quarry_testnet::attack::AttackSettings;
 use quarry_testnet::cluster::{links, quarryd_path, Link, Topology};
@@ -95,27 +97,17 @@ fn a_healed_partition_converges_on_the_chain_with_the_most_work() {
             .address(&testnet.params)
             .to_string()
     };
-    testnet
-        .call(0, "generatetoaddress", json!([2, address(0)]))
-        .unwrap();
-    let heavier = testnet
-        .call(3, "generatetoaddress", json!([4, address(3)]))
-        .unwrap();
+    testnet.generate(0, 2, &address(0)).unwrap();
+    let heavier = testnet.generate(3, 4, &address(3)).unwrap();
     testnet.heal().unwrap();
     wait_for_sync(&testnet, Duration::from_secs(120)).unwrap();
-    let tip = heavier[3].clone();
+    let tip = heavier[3];
     for index in 0..4 {
-        assert_eq!(
-            testnet.call(index, "getbestblockhash", json!([])).unwrap(),
-            tip
-        );
+        let best: BlockHash = testnet.call(index, "getbestblockhash", json!([])).unwrap();
+        assert_eq!(best, tip);
     }
-    let tips = testnet.call(0, "getchaintips", json!([])).unwrap();
-    assert!(tips
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|tip| tip["status"] != "active"));
+    let tips: Vec<ChainTip> = testnet.call(0, "getchaintips", json!([])).unwrap();
+    assert!(tips.iter().any(|tip| tip.status != TipStatus::Active));
     testnet.shutdown().unwrap();
 }
 
@@ -149,14 +141,10 @@ fn delayed_links_carry_blocks_through_their_relay() {
         .expect("a relay for the delayed link");
     assert!(!via.contains(&testnet.state.nodes[0].p2p));
     let address = testnet.state.nodes[0].address(&testnet.params).to_string();
-    let mined = testnet
-        .call(0, "generatetoaddress", json!([3, address]))
-        .unwrap();
+    let mined = testnet.generate(0, 3, &address).unwrap();
     wait_for_sync(&testnet, Duration::from_secs(60)).unwrap();
-    assert_eq!(
-        testnet.call(1, "getbestblockhash", json!([])).unwrap(),
-        mined[2]
-    );
+    let best: BlockHash = testnet.call(1, "getbestblockhash", json!([])).unwrap();
+    assert_eq!(best, mined[2]);
     testnet.shutdown().unwrap();
 }
 

@@ -9,7 +9,7 @@ use quarry_chain::testing::test_key;
 use quarry_chain::{Address, Amount, ChainParams, OutPoint, TxOut, Txid};
 use quarry_mempool::FeeRate;
 use quarry_wallet::file::KEY_POOL;
-use quarry_wallet::wallet::{select_coins, Coin};
+use quarry_wallet::payment::{select_coins, Coin};
 use quarry_wallet::{Seed, WalletFile};
 
 fn main() {

@@ -3,10 +3,14 @@
 
 pub mod error;
 pub mod file;
+pub mod history;
+pub mod payment;
 pub mod seed;
 pub mod wallet;
 
 pub use error::WalletError;
 pub use file::WalletFile;
+pub use history::{HistoryEntry, Status};
+pub use payment::{Coin, Payment, DUST};
 pub use seed::Seed;
-pub use wallet::{Balance, HistoryEntry, Payment, Status, Wallet};
+pub use wallet::{Balance, Wallet};

@@ -9,8 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use quarry_chain::{Address, Amount, Txid};
 use quarry_mempool::FeeRate;
-use quarry_node::cli::{Connection, Endpoint};
-use quarry_node::daemon::Location;
+use quarry_rpc::{Connection, Endpoint, Location, Resolved};
 use quarry_wallet::{Seed, Status, Wallet, WalletError};
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -159,7 +158,7 @@ fn fee_rate(sats_per_byte: u64) -> FeeRate {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let resolved = args.location.resolve()?;
+    let resolved: Resolved = args.location.resolve()?;
     let params = resolved.params.clone();
     let path = args
         .wallet
@@ -384,7 +383,8 @@ fn run(args: Args) -> anyhow::Result<()> {
 
 /// An amount in coins as a JSON number, as quarryd's RPC writes it.
 fn coins(amount: Amount) -> serde_json::Value {
-    quarry_node::rpc::render::coins(amount)
+    quarry_rpc::types::coins::serialize(&amount, serde_json::value::Serializer)
+        .expect("an amount serialises")
 }
 
 /// A status as one word, for scripts.
@@ -406,7 +406,7 @@ fn print_json(value: &serde_json::Value) {
 }
 
 fn main() -> ExitCode {
-    quarry_node::cli::exit_quietly_on_closed_pipe();
+    quarry_rpc::cli::exit_quietly_on_closed_pipe();
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -1,45 +1,24 @@
-//! The wallet at work: its coins, balance and history as the node's address index reports
-//! them, and payments — coin selection, fee, change, signing, broadcast — and fee bumps.
+//! The wallet at work with its node: coins, balance and history as the node's address index
+//! reports them, payments planned (see [`crate::payment`]), signed and broadcast, fee bumps.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::history::{self, HistoryEntry, Remembered};
+use quarry_chain::clock::unix_now;
 use quarry_chain::encode::{decode, encode};
 use quarry_chain::sighash::sign_transaction;
-use quarry_chain::{
-    Address, Amount, ChainParams, OutPoint, OutputKey, Transaction, TxIn, TxOut, Txid,
-};
+use quarry_chain::{Address, Amount, ChainParams, OutPoint, OutputKey, Transaction, TxOut, Txid};
 use quarry_mempool::FeeRate;
-use quarry_node::cli::{CallError, Endpoint};
+use quarry_rpc::types::{AddressHistoryEntry, AddressMempoolDelta, AddressUtxo};
+use quarry_rpc::{CallError, Endpoint};
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{json, Value};
 
 use crate::error::WalletError;
 use crate::file::{SeenTransaction, SentTransaction, WalletFile};
+use crate::payment::{select_coins, Coin, Payment, DUST};
 use crate::seed::Seed;
-
-/// Payments and change below this are not made: they would cost more to spend than they hold.
-pub const DUST: Amount = Amount::from_sat(1_000);
-
-/// Bytes of a signature in an input's witness.
-const SIGNATURE_BYTES: usize = 64;
-
-/// A confirmed unspent output of the wallet.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Coin {
-    /// Where it is.
-    pub outpoint: OutPoint,
-    /// The output.
-    pub output: TxOut,
-    /// Height of its block.
-    pub height: u32,
-    /// Confirmations.
-    pub confirmations: u32,
-    /// Whether a coinbase created it.
-    pub coinbase: bool,
-    /// Whether it may be spent in the next block (coinbases must mature).
-    pub mature: bool,
-}
 
 /// The wallet's balance.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -50,62 +29,6 @@ pub struct Balance {
     pub unconfirmed: Amount,
     /// Coinbase outputs still maturing.
     pub immature: Amount,
-}
-
-/// Where a transaction stands.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Status {
-    /// In a block of the best chain.
-    Confirmed(u32),
-    /// In the node's mempool.
-    Unconfirmed,
-    /// Replaced by a fee bump.
-    Replaced(Txid),
-    /// Out of the chain and mempool because another transaction spent one of its inputs
-    /// (after a reorganisation, or a double spend).
-    Conflicted,
-    /// Out of the chain and mempool with its inputs still unspent (evicted or never relayed).
-    Dropped,
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Confirmed(_) => f.write_str("confirmed"),
-            Self::Unconfirmed => f.write_str("unconfirmed"),
-            Self::Replaced(by) => write!(f, "replaced by {by}"),
-            Self::Conflicted => f.write_str("conflicted"),
-            Self::Dropped => f.write_str("dropped"),
-        }
-    }
-}
-
-/// One line of the history.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct HistoryEntry {
-    /// The transaction.
-    pub txid: Txid,
-    /// Where it stands.
-    pub status: Status,
-    /// What it did to the balance, in sats.
-    pub net_sats: i64,
-}
-
-/// A payment ready to sign.
-#[derive(Clone, Debug)]
-pub struct Payment {
-    /// The transaction, unsigned.
-    pub tx: Transaction,
-    /// The coins it spends, in input order.
-    pub coins: Vec<Coin>,
-    /// The amount paid.
-    pub amount: Amount,
-    /// The fee.
-    pub fee: Amount,
-    /// Change back to the wallet, and its output index.
-    pub change: Option<(Amount, u32)>,
-    /// The transaction's size once signed.
-    pub size: usize,
 }
 
 /// What the mempool holds for the wallet.
@@ -134,21 +57,6 @@ pub struct Wallet {
 
 fn sats(amount: Amount) -> i64 {
     i64::try_from(amount.to_sat()).unwrap_or(i64::MAX)
-}
-
-fn amount_of(value: &Value) -> Option<Amount> {
-    let coins = value.as_f64()?;
-    (coins >= 0.0).then(|| Amount::from_sat((coins * Amount::SATS_PER_COIN as f64).round() as u64))
-}
-
-fn signed_sats_of(value: &Value) -> Option<i64> {
-    Some((value.as_f64()? * Amount::SATS_PER_COIN as f64).round() as i64)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 impl Wallet {
@@ -193,14 +101,19 @@ impl Wallet {
         self.file.save(&self.path)
     }
 
-    fn call(&self, method: &'static str, params: Value) -> Result<Value, WalletError> {
+    fn call<T: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        params: Value,
+    ) -> Result<T, WalletError> {
         let node = self.node.as_ref().ok_or_else(|| WalletError::Node {
             address: "(none)".into(),
             reason: "no node to ask: is quarryd running on this network (its cookie is missing)?"
                 .into(),
         })?;
-        node.call(method, params).map_err(|error| {
+        node.call_as(method, params).map_err(|error| {
             let reason = match error {
+                CallError::Reply(detail) => return Self::bad_reply(method, detail),
                 CallError::Connect(error) => format!(
                     "cannot connect ({error}); is quarryd running, and are --network and --rpc-connect right?"
                 ),
@@ -238,32 +151,32 @@ impl Wallet {
 
     /// The wallet's confirmed unspent outputs, largest first.
     pub fn coins(&self) -> Result<Vec<Coin>, WalletError> {
-        let reply = self.call("getaddressutxos", self.watched())?;
-        let list = reply
-            .as_array()
-            .ok_or_else(|| Self::bad_reply("getaddressutxos", "not a list"))?;
-        let mut coins = list
-            .iter()
-            .map(|item| {
-                let parse = || -> Option<Coin> {
-                    Some(Coin {
-                        outpoint: OutPoint {
-                            txid: item["txid"].as_str()?.parse().ok()?,
-                            vout: u32::try_from(item["vout"].as_u64()?).ok()?,
-                        },
-                        output: TxOut {
-                            value: amount_of(&item["amount"])?,
-                            pubkey: self.key_of(item["address"].as_str()?)?,
-                        },
-                        height: u32::try_from(item["height"].as_u64()?).ok()?,
-                        confirmations: u32::try_from(item["confirmations"].as_u64()?).ok()?,
-                        coinbase: item["coinbase"].as_bool()?,
-                        mature: item["mature"].as_bool()?,
-                    })
-                };
-                parse().ok_or_else(|| Self::bad_reply("getaddressutxos", item.to_string()))
+        let utxos: Vec<AddressUtxo> = self.call("getaddressutxos", self.watched())?;
+        let mut coins = utxos
+            .into_iter()
+            .map(|utxo| {
+                let pubkey = self.key_of(&utxo.address).ok_or_else(|| {
+                    Self::bad_reply(
+                        "getaddressutxos",
+                        format!("{} is not this wallet's address", utxo.address),
+                    )
+                })?;
+                Ok(Coin {
+                    outpoint: OutPoint {
+                        txid: utxo.txid,
+                        vout: utxo.vout,
+                    },
+                    output: TxOut {
+                        value: utxo.amount,
+                        pubkey,
+                    },
+                    height: utxo.height,
+                    confirmations: utxo.confirmations,
+                    coinbase: utxo.coinbase,
+                    mature: utxo.mature,
+                })
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, WalletError>>()?;
         coins.sort_by(|a, b| {
             b.output
                 .value
@@ -274,30 +187,22 @@ impl Wallet {
     }
 
     fn pending(&self) -> Result<Pending, WalletError> {
-        let reply = self.call("getaddressmempool", self.watched())?;
-        let list = reply
-            .as_array()
-            .ok_or_else(|| Self::bad_reply("getaddressmempool", "not a list"))?;
+        let deltas: Vec<AddressMempoolDelta> = self.call("getaddressmempool", self.watched())?;
         let mut pending = Pending::default();
-        for item in list {
-            let bad = || Self::bad_reply("getaddressmempool", item.to_string());
-            let txid: Txid = item["txid"]
-                .as_str()
-                .and_then(|t| t.parse().ok())
-                .ok_or_else(bad)?;
-            let delta = signed_sats_of(&item["amount"]).ok_or_else(bad)?;
-            *pending.net.entry(txid).or_default() += delta;
-            if let Some(prevtxid) = item["prevtxid"].as_str() {
-                pending.spent.insert(OutPoint {
-                    txid: prevtxid.parse().map_err(|_| bad())?,
-                    vout: item["prevout"]
-                        .as_u64()
-                        .and_then(|v| u32::try_from(v).ok())
-                        .ok_or_else(bad)?,
-                });
-            } else {
-                let value = amount_of(&item["amount"]).ok_or_else(bad)?;
-                pending.incoming = pending.incoming.checked_add(value).ok_or_else(bad)?;
+        for delta in deltas {
+            let bad = || Self::bad_reply("getaddressmempool", format!("{delta:?}"));
+            *pending.net.entry(delta.txid).or_default() += delta.amount;
+            match (delta.prevtxid, delta.prevout) {
+                (Some(txid), Some(vout)) => {
+                    pending.spent.insert(OutPoint { txid, vout });
+                }
+                (None, None) => {
+                    let value = u64::try_from(delta.amount)
+                        .map(Amount::from_sat)
+                        .map_err(|_| bad())?;
+                    pending.incoming = pending.incoming.checked_add(value).ok_or_else(bad)?;
+                }
+                _ => return Err(bad()),
             }
         }
         Ok(pending)
@@ -430,99 +335,59 @@ impl Wallet {
     }
 
     fn broadcast(&self, tx: &Transaction) -> Result<Txid, WalletError> {
-        let reply = self.call("sendrawtransaction", json!([hex::encode(encode(tx))]))?;
-        reply
-            .as_str()
-            .and_then(|text| text.parse().ok())
-            .ok_or_else(|| Self::bad_reply("sendrawtransaction", reply.to_string()))
+        self.call("sendrawtransaction", json!([hex::encode(encode(tx))]))
     }
 
     /// The history, newest first: pending, then confirmed by height, then transactions the
     /// wallet knows that left the chain (conflicted, replaced, dropped). Transactions seen for
     /// the first time are remembered in the file.
     pub fn history(&mut self) -> Result<Vec<HistoryEntry>, WalletError> {
-        let mut entries: BTreeMap<Txid, (Status, i64)> = BTreeMap::new();
-        let reply = self.call("getaddresshistory", self.watched())?;
-        for item in reply
-            .as_array()
-            .ok_or_else(|| Self::bad_reply("getaddresshistory", "not a list"))?
-        {
-            let bad = || Self::bad_reply("getaddresshistory", item.to_string());
-            let txid: Txid = item["txid"]
-                .as_str()
-                .and_then(|t| t.parse().ok())
-                .ok_or_else(bad)?;
-            let confirmations = item["confirmations"]
-                .as_u64()
-                .and_then(|c| u32::try_from(c).ok())
-                .ok_or_else(bad)?;
-            let net = signed_sats_of(&item["received"]).ok_or_else(bad)?
-                - signed_sats_of(&item["sent"]).ok_or_else(bad)?;
-            let entry = entries
-                .entry(txid)
-                .or_insert((Status::Confirmed(confirmations), 0));
-            entry.1 += net;
-        }
-        for (txid, net) in self.pending()?.net {
-            entries.insert(txid, (Status::Unconfirmed, net));
-        }
+        let lines: Vec<AddressHistoryEntry> = self.call("getaddresshistory", self.watched())?;
+        let confirmed = lines.iter().map(|line| {
+            (
+                line.txid,
+                line.confirmations,
+                sats(line.received) - sats(line.sent),
+            )
+        });
+        let reported = history::reported(confirmed, self.pending()?.net);
         let mut changed = false;
-        for (txid, (_, net)) in &entries {
+        for (txid, (_, net)) in &reported {
             let known = self.file.sent.iter().any(|sent| sent.txid == *txid)
                 || self.file.seen.iter().any(|seen| seen.txid == *txid);
             if !known {
-                let hex = self.call("getrawtransaction", json!([txid.to_string()]))?;
-                let hex = hex
-                    .as_str()
-                    .ok_or_else(|| Self::bad_reply("getrawtransaction", hex.to_string()))?;
+                let hex: String = self.call("getrawtransaction", json!([txid.to_string()]))?;
                 self.file.seen.push(SeenTransaction {
                     txid: *txid,
-                    hex: hex.to_owned(),
+                    hex,
                     net_sats: *net,
                 });
                 changed = true;
             }
         }
-        let remembered: Vec<(Txid, String, i64, Option<Txid>)> = self
-            .file
-            .sent
-            .iter()
-            .map(|sent| (sent.txid, sent.hex.clone(), sent.net_sats, sent.replaced_by))
-            .chain(
-                self.file
-                    .seen
-                    .iter()
-                    .map(|seen| (seen.txid, seen.hex.clone(), seen.net_sats, None)),
-            )
-            .collect();
-        for (txid, hex, net, replaced_by) in remembered {
-            if entries.contains_key(&txid) {
-                continue;
-            }
-            let status = match replaced_by {
-                Some(by) if entries.contains_key(&by) => Status::Replaced(by),
-                _ if self.inputs_spent_elsewhere(&hex)? => Status::Conflicted,
-                _ => Status::Dropped,
-            };
-            entries.insert(txid, (status, net));
-        }
         if changed {
             self.save()?;
         }
-        let mut history: Vec<HistoryEntry> = entries
-            .into_iter()
-            .map(|(txid, (status, net_sats))| HistoryEntry {
-                txid,
-                status,
-                net_sats,
+        let remembered: Vec<Remembered<'_>> = self
+            .file
+            .sent
+            .iter()
+            .map(|sent| Remembered {
+                txid: sent.txid,
+                hex: &sent.hex,
+                net_sats: sent.net_sats,
+                replaced_by: sent.replaced_by,
             })
+            .chain(self.file.seen.iter().map(|seen| Remembered {
+                txid: seen.txid,
+                hex: &seen.hex,
+                net_sats: seen.net_sats,
+                replaced_by: None,
+            }))
             .collect();
-        history.sort_by_key(|entry| match entry.status {
-            Status::Unconfirmed => (0, 0),
-            Status::Confirmed(confirmations) => (1, confirmations),
-            _ => (2, 0),
-        });
-        Ok(history)
+        history::classify(reported, &remembered, |hex| {
+            self.inputs_spent_elsewhere(hex)
+        })
     }
 
     /// Whether any input of the transaction `hex` is no longer unspent on the node's chain.
@@ -536,11 +401,11 @@ impl Wallet {
             reason: format!("a remembered transaction does not decode: {error}"),
         })?;
         for input in tx.inputs.iter().filter(|_| !tx.is_coinbase()) {
-            let out = self.call(
+            let out: Option<IgnoredAny> = self.call(
                 "gettxout",
                 json!([input.prevout.txid.to_string(), input.prevout.vout, false]),
             )?;
-            if out.is_null() {
+            if out.is_none() {
                 return Ok(true);
             }
         }
@@ -569,11 +434,8 @@ impl Wallet {
         if let Some(by) = record.replaced_by {
             return Err(cannot(&format!("it was already replaced by {by}")));
         }
-        let in_pool = self.call("getrawmempool", json!([]))?;
-        if !in_pool
-            .as_array()
-            .is_some_and(|txids| txids.iter().any(|t| t.as_str() == Some(&txid.to_string())))
-        {
+        let in_pool: Vec<Txid> = self.call("getrawmempool", json!([]))?;
+        if !in_pool.contains(&txid) {
             return Err(cannot(
                 "it is not in the node's mempool (confirmed, conflicted or dropped)",
             ));
@@ -629,223 +491,5 @@ impl Wallet {
         });
         self.save()?;
         Ok((new_txid, old_fee, new_fee))
-    }
-}
-
-/// Chooses among `coins` (largest first, as given) until they cover `amount` to `to` and the
-/// fee at `fee_rate`; change of at least [`DUST`] goes to `change_key`, less goes to the fee.
-/// `immature` is only mentioned when the funds fall short.
-pub fn select_coins(
-    coins: &[Coin],
-    immature: Amount,
-    to: &Address,
-    amount: Amount,
-    fee_rate: FeeRate,
-    change_key: OutputKey,
-) -> Result<Payment, WalletError> {
-    if amount < DUST {
-        return Err(WalletError::Dust {
-            amount,
-            minimum: DUST,
-        });
-    }
-    let mut chosen: Vec<Coin> = Vec::new();
-    let mut total = Amount::ZERO;
-    let mut fee = Amount::ZERO;
-    for coin in coins.iter().copied() {
-        chosen.push(coin);
-        total = total
-            .checked_add(coin.output.value)
-            .unwrap_or(Amount::MAX_MONEY);
-        let with_change = unsigned(&chosen, &[pay(to, amount), pay_key(change_key, DUST)]);
-        fee = fee_rate.fee_for(signed_size(&with_change));
-        let Some(change) = amount
-            .checked_add(fee)
-            .and_then(|needed| total.checked_sub(needed))
-        else {
-            continue;
-        };
-        if change >= DUST {
-            let tx = unsigned(&chosen, &[pay(to, amount), pay_key(change_key, change)]);
-            return Ok(Payment {
-                size: signed_size(&tx),
-                tx,
-                coins: chosen,
-                amount,
-                fee,
-                change: Some((change, 1)),
-            });
-        }
-        // Without a change output the whole remainder is the fee.
-        let tx = unsigned(&chosen, &[pay(to, amount)]);
-        let size = signed_size(&tx);
-        if total
-            .checked_sub(amount)
-            .is_some_and(|rest| rest >= fee_rate.fee_for(size))
-        {
-            return Ok(Payment {
-                fee: total.checked_sub(amount).unwrap_or(Amount::ZERO),
-                size,
-                tx,
-                coins: chosen,
-                amount,
-                change: None,
-            });
-        }
-    }
-    let spendable = Amount::checked_sum(coins.iter().map(|coin| coin.output.value))
-        .unwrap_or(Amount::MAX_MONEY);
-    Err(WalletError::InsufficientFunds {
-        amount,
-        fee,
-        needed: amount.checked_add(fee).unwrap_or(Amount::MAX_MONEY),
-        spendable,
-        immature: if immature > Amount::ZERO {
-            format!(" ({immature} more once coinbase outputs mature)")
-        } else {
-            String::new()
-        },
-    })
-}
-
-fn pay(to: &Address, value: Amount) -> TxOut {
-    pay_key(to.key(), value)
-}
-
-fn pay_key(key: OutputKey, value: Amount) -> TxOut {
-    TxOut { value, pubkey: key }
-}
-
-/// The transaction spending `coins` into `outputs`, with placeholder signatures of the real size.
-fn unsigned(coins: &[Coin], outputs: &[TxOut]) -> Transaction {
-    Transaction {
-        version: Transaction::CURRENT_VERSION,
-        inputs: coins
-            .iter()
-            .map(|coin| TxIn {
-                prevout: coin.outpoint,
-                witness: vec![0; SIGNATURE_BYTES],
-            })
-            .collect(),
-        outputs: outputs.to_vec(),
-    }
-}
-
-fn signed_size(tx: &Transaction) -> usize {
-    tx.encoded_size()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use quarry_chain::testing::test_key;
-
-    fn coin(n: u8, sats: u64) -> Coin {
-        Coin {
-            outpoint: OutPoint {
-                txid: Txid::from_byte_array([n; 32]),
-                vout: 0,
-            },
-            output: TxOut {
-                value: Amount::from_sat(sats),
-                pubkey: test_key(1),
-            },
-            height: 1,
-            confirmations: 10,
-            coinbase: false,
-            mature: true,
-        }
-    }
-
-    fn to() -> Address {
-        Address::new(test_key(2), &ChainParams::regtest())
-    }
-
-    const RATE: FeeRate = FeeRate::from_sat_per_kb(2_000);
-
-    #[test]
-    fn the_largest_coins_pay_and_the_rest_comes_back_as_change() {
-        let coins = [coin(1, 5_000_000), coin(2, 3_000_000), coin(3, 1_000_000)];
-        let payment = select_coins(
-            &coins,
-            Amount::ZERO,
-            &to(),
-            Amount::from_sat(6_000_000),
-            RATE,
-            test_key(3),
-        )
-        .unwrap();
-        assert_eq!(payment.coins.len(), 2);
-        assert_eq!(payment.fee, RATE.fee_for(payment.size));
-        let (change, vout) = payment.change.unwrap();
-        assert_eq!(vout, 1);
-        assert_eq!(payment.tx.outputs[1].pubkey, test_key(3));
-        // Inputs = payment + change + fee, to the sat.
-        assert_eq!(
-            change.to_sat() + 6_000_000 + payment.fee.to_sat(),
-            8_000_000
-        );
-        assert_eq!(payment.size, payment.tx.encoded_size());
-    }
-
-    #[test]
-    fn change_below_dust_goes_to_the_fee() {
-        let coins = [coin(1, 1_000_500)];
-        let payment = select_coins(
-            &coins,
-            Amount::ZERO,
-            &to(),
-            Amount::from_sat(1_000_000),
-            RATE,
-            test_key(3),
-        )
-        .unwrap();
-        assert!(payment.change.is_none());
-        assert_eq!(payment.tx.outputs.len(), 1);
-        assert_eq!(payment.fee, Amount::from_sat(500));
-        assert!(payment.fee >= RATE.fee_for(payment.size));
-    }
-
-    #[test]
-    fn shortfalls_and_dust_payments_are_refused() {
-        let coins = [coin(1, 1_000_000)];
-        let error = select_coins(
-            &coins,
-            Amount::from_sat(5_000_000_000),
-            &to(),
-            Amount::from_sat(1_000_000),
-            RATE,
-            test_key(3),
-        )
-        .unwrap_err();
-        let message = error.to_string();
-        assert!(matches!(error, WalletError::InsufficientFunds { .. }));
-        assert!(message.contains("0.01000000 spendable now"), "{message}");
-        assert!(
-            message.contains("50.00000000 more once coinbase outputs mature"),
-            "{message}"
-        );
-        assert!(matches!(
-            select_coins(
-                &coins,
-                Amount::ZERO,
-                &to(),
-                Amount::from_sat(999),
-                RATE,
-                test_key(3)
-            ),
-            Err(WalletError::Dust { .. })
-        ));
-        assert!(matches!(
-            select_coins(
-                &[],
-                Amount::ZERO,
-                &to(),
-                Amount::from_sat(5_000),
-                RATE,
-                test_key(3)
-            ),
-            Err(WalletError::InsufficientFunds { .. })
-        ));
     }
 }

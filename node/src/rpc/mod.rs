@@ -1,6 +1,7 @@
 //! The node's JSON-RPC interface, compatible with Bitcoin Core's clients.
 
 pub mod error;
+pub mod gauges;
 pub mod methods;
 pub mod params;
 pub mod render;

@@ -5,6 +5,7 @@ use quarry_chain::{
     Address, Amount, Block, BlockHash, ChainParams, ChainReader, IndexEntry, StoreError,
     Transaction,
 };
+use quarry_rpc::types::{DecodedInput, DecodedOutput, DecodedTransaction, ScriptPubKey};
 use serde_json::{json, Map, Value};
 
 /// An amount in coins, as a JSON number.
@@ -19,54 +20,49 @@ pub fn difficulty(params: &ChainParams, bits: quarry_chain::CompactTarget) -> f6
 }
 
 /// A transaction as `decoderawtransaction` shows it.
-pub fn transaction(tx: &Transaction, params: &ChainParams) -> Map<String, Value> {
+pub fn transaction(tx: &Transaction, params: &ChainParams) -> DecodedTransaction {
     let txid = tx.txid();
     let size = tx.encoded_size();
-    let inputs: Vec<Value> = tx
+    let vin = tx
         .inputs
         .iter()
         .map(|input| {
             if tx.is_coinbase() {
-                json!({ "coinbase": hex::encode(&input.witness) })
+                DecodedInput::Coinbase {
+                    coinbase: hex::encode(&input.witness),
+                }
             } else {
-                json!({
-                    "txid": input.prevout.txid.to_string(),
-                    "vout": input.prevout.vout,
-                    "txinwitness": [hex::encode(&input.witness)],
-                })
+                DecodedInput::Spend {
+                    txid: input.prevout.txid,
+                    vout: input.prevout.vout,
+                    txinwitness: vec![hex::encode(&input.witness)],
+                }
             }
         })
         .collect();
-    let outputs: Vec<Value> = tx
-        .outputs
-        .iter()
-        .enumerate()
-        .map(|(n, output)| {
-            json!({
-                "value": coins(output.value),
-                "n": n,
-                "scriptPubKey": {
-                    "address": Address::new(output.pubkey, params).to_string(),
-                    "hex": output.pubkey.to_string(),
-                    "type": "witness_v1_taproot",
-                },
-            })
+    let vout = (0..)
+        .zip(&tx.outputs)
+        .map(|(n, output)| DecodedOutput {
+            value: output.value,
+            n,
+            script_pubkey: ScriptPubKey {
+                address: Address::new(output.pubkey, params).to_string(),
+                hex: output.pubkey.to_string(),
+                kind: "witness_v1_taproot".into(),
+            },
         })
         .collect();
-    let Value::Object(object) = json!({
-        "txid": txid.to_string(),
-        "hash": txid.to_string(),
-        "version": tx.version,
-        "size": size,
-        "vsize": size,
-        "weight": size * 4,
-        "locktime": 0,
-        "vin": inputs,
-        "vout": outputs,
-    }) else {
-        unreachable!("json! of an object literal is an object")
-    };
-    object
+    DecodedTransaction {
+        txid,
+        hash: txid,
+        version: tx.version,
+        size,
+        vsize: size,
+        weight: size * 4,
+        locktime: 0,
+        vin,
+        vout,
+    }
 }
 
 /// Where a block stands relative to the best chain.
@@ -186,7 +182,8 @@ pub fn block<R: ChainReader + ?Sized>(
         .iter()
         .map(|tx| {
             if verbosity >= 2 {
-                Value::Object(transaction(tx, params))
+                serde_json::to_value(transaction(tx, params))
+                    .expect("a decoded transaction serialises")
             } else {
                 json!(tx.txid().to_string())
             }

@@ -23,11 +23,8 @@ use tracing::{debug, warn};
 use super::error::{ErrorCode, RpcError};
 use super::methods::{self, RpcContext};
 use crate::node::Node;
+use quarry_rpc::{COOKIE_FILE, COOKIE_USER};
 
-/// The user name in a cookie file, as Bitcoin Core writes it.
-pub const COOKIE_USER: &str = "__cookie__";
-/// The cookie file's name in the data directory.
-pub const COOKIE_FILE: &str = ".cookie";
 /// Largest request body taken, in bytes (a 1 MB block in hex is 2 MB).
 pub const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 /// Calls in one batch, at most.
@@ -156,7 +153,7 @@ pub async fn serve_metrics(
 /// Answers in OpenMetrics when the scraper asks for it (Prometheus does), else in the classic
 /// `text/plain; version=0.0.4` format (curl, older tools), as Prometheus' own clients do.
 async fn metrics(State(node): State<Arc<Node>>, headers: axum::http::HeaderMap) -> Response {
-    if let Err(error) = methods::refresh_metrics(&node).await {
+    if let Err(error) = super::gauges::refresh_metrics(&node).await {
         return (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response();
     }
     let open_metrics = headers

@@ -2,7 +2,7 @@
 //! that it sends exactly what a test tells it to, and blocks built on a node's tip.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use quarry_chain::testing::{mine, test_key};
 use quarry_chain::{Amount, Block, BlockHash, Transaction};
@@ -113,10 +113,7 @@ pub fn block_on(
     fees: u64,
 ) -> Block {
     let tip = node.tip();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as u32;
+    let now = u32::try_from(quarry_chain::clock::unix_now()).expect("a 32-bit time");
     let subsidy = node.params().block_subsidy(height);
     let template = BlockTemplate {
         prev_blockhash: parent,

@@ -4,22 +4,21 @@
 //! write, and checks after every reopen that the UTXO set equals a replay from genesis along
 //! the stored best chain.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::assert_utxo_set_matches_replay;
 use quarry_chain::encode::{decode, encode};
+use quarry_chain::testing::assert_utxo_set_matches_replay;
 use quarry_chain::testing::{unit_params, workload, Harness};
+use quarry_store::RocksStore;
 use std::collections::BTreeMap;
 
 use quarry_chain::{
-    actor, Block, BlockHash, BlockUndo, Chain, ChainBatch, ChainError, ChainReader, ChainWriter,
-    Coin, IndexEntry, MemoryStore, OutPoint, RocksStore, StoreError, UtxoReader,
+    actor, Block, BlockHash, BlockHeader, BlockUndo, Chain, ChainBatch, ChainError, ChainReader,
+    ChainWriter, Coin, IndexEntry, MemoryStore, OutPoint, StoreError, UtxoReader,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -259,6 +258,14 @@ impl ChainWriter for FailingStore {
         }
         self.commits_left -= 1;
         self.inner.commit(batch)
+    }
+
+    fn stored_headers(&self) -> Result<Vec<BlockHeader>, StoreError> {
+        self.inner.stored_headers()
+    }
+
+    fn clear_chain_state(&mut self) -> Result<(), StoreError> {
+        self.inner.clear_chain_state()
     }
 }
 

@@ -1,18 +1,16 @@
 //! The chain actor over RocksDB: commands with answers, events in order, the tip watch,
 //! concurrent reads, shutdown, and reindexing from stored bodies.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::assert_utxo_set_matches_replay;
 use quarry_chain::actor::{self, Clock};
+use quarry_chain::testing::assert_utxo_set_matches_replay;
 use quarry_chain::testing::{unit_params, workload, Harness};
 use quarry_chain::{
-    Acceptance, Block, Chain, ChainError, ChainEvent, ChainReader, ChainService, RocksStore,
-    TipStatus,
+    Acceptance, Block, Chain, ChainError, ChainEvent, ChainReader, ChainService, TipStatus,
 };
+use quarry_store::RocksStore;
 
 fn fixed_clock() -> Clock {
     let now = Harness::new().now;

@@ -3,7 +3,8 @@
 
 use quarry_chain::testing::{assemble_block, Spendable};
 use quarry_chain::testing::{unit_params, Harness};
-use quarry_chain::{Block, Chain, ChainError, ChainParams, ChainReader, RocksStore, StoreError};
+use quarry_chain::{Block, Chain, ChainError, ChainParams, ChainReader, StoreError};
+use quarry_store::RocksStore;
 
 fn open(dir: &std::path::Path, params: ChainParams) -> Result<Chain<RocksStore>, ChainError> {
     Chain::open(params, RocksStore::open(dir)?)

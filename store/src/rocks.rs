@@ -3,20 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use rocksdb::{
     ColumnFamily, ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB,
 };
 
-use crate::block::{Block, BlockHeader};
-use crate::encode::{decode, encode};
-use crate::error::StoreError;
-use crate::hash::{BlockHash, Txid};
-use crate::index::IndexEntry;
-use crate::store::{ChainBatch, ChainReader, ChainWriter};
-use crate::transaction::OutPoint;
-use crate::utxo::{BlockUndo, Coin, UtxoReader};
+use quarry_chain::encode::{decode, encode};
+use quarry_chain::{
+    Block, BlockHash, BlockHeader, BlockUndo, ChainBatch, ChainReader, ChainWriter, Coin,
+    IndexEntry, OutPoint, SharedChainWriter, StoreError, Txid, UtxoReader,
+};
 
 /// The on-disk format this code reads and writes. Bump it with any change of keys or values.
 pub const FORMAT_VERSION: u32 = 1;
@@ -63,7 +59,7 @@ impl RocksStore {
     fn write_batch(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let mut options = WriteOptions::default();
         options.set_sync(self.synced_writes);
-        self.db.write_opt(batch, &options)?;
+        self.db.write_opt(batch, &options).map_err(database)?;
         Ok(())
     }
 
@@ -74,7 +70,7 @@ impl RocksStore {
     }
 
     fn get(&self, family: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get_cf(self.cf(family)?, key)?)
+        self.db.get_cf(self.cf(family)?, key).map_err(database)
     }
 
     fn get_decoded<T: bincode::Decode<()>>(
@@ -107,12 +103,14 @@ pub fn open_versioned(
     let descriptors = families
         .iter()
         .map(|name| ColumnFamilyDescriptor::new(*name, options.clone()));
-    let db = DB::open_cf_descriptors(&options, path, descriptors)?;
+    let db = DB::open_cf_descriptors(&options, path, descriptors).map_err(database)?;
     let meta = db
         .cf_handle(meta_family)
         .ok_or_else(|| corrupt(format!("column family {meta_family} is missing")))?;
-    match db.get_cf(meta, META_FORMAT)? {
-        None => db.put_cf(meta, META_FORMAT, format_version.to_le_bytes())?,
+    match db.get_cf(meta, META_FORMAT).map_err(database)? {
+        None => db
+            .put_cf(meta, META_FORMAT, format_version.to_le_bytes())
+            .map_err(database)?,
         Some(bytes) => {
             let found = <[u8; 4]>::try_from(bytes.as_slice())
                 .map(u32::from_le_bytes)
@@ -126,6 +124,12 @@ pub fn open_versioned(
         }
     }
     Ok(db)
+}
+
+/// A RocksDB failure as the chain's storage error, keeping RocksDB's message (which names the
+/// cause: I/O error, full disk, a lock held by another process).
+pub fn database(error: rocksdb::Error) -> StoreError {
+    StoreError::Database(error.into_string())
 }
 
 fn corrupt(what: String) -> StoreError {
@@ -179,7 +183,7 @@ impl ChainReader for RocksStore {
         self.db
             .iterator_cf(self.cf(CF_INDEX)?, IteratorMode::Start)
             .map(|item| {
-                let (key, value) = item?;
+                let (key, value) = item.map_err(database)?;
                 let hash = block_hash_from(&key, "block index key")?;
                 let entry = decode(&value)
                     .map_err(|error| corrupt(format!("index entry of {hash}: {error}")))?;
@@ -208,7 +212,7 @@ impl ChainReader for RocksStore {
         self.db
             .iterator_cf(self.cf(CF_UTXO)?, IteratorMode::Start)
             .map(|item| {
-                let (key, value) = item?;
+                let (key, value) = item.map_err(database)?;
                 let outpoint = outpoint_from_key(&key)?;
                 let coin =
                     decode(&value).map_err(|error| corrupt(format!("coin {outpoint}: {error}")))?;
@@ -221,7 +225,7 @@ impl ChainReader for RocksStore {
 impl RocksStore {
     /// Writes `batch` as one atomic `WriteBatch`. RocksDB takes concurrent reads, so the store
     /// can be shared (`Arc<RocksStore>`) between its one writer and any number of readers.
-    pub fn write(&self, batch: ChainBatch) -> Result<(), StoreError> {
+    fn write_batch_of(&self, batch: ChainBatch) -> Result<(), StoreError> {
         let mut write = WriteBatch::default();
         let index = self.cf(CF_INDEX)?;
         for (hash, entry) in &batch.index {
@@ -255,12 +259,11 @@ impl RocksStore {
         self.write_batch(write)
     }
 
-    /// The headers of every stored block body, in no particular order.
-    pub fn stored_headers(&self) -> Result<Vec<BlockHeader>, StoreError> {
+    fn headers_of_bodies(&self) -> Result<Vec<BlockHeader>, StoreError> {
         self.db
             .iterator_cf(self.cf(CF_BLOCKS)?, IteratorMode::Start)
             .map(|item| {
-                let (key, value) = item?;
+                let (key, value) = item.map_err(database)?;
                 let hash = block_hash_from(&key, "block body key")?;
                 let block: Block = decode(&value)
                     .map_err(|error| corrupt(format!("block body {hash}: {error}")))?;
@@ -270,8 +273,8 @@ impl RocksStore {
     }
 
     /// Deletes the block index, the best-chain height index, the UTXO set, the undo data and
-    /// the tip in one atomic batch, keeping the block bodies: the first step of a reindex.
-    pub fn clear_chain_state(&self) -> Result<(), StoreError> {
+    /// the tip in one atomic batch, keeping the block bodies.
+    fn clear(&self) -> Result<(), StoreError> {
         // Every key of these families is shorter than this bound and sorts below it.
         let end = [0xff_u8; 64];
         let mut write = WriteBatch::default();
@@ -283,20 +286,30 @@ impl RocksStore {
     }
 }
 
-impl AsRef<RocksStore> for RocksStore {
-    fn as_ref(&self) -> &RocksStore {
-        self
-    }
-}
-
 impl ChainWriter for RocksStore {
     fn commit(&mut self, batch: ChainBatch) -> Result<(), StoreError> {
-        self.write(batch)
+        self.write_batch_of(batch)
+    }
+
+    fn stored_headers(&self) -> Result<Vec<BlockHeader>, StoreError> {
+        self.headers_of_bodies()
+    }
+
+    fn clear_chain_state(&mut self) -> Result<(), StoreError> {
+        self.clear()
     }
 }
 
-impl ChainWriter for Arc<RocksStore> {
-    fn commit(&mut self, batch: ChainBatch) -> Result<(), StoreError> {
-        self.write(batch)
+impl SharedChainWriter for RocksStore {
+    fn write(&self, batch: ChainBatch) -> Result<(), StoreError> {
+        self.write_batch_of(batch)
+    }
+
+    fn stored_headers(&self) -> Result<Vec<BlockHeader>, StoreError> {
+        self.headers_of_bodies()
+    }
+
+    fn clear_chain_state(&self) -> Result<(), StoreError> {
+        self.clear()
     }
 }

@@ -7,7 +7,8 @@
 use std::time::Instant;
 
 use quarry_chain::testing::{unit_params, Harness, WorkloadBuilder};
-use quarry_chain::{Block, Chain, ChainEvent, RocksStore};
+use quarry_chain::{Block, Chain, ChainEvent};
+use quarry_store::RocksStore;
 
 const BLOCKS: usize = 10_000;
 const MAX_SPENDS: usize = 8;

@@ -1,16 +1,14 @@
 //! `quarry-cli`: calls a running `quarryd` over JSON-RPC, finding its cookie the way
 //! bitcoin-cli finds bitcoind's, and prints the result.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-use base64::Engine;
+use anyhow::bail;
 use clap::Parser;
 use serde_json::{json, Map, Value};
 
-use crate::daemon::{default_ports, Location, Resolved};
-use crate::rpc::server::{COOKIE_FILE, COOKIE_USER};
+use crate::endpoint::{CallError, Connection, Endpoint};
+use crate::location::{Location, Resolved};
 
 /// Calls a method of a running quarryd and prints the result as JSON (strings as they are).
 /// `quarry-cli help` lists the methods; `quarry-cli help METHOD` describes one.
@@ -33,21 +31,6 @@ pub struct Args {
     pub method: String,
     /// Its arguments: JSON values (numbers, true/false, arrays, objects) or plain strings.
     pub args: Vec<String>,
-}
-
-/// Where a client reaches quarryd's RPC and how it authenticates, when the daemon's
-/// configuration and cookie do not say: shared by quarry-cli and quarry-wallet.
-#[derive(Clone, Debug, Default, clap::Args)]
-pub struct Connection {
-    /// Where the daemon's RPC listens [default: 127.0.0.1:<network RPC port>].
-    #[arg(long, value_name = "IP:PORT")]
-    pub rpc_connect: Option<SocketAddr>,
-    /// RPC user (instead of the cookie).
-    #[arg(long, value_name = "USER", requires = "rpc_password")]
-    pub rpc_user: Option<String>,
-    /// RPC password.
-    #[arg(long, value_name = "PASSWORD", requires = "rpc_user")]
-    pub rpc_password: Option<String>,
 }
 
 /// An argument as JSON: numbers, booleans, null, arrays and objects are parsed; anything else
@@ -82,135 +65,6 @@ pub fn request(method: &str, args: &[String], named: bool) -> anyhow::Result<Val
     Ok(json!({ "jsonrpc": "1.0", "id": "quarry-cli", "method": method, "params": params }))
 }
 
-/// What to connect to and how to authenticate.
-#[derive(Debug)]
-pub struct Endpoint {
-    /// The daemon's RPC address.
-    pub address: SocketAddr,
-    /// `user:password`.
-    pub credentials: String,
-}
-
-impl Endpoint {
-    /// Settles the endpoint from `connection`, then the daemon's configuration file and cookie
-    /// for the network and data directory of `resolved`.
-    pub fn resolve(resolved: &Resolved, connection: &Connection) -> anyhow::Result<Self> {
-        let Resolved {
-            params,
-            data_dir,
-            file,
-        } = resolved;
-        let address = connection.rpc_connect.or(file.rpc.bind).unwrap_or_else(|| {
-            SocketAddr::from(([127, 0, 0, 1], default_ports(params.name()).rpc))
-        });
-        let credentials = match (
-            &connection.rpc_user,
-            &connection.rpc_password,
-            &file.rpc.user,
-            &file.rpc.password,
-        ) {
-            (Some(user), Some(password), _, _) => format!("{user}:{password}"),
-            (_, _, Some(user), Some(password)) => format!("{user}:{password}"),
-            _ => {
-                let cookie = data_dir.join(COOKIE_FILE);
-                let text = std::fs::read_to_string(&cookie).with_context(|| {
-                    format!(
-                        "cannot read the RPC cookie {}: is quarryd running on the {} network with this --datadir? \
-                         Otherwise pass --rpc-user and --rpc-password",
-                        cookie.display(),
-                        params.name()
-                    )
-                })?;
-                let text = text.trim().to_owned();
-                if !text.starts_with(&format!("{COOKIE_USER}:")) {
-                    bail!("{} is not a quarryd cookie file", cookie.display());
-                }
-                text
-            }
-        };
-        Ok(Self {
-            address,
-            credentials,
-        })
-    }
-
-    /// Calls `method` with positional `params`; a JSON-RPC error becomes [`CallError::Rpc`].
-    pub fn call(&self, method: &str, params: Value) -> Result<Value, CallError> {
-        let body = json!({ "jsonrpc": "1.0", "id": "quarry", "method": method, "params": params });
-        let (_, mut reply) = self.post(&body)?;
-        match reply.get("error") {
-            Some(error) if !error.is_null() => Err(CallError::Rpc {
-                code: error.get("code").and_then(Value::as_i64).unwrap_or(-1),
-                message: error
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-            }),
-            _ => Ok(reply
-                .get_mut("result")
-                .map(Value::take)
-                .unwrap_or(Value::Null)),
-        }
-    }
-
-    /// Posts `body` and returns the HTTP status and the parsed reply.
-    pub fn post(&self, body: &Value) -> Result<(u16, Value), CallError> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(3_600)))
-            .build()
-            .into();
-        let authorization = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(&self.credentials)
-        );
-        let mut response = agent
-            .post(&format!("http://{}/", self.address))
-            .header("Authorization", &authorization)
-            .header("Content-Type", "application/json")
-            .send(body.to_string())
-            .map_err(|error| CallError::Connect(error.to_string()))?;
-        let status = response.status().as_u16();
-        if status == 401 {
-            return Err(CallError::Unauthorized);
-        }
-        let text = response
-            .body_mut()
-            .read_to_string()
-            .map_err(|error| CallError::Connect(error.to_string()))?;
-        let reply = serde_json::from_str(&text).map_err(|_| {
-            CallError::Reply(format!(
-                "HTTP {status}: {}",
-                text.chars().take(200).collect::<String>()
-            ))
-        })?;
-        Ok((status, reply))
-    }
-}
-
-/// Why a call got no JSON-RPC answer.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    /// Nothing answers at the address.
-    #[error("could not connect to the server: {0}")]
-    Connect(String),
-    /// The credentials were refused.
-    #[error("incorrect rpcuser or rpcpassword (authorization failed)")]
-    Unauthorized,
-    /// The answer is not JSON-RPC.
-    #[error("unexpected reply: {0}")]
-    Reply(String),
-    /// The daemon answered with an error.
-    #[error("{message} (RPC error {code})")]
-    Rpc {
-        /// Bitcoin Core's error code.
-        code: i64,
-        /// The daemon's message.
-        message: String,
-    },
-}
-
 /// Lets a closed pipe end the process quietly, as Unix tools do (`quarry-cli … | head`): Rust
 /// ignores SIGPIPE, so a write to a closed pipe would fail and `println!` panic instead. For
 /// command-line tools only: they talk to sockets through the standard library, which never
@@ -228,7 +82,7 @@ pub fn run(args: Args) -> u8 {
     let endpoint = match args
         .location
         .resolve()
-        .and_then(|resolved| Endpoint::resolve(&resolved, &args.connection))
+        .and_then(|resolved: Resolved| Endpoint::resolve(&resolved, &args.connection))
     {
         Ok(endpoint) => endpoint,
         Err(error) => {

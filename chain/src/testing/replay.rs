@@ -1,9 +1,12 @@
-//! Replay checks shared by the integration tests.
-#![allow(dead_code)]
+//! Replay checks: the UTXO set a chain holds against the one its best chain produces when
+//! connected again, block by block, from genesis.
 
 use std::collections::BTreeMap;
 
-use quarry_chain::{Acceptance, Chain, ChainReader, ChainWriter, Coin, MemoryStore, OutPoint};
+use crate::chain::{Acceptance, Chain};
+use crate::store::{ChainReader, ChainWriter, MemoryStore};
+use crate::transaction::OutPoint;
+use crate::utxo::Coin;
 
 /// The UTXO set obtained by connecting the best chain's blocks, as stored, in order, to a
 /// fresh in-memory chain; checks the replay reaches the same tip.
@@ -24,7 +27,7 @@ pub fn replayed_utxo_set<S: ChainReader + ChainWriter>(
     replay.store().utxo_set().unwrap()
 }
 
-/// The chain's UTXO set equals the replay of its best chain from genesis.
+/// Asserts the chain's UTXO set equals the replay of its best chain from genesis.
 pub fn assert_utxo_set_matches_replay<S: ChainReader + ChainWriter>(chain: &Chain<S>) {
     assert_eq!(chain.store().utxo_set().unwrap(), replayed_utxo_set(chain));
 }

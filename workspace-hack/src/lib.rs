@@ -1,0 +1,1 @@
+//! Empty on purpose: this crate exists for the features its manifest asks for.

@@ -261,6 +261,16 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
                 next_sequence = next_sequence.max(entry.sequence + 1);
             }
         }
+        if let Some((found, _)) = entries
+            .iter()
+            .find(|(hash, entry)| entry.height == 0 && *hash != genesis_hash)
+        {
+            return Err(ChainError::OtherNetwork {
+                network: params.name().to_owned(),
+                expected: genesis_hash,
+                found: *found,
+            });
+        }
         for (hash, entry) in &entries {
             let linked = if entry.height == 0 {
                 *hash == genesis_hash

@@ -408,6 +408,21 @@ pub enum ChainError {
     /// The genesis block cannot be invalidated.
     #[error("the genesis block cannot be invalidated")]
     GenesisImmutable,
+    /// The store holds the chain of another network (another genesis block): not damage, but
+    /// the wrong data directory, or a local network whose parameters changed.
+    #[error(
+        "this chain store belongs to another network: its genesis block is {found}, and \
+         {network}'s is {expected}; use the data directory of that network, or a new one (or \
+         remove this one to start {network} from scratch)"
+    )]
+    OtherNetwork {
+        /// The network asked for.
+        network: String,
+        /// Its genesis block.
+        expected: BlockHash,
+        /// The genesis block in the store.
+        found: BlockHash,
+    },
     /// Storage failed; the chain state on disk is unchanged by the failed step.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -1,11 +1,9 @@
 //! Real `quarryd` processes that were apart for longer than one headers batch (2,000 headers)
 //! end on the chain with the most work once they meet again.
 
-mod process;
-
 use std::time::Duration;
 
-use process::{address, eventually, Daemon};
+use quarry_rpc::testing::{address, eventually, Daemon};
 use serde_json::{json, Value};
 
 /// Long enough to sync a few thousand blocks on a loaded 2-core machine.

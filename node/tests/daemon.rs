@@ -1,11 +1,9 @@
 //! End-to-end tests of real `quarryd` processes driven over JSON-RPC and `quarry-cli`.
 
-mod process;
-
 use std::process::Command;
 use std::time::Duration;
 
-use process::{address, eventually, quarry_cli, quarryd, Daemon};
+use quarry_rpc::testing::{address, eventually, quarry_cli, quarryd, Daemon};
 use serde_json::{json, Value};
 
 const CONVERGE: Duration = Duration::from_secs(60);
@@ -70,7 +68,9 @@ fn mined_coins_show_up_for_the_address_and_mature() {
     let output = Command::new(quarry_cli())
         .args([
             "--network",
-            process::write_params(node.dir.path()).to_str().unwrap(),
+            quarry_rpc::testing::write_params(node.dir.path())
+                .to_str()
+                .unwrap(),
         ])
         .args(["--datadir", node.dir.path().to_str().unwrap()])
         .args(["--rpc-connect", &node.rpc.to_string()])
@@ -361,7 +361,7 @@ fn settings_errors_are_clear_and_stop_the_daemon_before_it_starts() {
         ])
         .args([
             "--rpc-connect",
-            &format!("127.0.0.1:{}", process::free_port()),
+            &format!("127.0.0.1:{}", quarry_rpc::testing::free_port()),
             "getblockcount",
         ])
         .output()
@@ -496,7 +496,7 @@ fn a_transaction_goes_from_sendrawtransaction_through_the_mempool_into_a_block()
     let coinbase_hex = node.rpc("getrawtransaction", json!([block["tx"][0]]));
     let coinbase: Transaction =
         decode(&hex::decode(coinbase_hex.as_str().unwrap()).unwrap()).unwrap();
-    let genesis = process::params().genesis_hash();
+    let genesis = quarry_rpc::testing::params().genesis_hash();
     let coin = Spendable::output_of(&coinbase, 0, test_keypair(1));
     // 50 coins: 30 to key 5, 19.999 back to key 1, 0.001 fee.
     let spend = signed_spend(

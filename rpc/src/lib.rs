@@ -5,7 +5,10 @@
 
 pub mod cli;
 pub mod endpoint;
+pub mod launch;
 pub mod location;
+#[cfg(feature = "test-utils")]
+pub mod testing;
 pub mod types;
 
 pub use endpoint::{CallError, Connection, Endpoint, COOKIE_FILE, COOKIE_USER};

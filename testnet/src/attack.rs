@@ -13,8 +13,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use quarry_chain::FeeRate;
 use quarry_chain::{Address, Amount, BlockHash, OutputKey, Txid};
-use quarry_mempool::FeeRate;
 use quarry_rpc::types::{BlockchainInfo, VerboseTransaction};
 use serde::Serialize;
 use serde_json::json;

@@ -2,7 +2,7 @@
 //! a topology, calling them over JSON-RPC, partitioning and healing, and stopping them. Its
 //! layout is saved in `testnet.json` so later commands can act on a running testnet.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use quarry_chain::hash::tagged_hash;
 use quarry_chain::{Address, BlockHash, ChainParams, OutputKey};
+use quarry_rpc::launch::{binary_path, wait_until_answers, Launch};
 use quarry_rpc::types::{NetworkInfo, PeerInfo};
 use quarry_rpc::{CallError, Endpoint};
 use quarry_wallet::{Seed, Wallet, WalletFile};
@@ -21,6 +22,8 @@ use serde_json::{json, Value};
 
 /// The state file in a testnet's directory.
 pub const STATE_FILE: &str = "testnet.json";
+/// The network parameters of a testnet, in its directory.
+pub const PARAMS_FILE: &str = "network.toml";
 
 /// How nodes are connected.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, clap::ValueEnum)]
@@ -182,10 +185,6 @@ pub struct Testnet {
     children: Vec<Child>,
 }
 
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// Refuses groups sharing a node, returning the first shared one.
 fn check_partition(a: &[usize], b: &[usize]) -> Result<(), usize> {
     match a.iter().find(|node| b.contains(node)) {
@@ -194,25 +193,10 @@ fn check_partition(a: &[usize], b: &[usize]) -> Result<(), usize> {
     }
 }
 
-/// Where `quarryd` is: `explicit`, else beside this executable, else on `PATH`.
+/// Where `quarryd` is: `explicit`, else beside this executable (or one folder up, for tests),
+/// else on `PATH`.
 pub fn quarryd_path(explicit: Option<&Path>) -> Result<PathBuf> {
-    if let Some(path) = explicit {
-        return Ok(path.to_path_buf());
-    }
-    let beside = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("quarryd")));
-    if let Some(path) = beside.filter(|path| path.exists()) {
-        return Ok(path);
-    }
-    // Tests run from target/<profile>/deps: quarryd is one level up.
-    let above = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent()?.parent().map(|dir| dir.join("quarryd")));
-    if let Some(path) = above.filter(|path| path.exists()) {
-        return Ok(path);
-    }
-    Ok(PathBuf::from("quarryd"))
+    Ok(binary_path("quarryd", explicit))
 }
 
 /// The specification of one node to start.
@@ -237,7 +221,7 @@ impl Testnet {
     ) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the testnet directory {}", dir.display()))?;
-        let params_file = dir.join("network.toml");
+        let params_file = dir.join(PARAMS_FILE);
         let mut spec = params.spec().clone();
         spec.genesis_nonce = Some(params.genesis_block().header.nonce);
         std::fs::write(&params_file, toml::to_string(&spec)?)?;
@@ -251,16 +235,34 @@ impl Testnet {
             },
             children: Vec::new(),
         };
+        if let Err(error) = testnet.start_nodes(specs, total_hash_rate, links, quarryd) {
+            let started = testnet.children.len();
+            testnet.kill_children();
+            return Err(error.context(format!(
+                "the testnet did not start; stopped the {started} node(s) it had started"
+            )));
+        }
+        testnet.save()?;
+        Ok(testnet)
+    }
+
+    /// Starts the nodes of `specs` and connects them along `links`.
+    fn start_nodes(
+        &mut self,
+        specs: &[NodeSpec],
+        total_hash_rate: u64,
+        mut links: Vec<Link>,
+        quarryd: &Path,
+    ) -> Result<()> {
         for spec in specs {
             let hash_rate = (spec.share * total_hash_rate as f64).round() as u64;
-            let (child, record) = testnet.spawn(spec, hash_rate, quarryd)?;
-            testnet.children.push(child);
-            testnet.state.nodes.push(record);
+            let (child, record) = self.spawn(spec, hash_rate, quarryd)?;
+            self.children.push(child);
+            self.state.nodes.push(record);
         }
-        let mut links = links;
         for link in &mut links {
             if link.delay_ms > 0 {
-                let target = &testnet.state.nodes[link.listener];
+                let target = &self.state.nodes[link.listener];
                 let port: u16 = target
                     .p2p
                     .split('/')
@@ -277,11 +279,18 @@ impl Testnet {
                     target.peer_id
                 ));
             }
-            testnet.link(link)?;
+            self.link(link)?;
         }
-        testnet.state.links = links;
-        testnet.save()?;
-        Ok(testnet)
+        self.state.links = links;
+        Ok(())
+    }
+
+    /// Kills the nodes this process started and waits for them.
+    fn kill_children(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     fn spawn(
@@ -292,8 +301,11 @@ impl Testnet {
     ) -> Result<(Child, NodeRecord)> {
         let dir = self.dir.join(&spec.name);
         std::fs::create_dir_all(&dir)?;
-        let rpc = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let launch = Launch::on_free_ports(
+            quarryd.to_path_buf(),
+            self.state.params_file.display().to_string(),
+            dir.clone(),
+        )?;
         let wallet = dir.join("wallet.json");
         if !wallet.exists() {
             WalletFile::new(&wallet_seed(&spec.name), WALLET_PASSPHRASE, &self.params)?
@@ -303,33 +315,23 @@ impl Testnet {
             OutputKey::from_keypair(&wallet_seed(&spec.name).keypair(0)),
             &self.params,
         );
-        let log = std::fs::File::create(dir.join("quarryd.log"))?;
-        let mut command = Command::new(quarryd);
-        command
-            .arg("--network")
-            .arg(&self.state.params_file)
-            .arg("--datadir")
-            .arg(&dir)
-            .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
-            .args(["--rpc-bind", &rpc.to_string()])
-            .args(["--metrics-bind", &metrics.to_string()])
-            .args(["--miner-address", &address.to_string()])
-            .args(["--miner-threads", "1"])
-            .args(["--log-level", "info"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
+        let mut extra = vec![
+            "--miner-address".to_owned(),
+            address.to_string(),
+            "--miner-threads".to_owned(),
+            "1".to_owned(),
+        ];
         if hash_rate > 0 {
-            command.args(["--max-hash-rate", &hash_rate.to_string()]);
+            extra.extend(["--max-hash-rate".to_owned(), hash_rate.to_string()]);
         }
-        let mut child = command
-            .spawn()
+        let mut child = launch
+            .spawn(&extra)
             .with_context(|| format!("cannot start {}: build it with `cargo build -p quarry-node --bins` (./scripts/run.sh does) or pass --quarryd", quarryd.display()))?;
         let mut record = NodeRecord {
             name: spec.name.clone(),
             dir,
-            rpc,
-            metrics,
+            rpc: launch.rpc,
+            metrics: launch.metrics,
             p2p: String::new(),
             peer_id: String::new(),
             pid: child.id(),
@@ -337,25 +339,21 @@ impl Testnet {
             hash_rate,
             wallet,
         };
-        let started = Instant::now();
-        let info = loop {
-            if let Some(status) = child.try_wait()? {
-                bail!(
-                    "{} exited with {status} at start; its log is {}",
-                    spec.name,
-                    record.dir.join("quarryd.log").display()
-                );
-            }
-            if let Ok(info) = self.call_record::<NetworkInfo>(&record, "getnetworkinfo", json!([]))
-            {
-                break info;
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                let _ = child.kill();
-                bail!("{} did not answer within 60 s", spec.name);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let mut info = None;
+        wait_until_answers(&mut child, Duration::from_secs(60), || {
+            info = self
+                .call_record::<NetworkInfo>(&record, "getnetworkinfo", json!([]))
+                .ok();
+            info.is_some()
+        })
+        .with_context(|| {
+            format!(
+                "{} did not start; its log is {}",
+                spec.name,
+                launch.log_path().display()
+            )
+        })?;
+        let info = info.context("the node answered")?;
         record.p2p = info
             .localaddresses
             .into_iter()
@@ -531,11 +529,11 @@ impl Testnet {
     /// Stops every node over RPC and waits for the processes (those this testnet started) to
     /// exit; removes the state file.
     pub fn shutdown(mut self) -> Result<()> {
-        for index in 0..self.state.nodes.len() {
-            if let Err(error) = self.run(index, "stop", json!([])) {
-                eprintln!("warning: {error:#}");
-            }
-        }
+        // A node that does not take `stop` has stopped already, or hangs: its process is
+        // signalled below if it still runs.
+        let asked: Vec<bool> = (0..self.state.nodes.len())
+            .map(|index| self.run(index, "stop", json!([])).is_ok())
+            .collect();
         let deadline = Instant::now() + Duration::from_secs(60);
         for child in &mut self.children {
             while child.try_wait()?.is_none() {
@@ -546,19 +544,44 @@ impl Testnet {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        // Nodes of a testnet loaded from its state file: wait until their RPC stops answering.
-        for record in &self.state.nodes {
-            while self
-                .call_record::<IgnoredAny>(record, "uptime", json!([]))
-                .is_ok()
-                && Instant::now() < deadline
-            {
+        // Nodes of a testnet loaded from its state file: wait until their processes are gone,
+        // then fall back to the process ids recorded at start.
+        let mut killed = Vec::new();
+        for (record, asked) in self.state.nodes.iter().zip(asked) {
+            if !asked && process_alive(record.pid) {
+                signal(record.pid, "-TERM");
+            }
+            while process_alive(record.pid) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
+            }
+            if process_alive(record.pid) {
+                signal(record.pid, "-KILL");
+                killed.push(format!("{} (pid {})", record.name, record.pid));
             }
         }
         let _ = std::fs::remove_file(self.dir.join(STATE_FILE));
+        if !killed.is_empty() {
+            eprintln!(
+                "warning: {} did not stop within 60 s and were killed",
+                killed.join(", ")
+            );
+        }
         Ok(())
     }
+}
+
+/// Whether a process with this id runs (it may, rarely, be another process that reused it).
+fn process_alive(pid: u32) -> bool {
+    signal(pid, "-0")
+}
+
+/// Sends `signal` (`-TERM`, `-KILL`, `-0` to probe) to `pid`; whether it was delivered.
+fn signal(pid: u32, signal: &str) -> bool {
+    Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 #[cfg(test)]

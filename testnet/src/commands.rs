@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use quarry_chain::{Address, Amount, BlockHash};
-use quarry_mempool::FeeRate;
+use quarry_chain::{Address, Amount, BlockHash, ChainParams, FeeRate};
 use quarry_rpc::types::IndexInfo;
 use serde::Deserialize;
 use serde_json::json;
@@ -185,6 +184,9 @@ pub struct UpOptions {
     pub spacing: u32,
     /// Where quarryd is.
     pub quarryd: PathBuf,
+    /// Continue the testnet already in `dir` (its network, chains and wallets) instead of
+    /// replacing it with a fresh one.
+    pub resume: bool,
 }
 
 impl UpOptions {
@@ -206,14 +208,21 @@ impl UpOptions {
 /// Starts the nodes, connects them, funds every wallet from the first node's coinbases, and
 /// starts the miners. Returns the running testnet.
 pub fn up(options: &UpOptions) -> Result<Testnet> {
-    if options.dir.join(cluster::STATE_FILE).exists() {
-        bail!(
-            "a testnet is already running in {} (stop it with `quarry-testnet down --dir {}`)",
-            options.dir.display(),
-            options.dir.display()
-        );
-    }
-    let params = local_params(options.hash_rate, options.spacing, genesis_time_now())?;
+    forget_stopped_testnet(&options.dir)?;
+    let params = if options.resume {
+        let file = options.dir.join(cluster::PARAMS_FILE);
+        if !file.exists() {
+            bail!(
+                "--resume: there is no earlier testnet in {} (start one without --resume)",
+                options.dir.display()
+            );
+        }
+        println!("resuming the testnet in {}", options.dir.display());
+        ChainParams::from_toml_file(&file)?
+    } else {
+        remove_previous_testnet(&options.dir)?;
+        local_params(options.hash_rate, options.spacing, genesis_time_now())?
+    };
     println!(
         "starting {} nodes with {} links in {}",
         options.nodes.len(),
@@ -228,13 +237,75 @@ pub fn up(options: &UpOptions) -> Result<Testnet> {
         options.links.clone(),
         &options.quarryd,
     )?;
-    fund_wallets(&testnet)?;
+    if !options.resume {
+        fund_wallets(&testnet)?;
+    }
     for (index, node) in testnet.state.nodes.iter().enumerate() {
         if node.hash_rate > 0 {
             testnet.run(index, "setgenerate", json!([true, 1]))?;
         }
     }
     Ok(testnet)
+}
+
+/// Refuses to start over a testnet whose nodes still answer; forgets (with a note) the state
+/// file of one that ended without `down`, whose nodes are all gone.
+fn forget_stopped_testnet(dir: &Path) -> Result<()> {
+    if !dir.join(cluster::STATE_FILE).exists() {
+        return Ok(());
+    }
+    let running: Vec<String> = match Testnet::load(dir) {
+        Ok(testnet) => (0..testnet.state.nodes.len())
+            .filter(|index| testnet.run(*index, "uptime", json!([])).is_ok())
+            .map(|index| testnet.state.nodes[index].name.clone())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    if !running.is_empty() {
+        bail!(
+            "a testnet is already running in {} ({} answer): stop it with `quarry-testnet down --dir {}`",
+            dir.display(),
+            running.join(", "),
+            dir.display()
+        );
+    }
+    println!(
+        "note: the testnet recorded in {} ended without `down` and none of its nodes runs; starting anew",
+        dir.join(cluster::STATE_FILE).display()
+    );
+    std::fs::remove_file(dir.join(cluster::STATE_FILE))?;
+    Ok(())
+}
+
+/// Removes the nodes (folders with a node log and a wallet) and the parameters of an earlier
+/// testnet in `dir`, saying so: a new testnet has a new genesis block, which an old node's
+/// chain store would refuse.
+fn remove_previous_testnet(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.join("quarryd.log").is_file() && path.join("wallet.json").is_file() {
+            std::fs::remove_dir_all(&path)
+                .with_context(|| format!("cannot remove the old node {}", path.display()))?;
+            removed.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    let params = dir.join(cluster::PARAMS_FILE);
+    if params.exists() {
+        std::fs::remove_file(&params)?;
+    }
+    if !removed.is_empty() {
+        removed.sort();
+        println!(
+            "replacing the earlier testnet in {} (its nodes {} are removed; --resume continues it instead)",
+            dir.display(),
+            removed.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Mines the first node's coinbases until mature and pays 10 coins to every other wallet.

@@ -52,6 +52,10 @@ enum Command {
         /// Start, fund, print the status once and leave the nodes running.
         #[arg(long)]
         detach: bool,
+        /// Continue the testnet already in the directory (its network, chains and wallets);
+        /// without it, an earlier testnet there is replaced by a fresh one.
+        #[arg(long)]
+        resume: bool,
         #[command(flatten)]
         place: Place,
         /// The quarryd binary [default: beside this one, else on PATH].
@@ -259,6 +263,7 @@ fn run(cli: Cli) -> Result<()> {
             spacing,
             scenario,
             detach,
+            resume,
             place,
             quarryd,
         } => {
@@ -269,6 +274,7 @@ fn run(cli: Cli) -> Result<()> {
                 hash_rate,
                 spacing,
                 quarryd: cluster::quarryd_path(quarryd.as_deref())?,
+                resume,
             };
             if let Some(path) = scenario {
                 let scenario = Scenario::read(&path)?;

@@ -40,6 +40,7 @@ fn idle_testnet(dir: &std::path::Path, nodes: usize, links: Vec<Link>) -> UpOpti
         hash_rate: 20_000,
         spacing: 1,
         quarryd: quarryd_path(None).unwrap(),
+        resume: false,
     }
 }
 
@@ -174,4 +175,88 @@ fn the_reconvergence_benchmark_ends_with_every_node_on_the_heavier_branch() {
         .all(|node| node.seconds <= report.reconverge_seconds));
     let table = quarry_testnet::reconverge::render(&report);
     assert!(table.contains("reorganised 600 deep"), "{table}");
+}
+
+/// The main job run again on the same directory: `up` replaces an earlier testnet (a new
+/// genesis, which the old nodes' stores would refuse), `--resume` continues it, and a state
+/// file left by nodes that died does not block the next `up`.
+#[test]
+fn up_replaces_or_resumes_an_earlier_testnet_and_forgets_a_dead_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = idle_testnet(dir.path(), 2, Link::plain(links(Topology::Line, 2, 0)));
+    let first = up(&options).unwrap();
+    let first_genesis = first.params.genesis_hash();
+    let address = first.state.nodes[0].address(&first.params).to_string();
+    first.generate(0, 2, &address).unwrap();
+    wait_for_sync(&first, Duration::from_secs(60)).unwrap();
+    let height: u64 = first.call(1, "getblockcount", json!([])).unwrap();
+    first.shutdown().unwrap();
+
+    let resumed = up(&UpOptions {
+        resume: true,
+        ..options.clone()
+    })
+    .unwrap();
+    assert_eq!(resumed.params.genesis_hash(), first_genesis);
+    let resumed_height: u64 = resumed.call(1, "getblockcount", json!([])).unwrap();
+    assert_eq!(resumed_height, height, "the chain and wallets are kept");
+    let error = up(&options).unwrap_err().to_string();
+    assert!(error.contains("already running"), "{error}");
+
+    // The nodes die without `down`: their state file stays behind.
+    for node in &resumed.state.nodes {
+        std::process::Command::new("kill")
+            .args(["-KILL", &node.pid.to_string()])
+            .status()
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1_100));
+    let fresh = up(&options).unwrap();
+    assert_ne!(fresh.params.genesis_hash(), first_genesis, "a new network");
+    let fresh_height: u64 = fresh.call(1, "getblockcount", json!([])).unwrap();
+    assert!(
+        fresh_height < height,
+        "{fresh_height} blocks: the old chain is gone"
+    );
+    fresh.shutdown().unwrap();
+}
+
+/// A node that fails to start takes down the nodes started before it: nothing is left running.
+#[test]
+fn a_testnet_that_fails_to_start_leaves_no_node_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("quarryd-failing-on-n1");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *\"/n1 \"*) echo refusing >&2; exit 3;; esac\nexec {} \"$@\"\n",
+            quarryd_path(None).unwrap().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let testnet_dir = dir.path().join("net");
+    let options = UpOptions {
+        quarryd: wrapper,
+        ..idle_testnet(&testnet_dir, 3, Link::plain(links(Topology::Line, 3, 0)))
+    };
+    let error = format!("{:#}", up(&options).unwrap_err());
+    assert!(error.contains("n1"), "{error}");
+    assert!(
+        error.contains("stopped the 1 node(s) it had started"),
+        "{error}"
+    );
+    let survivors = std::process::Command::new("pgrep")
+        .args(["-f", &testnet_dir.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        survivors.stdout.is_empty(),
+        "still running: {}",
+        String::from_utf8_lossy(&survivors.stdout)
+    );
 }

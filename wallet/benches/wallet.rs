@@ -6,8 +6,8 @@
 use std::time::Instant;
 
 use quarry_chain::testing::test_key;
+use quarry_chain::FeeRate;
 use quarry_chain::{Address, Amount, ChainParams, OutPoint, TxOut, Txid};
-use quarry_mempool::FeeRate;
 use quarry_wallet::file::KEY_POOL;
 use quarry_wallet::payment::{select_coins, Coin};
 use quarry_wallet::{Seed, WalletFile};

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use quarry_chain::FeeRate;
 use quarry_chain::{Address, Amount, Txid};
-use quarry_mempool::FeeRate;
 use quarry_rpc::{Connection, Endpoint, Location, Resolved};
 use quarry_wallet::{Seed, Status, Wallet, WalletError};
 use serde_json::json;

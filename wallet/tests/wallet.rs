@@ -1,14 +1,11 @@
 //! The wallet against real `quarryd` processes: funding, paying, confirming, bumping fees,
 //! conflicts after a reorganisation, and every kind of mistake refused without a change.
 
-#[path = "../../node/tests/process/mod.rs"]
-mod process;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use process::{address, eventually, Daemon};
+use quarry_rpc::testing::{address, eventually, Daemon};
 use serde_json::json;
 
 const WALLET: &str = env!("CARGO_BIN_EXE_quarry-wallet");
@@ -41,7 +38,9 @@ impl TestWallet {
         Command::new(WALLET)
             .args([
                 "--network",
-                process::write_params(node.dir.path()).to_str().unwrap(),
+                quarry_rpc::testing::write_params(node.dir.path())
+                    .to_str()
+                    .unwrap(),
             ])
             .args(["--datadir", node.dir.path().to_str().unwrap()])
             .args(["--rpc-connect", &rpc])
@@ -314,7 +313,7 @@ fn mistakes_get_clear_errors_and_change_nothing() {
         !output.status.success() && error.contains("wrong passphrase"),
         "{error}"
     );
-    let unreachable = format!("127.0.0.1:{}", process::free_port());
+    let unreachable = format!("127.0.0.1:{}", quarry_rpc::testing::free_port());
     let output = a.run_with(&node, &["balance"], PASSPHRASE, Some(&unreachable));
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(

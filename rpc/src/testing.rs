@@ -1,11 +1,11 @@
-//! Real `quarryd` processes on loopback for end-to-end tests, and a JSON-RPC client for them.
+//! Real `quarryd` processes on loopback for end-to-end tests (of the node, the wallet and the
+//! RPC client), started through [`crate::launch`], and a raw JSON-RPC client for them that
+//! sees every HTTP status and error code. Behind the `test-utils` feature.
 
-#![allow(dead_code)]
-
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, ExitStatus};
+use std::time::Duration;
 
 use base64::Engine;
 use quarry_chain::testing::{test_key, unit_params};
@@ -13,26 +13,16 @@ use quarry_chain::{Address, ChainParams};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-/// A binary of the workspace: Cargo's path when the test belongs to the crate that builds it,
-/// else the one beside the test executable's directory (other crates' tests, e.g. the wallet's).
-pub fn binary(name: &str, cargo_path: Option<&str>) -> PathBuf {
-    cargo_path.map(PathBuf::from).unwrap_or_else(|| {
-        let exe = std::env::current_exe().expect("the test executable's path");
-        exe.parent()
-            .and_then(Path::parent)
-            .expect("tests run from target/<profile>/deps")
-            .join(name)
-    })
-}
+use crate::launch::{self, binary_path, Launch};
 
-/// The daemon.
+/// The daemon, as the test's build left it.
 pub fn quarryd() -> PathBuf {
-    binary("quarryd", option_env!("CARGO_BIN_EXE_quarryd"))
+    binary_path("quarryd", None)
 }
 
-/// The RPC client.
+/// The RPC client, as the test's build left it.
 pub fn quarry_cli() -> PathBuf {
-    binary("quarry-cli", option_env!("CARGO_BIN_EXE_quarry-cli"))
+    binary_path("quarry-cli", None)
 }
 
 /// The test network: `unit` parameters (coinbase maturity 3, easy proof of work) from a file.
@@ -47,10 +37,7 @@ pub fn address(n: u64) -> String {
 
 /// A free loopback port (bound and released: another process could take it, rarely).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
+    launch::free_port().expect("a free port")
 }
 
 /// Writes the test network's parameters file in `dir`.
@@ -63,16 +50,24 @@ pub fn write_params(dir: &Path) -> PathBuf {
 /// A JSON-RPC error: code and message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallFailed {
+    /// Bitcoin Core's error code (0: no JSON-RPC answer).
     pub code: i64,
+    /// The message.
     pub message: String,
 }
 
-/// A running daemon with its own base directory.
+/// A running daemon with its own base directory, killed when dropped.
+#[derive(Debug)]
 pub struct Daemon {
+    /// Its name in failure messages.
     pub name: String,
+    /// The process, while it runs.
     pub child: Option<Child>,
+    /// Its base directory.
     pub dir: TempDir,
+    /// Its JSON-RPC address.
     pub rpc: SocketAddr,
+    /// Its metrics address.
     pub metrics: SocketAddr,
     /// `user:password` when configured; otherwise the cookie is used.
     pub credentials: Option<String>,
@@ -121,40 +116,35 @@ impl Daemon {
         }
     }
 
-    /// The arguments every test daemon runs with.
-    pub fn base_args(&self) -> Vec<String> {
+    /// How this daemon is started.
+    pub fn launch_spec(&self) -> Launch {
         let network = match &self.network {
             Some(name) => name.clone(),
             None => write_params(self.dir.path()).display().to_string(),
         };
-        vec![
-            "--network".into(),
+        Launch {
+            quarryd: quarryd(),
             network,
-            "--datadir".into(),
-            self.dir.path().display().to_string(),
-            "--listen".into(),
-            "/ip4/127.0.0.1/tcp/0".into(),
-            "--rpc-bind".into(),
-            self.rpc.to_string(),
-            "--metrics-bind".into(),
-            self.metrics.to_string(),
-            "--log-level".into(),
-            "info".into(),
-        ]
+            base_dir: self.dir.path().to_owned(),
+            rpc: self.rpc,
+            metrics: self.metrics,
+        }
+    }
+
+    /// The arguments every test daemon runs with.
+    pub fn base_args(&self) -> Vec<String> {
+        self.launch_spec().args()
     }
 
     fn spawn(&mut self, extra: &[&str]) {
         self.spawn_in(Command::new(quarryd()), extra);
     }
 
-    fn spawn_in(&mut self, mut command: Command, extra: &[&str]) {
-        let log = std::fs::File::create(self.dir.path().join("quarryd.log")).unwrap();
-        let child = command
-            .args(self.base_args())
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
+    fn spawn_in(&mut self, command: Command, extra: &[&str]) {
+        let extra: Vec<String> = extra.iter().map(|arg| (*arg).to_owned()).collect();
+        let child = self
+            .launch_spec()
+            .spawn_with(command, &extra)
             .expect("quarryd starts");
         self.child = Some(child);
     }
@@ -189,26 +179,14 @@ impl Daemon {
     }
 
     fn wait_ready(&mut self) {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!(
-                    "{} exited with {status} at start:\n{}",
-                    self.name,
-                    self.log()
-                );
-            }
-            if self.call("getblockcount", json!([])).is_ok() {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "{} did not answer within 60 s:\n{}",
-                self.name,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        let mut child = self.child.take().expect("started");
+        let ready = launch::wait_until_answers(&mut child, Duration::from_secs(60), || {
+            self.call("getblockcount", json!([])).is_ok()
+        });
+        if let Err(error) = ready {
+            panic!("{}: {error}:\n{}", self.name, self.log());
         }
+        self.child = Some(child);
     }
 
     /// `user:password` from the cookie file.
@@ -297,14 +275,14 @@ impl Daemon {
             .status()
             .unwrap();
         assert!(killed.success());
-        wait_exit(&mut child, Duration::from_secs(60))
+        launch::wait_exit(&mut child, Duration::from_secs(60))
             .unwrap_or_else(|| panic!("{} did not stop within 60 s:\n{}", self.name, self.log()))
     }
 
     /// Waits for the process to exit by itself (after `stop`).
     pub fn wait_exit(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
-        wait_exit(&mut child, Duration::from_secs(60))
+        launch::wait_exit(&mut child, Duration::from_secs(60))
             .unwrap_or_else(|| panic!("{} did not stop within 60 s:\n{}", self.name, self.log()))
     }
 
@@ -314,18 +292,6 @@ impl Daemon {
         self.spawn(extra);
         self.wait_ready();
     }
-}
-
-fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    None
 }
 
 impl Drop for Daemon {
@@ -339,7 +305,7 @@ impl Drop for Daemon {
 
 /// Polls `probe` every 100 ms until it yields a value, failing with `what` after `timeout`.
 pub fn eventually<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
+    let start = std::time::Instant::now();
     loop {
         if let Some(value) = probe() {
             return value;

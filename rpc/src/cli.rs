@@ -65,6 +65,24 @@ pub fn request(method: &str, args: &[String], named: bool) -> anyhow::Result<Val
     Ok(json!({ "jsonrpc": "1.0", "id": "quarry-cli", "method": method, "params": params }))
 }
 
+/// An error and its causes on one line, for a person: `context: cause: cause`, leaving out a
+/// cause whose text the line already holds (many errors print their source in their own
+/// message, and `{:#}` would then say it twice).
+pub fn describe(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// Lets a closed pipe end the process quietly, as Unix tools do (`quarry-cli … | head`): Rust
 /// ignores SIGPIPE, so a write to a closed pipe would fail and `println!` panic instead. For
 /// command-line tools only: they talk to sockets through the standard library, which never
@@ -86,14 +104,14 @@ pub fn run(args: Args) -> u8 {
     {
         Ok(endpoint) => endpoint,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", describe(&error));
             return 1;
         }
     };
     let body = match request(&args.method, &args.args, args.named) {
         Ok(body) => body,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", describe(&error));
             return 1;
         }
     };
@@ -158,6 +176,26 @@ mod tests {
         assert_eq!(argument(&digits), json!(digits));
         assert_eq!(argument("00ff"), json!("00ff"));
         assert_eq!(argument("[broken"), json!("[broken"));
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("\"21000001\" is not an amount of coins: more than 21,000,000 coins")]
+        struct Cause;
+        #[derive(Debug, thiserror::Error)]
+        #[error("invalid amount: {0}")]
+        struct Wrapper(#[from] Cause);
+        let error = anyhow::Error::new(Wrapper(Cause));
+        assert_eq!(
+            describe(&error),
+            "invalid amount: \"21000001\" is not an amount of coins: more than 21,000,000 coins"
+        );
+        let error = anyhow::Error::new(Cause).context("cannot send");
+        assert_eq!(
+            describe(&error),
+            "cannot send: \"21000001\" is not an amount of coins: more than 21,000,000 coins"
+        );
     }
 
     #[test]

@@ -246,7 +246,7 @@ fn main() -> std::process::ExitCode {
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", quarry_rpc::cli::describe(&error));
             std::process::ExitCode::FAILURE
         }
     }

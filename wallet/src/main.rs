@@ -49,8 +49,11 @@ enum Command {
     Create,
     /// Restores a wallet from its 24 words or 64 hex digits (prompted if not given).
     Restore {
-        /// The seed words (quoted) or hex; prompted for when absent, which keeps them out of
-        /// the shell history.
+        /// The seed: 24 words (in any case, numbered or not) or 64 hex digits; prompted for
+        /// when absent, which keeps them out of the shell history.
+        #[arg(value_name = "WORDS|HEX", conflicts_with = "seed")]
+        words: Vec<String>,
+        /// The seed as one argument (quoted words or hex).
         #[arg(long, value_name = "WORDS|HEX")]
         seed: Option<String>,
     },
@@ -168,8 +171,13 @@ fn run(args: Args) -> anyhow::Result<()> {
     match &args.command {
         Command::Create | Command::Restore { .. } => {
             let (seed, fresh) = match &args.command {
-                Command::Restore { seed: Some(text) } => (Seed::parse(text)?, false),
-                Command::Restore { seed: None } => {
+                Command::Restore {
+                    seed: Some(text), ..
+                } => (Seed::parse(text)?, false),
+                Command::Restore { words, seed: None } if !words.is_empty() => {
+                    (Seed::parse(&words.join(" "))?, false)
+                }
+                Command::Restore { seed: None, .. } => {
                     let text = Zeroizing::new(
                         rpassword::prompt_password("Seed words or hex: ")
                             .context("cannot read the seed")?,
@@ -196,7 +204,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 );
                 println!(
                     "Anyone who has them can spend its coins.\n\n{}\n",
-                    *seed.words()
+                    *seed.numbered_words()
                 );
             }
             println!(
@@ -410,7 +418,7 @@ fn main() -> ExitCode {
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", quarry_rpc::cli::describe(&error));
             ExitCode::FAILURE
         }
     }

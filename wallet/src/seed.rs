@@ -43,11 +43,22 @@ impl Seed {
             })?;
             return Ok(Self(bytes));
         }
-        let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        // Words in any case, on any lines, with or without the numbers `create` printed.
+        let words = text
+            .split_whitespace()
+            .filter(|token| !is_position(token))
+            .map(str::to_lowercase)
+            .collect::<Vec<_>>()
+            .join(" ");
         let mnemonic =
             Mnemonic::parse_normalized(&words).map_err(|error| WalletError::BadSeed {
                 // The error names a word's position or the checksum, never the words themselves.
-                reason: error.to_string(),
+                reason: match error {
+                    bip39::Error::UnknownWord(index) => {
+                        format!("word {} is not in the BIP39 English word list", index + 1)
+                    }
+                    other => other.to_string(),
+                },
             })?;
         let entropy = Zeroizing::new(mnemonic.to_entropy());
         let bytes: [u8; SEED_BYTES] =
@@ -58,6 +69,24 @@ impl Seed {
                     reason: format!("{} words; a wallet seed has 24", mnemonic.word_count()),
                 })?;
         Ok(Self::from_bytes(bytes))
+    }
+
+    /// The 24 words numbered from 1, in rows of four, to copy onto paper.
+    pub fn numbered_words(&self) -> Zeroizing<String> {
+        let words = self.words();
+        let mut grid = String::new();
+        for (index, word) in words.split(' ').enumerate() {
+            let cell = format!("{:>2}. {word:<10}", index + 1);
+            grid.push_str(if index % 4 == 3 {
+                cell.trim_end()
+            } else {
+                &cell
+            });
+            if index % 4 == 3 {
+                grid.push('\n');
+            }
+        }
+        Zeroizing::new(grid.trim_end().to_owned())
     }
 
     /// The raw bytes (to encrypt them).
@@ -86,6 +115,12 @@ impl Seed {
         }
         unreachable!("a valid secret key turns up long before the counter wraps")
     }
+}
+
+/// Whether `token` is a word's number as `numbered_words` writes it (`7.`), not a word.
+fn is_position(token: &str) -> bool {
+    let digits = token.trim_end_matches(['.', ')', ':']);
+    !digits.is_empty() && digits.len() <= 2 && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -138,5 +173,23 @@ mod tests {
         assert!(Seed::parse("abandon abandon").is_err());
         assert!(Seed::parse(&"zz".repeat(32)).is_err());
         assert_eq!(format!("{seed:?}"), "Seed(..)");
+    }
+
+    #[test]
+    fn numbered_upper_case_words_restore_and_positions_count_from_one() {
+        let seed = Seed::from_bytes([9; SEED_BYTES]);
+        let grid = seed.numbered_words();
+        let lines: Vec<&str> = grid.lines().collect();
+        assert_eq!(lines.len(), 6);
+        assert!(lines[0].starts_with(" 1. "), "{}", *grid);
+        assert!(lines[5].contains("24. "), "{}", *grid);
+        assert!(lines.iter().all(|line| line.len() <= 60), "{}", *grid);
+        let restored = Seed::parse(&grid.to_uppercase()).unwrap();
+        assert_eq!(restored.as_bytes(), seed.as_bytes());
+
+        let mut words: Vec<String> = seed.words().split(' ').map(str::to_owned).collect();
+        words[2] = "notaword".into();
+        let error = Seed::parse(&words.join(" ")).unwrap_err().to_string();
+        assert!(error.contains("word 3 "), "{error}");
     }
 }

@@ -83,11 +83,16 @@ impl TestWallet {
         let out = wallet.ok(node, &["create"]);
         let first = first_address(&out);
         assert!(out.contains("Write down these 24 words"));
-        let words = out
+        // Printed numbered, four to a line: ` 1. word      2. word ...`.
+        let words: Vec<&str> = out
             .lines()
-            .find(|line| line.split(' ').count() == 24)
-            .unwrap_or_else(|| panic!("no seed words in:\n{out}"))
-            .to_owned();
+            .filter(|line| line.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+            .flat_map(|line| line.split_whitespace())
+            .filter(|token| !token.ends_with('.'))
+            .collect();
+        assert_eq!(words.len(), 24, "no numbered seed words in:\n{out}");
+        assert!(out.contains(" 1. ") && out.contains("24. "), "{out}");
+        let words = words.join(" ");
         (wallet, first, words)
     }
 
@@ -302,6 +307,12 @@ fn mistakes_get_clear_errors_and_change_nothing() {
     assert!(error.contains("another network"), "{error}");
     let error = a.fails(&node, &["send", &address(5), "1.123456789", "--yes"]);
     assert!(error.contains("invalid amount"), "{error}");
+    let error = a.fails(&node, &["send", &address(5), "21000001", "--yes"]);
+    assert_eq!(
+        error.matches("more than 21,000,000 coins").count(),
+        1,
+        "the cause is said once: {error}"
+    );
     let output = a.run_with(
         &node,
         &["send", &address(5), "1", "--yes"],
@@ -342,7 +353,11 @@ fn mistakes_get_clear_errors_and_change_nothing() {
         "{error}"
     );
     assert!(!restored.path().exists());
-    let out = restored.ok(&node, &["restore", "--seed", &words]);
+    // The words as separate arguments, in capitals: the same wallet.
+    let shouted = words.to_uppercase();
+    let mut restore = vec!["restore"];
+    restore.extend(shouted.split(' '));
+    let out = restored.ok(&node, &restore);
     assert_eq!(first_address(&out), a_address);
     assert_eq!(restored.balance(&node).0, "50.00000000");
     assert!(!out.contains(&words), "restore does not echo the words");

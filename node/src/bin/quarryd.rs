@@ -9,7 +9,7 @@ fn main() -> std::process::ExitCode {
     let settings = match Settings::resolve(args) {
         Ok(settings) => settings,
         Err(error) => {
-            eprintln!("quarryd: {error:#}");
+            eprintln!("quarryd: {}", quarry_rpc::cli::describe(&error));
             return std::process::ExitCode::from(2);
         }
     };
@@ -38,8 +38,8 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(run(settings)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
-            eprintln!("quarryd: {error:#}");
+            tracing::error!("{}", quarry_rpc::cli::describe(&error));
+            eprintln!("quarryd: {}", quarry_rpc::cli::describe(&error));
             std::process::ExitCode::FAILURE
         }
     }

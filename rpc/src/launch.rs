@@ -88,7 +88,9 @@ impl Launch {
     }
 
     /// Starts `program` (the node, or a wrapper that ends by running it) with the node's
-    /// arguments and `extra`, its log in [`Launch::log_path`].
+    /// arguments and `extra`, its log in [`Launch::log_path`]. On Linux the node is asked to
+    /// stop (SIGTERM) when the thread that started it ends, however it ends (even by SIGKILL
+    /// of this process), so no node outlives the tool or test that started it.
     pub fn spawn_with(&self, program: Command, extra: &[String]) -> std::io::Result<Child> {
         let mut command = program;
         command
@@ -97,6 +99,7 @@ impl Launch {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(self.log_path())?);
+        stop_with_parent(&mut command);
         command.spawn()
     }
 
@@ -105,6 +108,28 @@ impl Launch {
         self.spawn_with(Command::new(&self.quarryd), extra)
     }
 }
+
+#[cfg(target_os = "linux")]
+fn stop_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: runs in the child between fork and exec, where only async-signal-safe calls are
+    // allowed; prctl and getppid are system calls that allocate nothing.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before prctl took effect: then stop now.
+            if libc::getppid() == 1 {
+                return Err(std::io::Error::other("the starting process is gone"));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn stop_with_parent(_command: &mut Command) {}
 
 /// Why a started node never answered.
 #[derive(Debug, thiserror::Error)]

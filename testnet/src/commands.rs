@@ -375,10 +375,16 @@ pub fn watch_until_interrupted(testnet: Testnet) -> Result<()> {
         .context("cannot start the async runtime")?;
     let interactive = std::io::stdout().is_terminal();
     let testnet = runtime.block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Installed once for the whole run: a signal arriving while the status is being
+        // collected waits in its stream instead of being lost.
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
         let mut ticks = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => break testnet,
+                _ = interrupt.recv() => break Ok::<_, anyhow::Error>(testnet),
+                _ = terminate.recv() => break Ok(testnet),
                 _ = ticks.tick() => {
                     let rows = tokio::task::block_in_place(|| status::collect(&testnet));
                     if interactive {
@@ -389,7 +395,7 @@ pub fn watch_until_interrupted(testnet: Testnet) -> Result<()> {
                 }
             }
         }
-    });
+    })?;
     println!("\nstopping…");
     testnet.shutdown()
 }

@@ -260,3 +260,46 @@ fn a_testnet_that_fails_to_start_leaves_no_node_running() {
         String::from_utf8_lossy(&survivors.stdout)
     );
 }
+
+/// Killing `quarry-testnet up` outright (SIGKILL: no handler runs) still takes its nodes down:
+/// each node is told to stop when the process that started it dies.
+#[test]
+fn nodes_do_not_outlive_a_killed_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let testnet_dir = dir.path().join("net");
+    let mut up = std::process::Command::new(env!("CARGO_BIN_EXE_quarry-testnet"))
+        .args(["up", "--nodes", "2", "--miners", "0", "--dir"])
+        .arg(&testnet_dir)
+        .arg("--quarryd")
+        .arg(quarryd_path(None).unwrap())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = || {
+        let found = std::process::Command::new("pgrep")
+            .args(["-f", &format!("quarryd.*{}", testnet_dir.display())])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&found.stdout).lines().count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while running() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the nodes never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    up.kill().unwrap();
+    up.wait().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while running() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} quarryd processes outlived `up`",
+            running()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -490,8 +490,6 @@ pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
     stopped?;
     let report = crate::report::build(run.settings, trials);
     crate::report::write(&report, &run.report)?;
-    println!("{}", crate::report::summary(&report));
-    println!("report: {}", run.report.join("report.md").display());
     Ok(report)
 }
 

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use quarry_chain::ChainParams;
 use quarry_testnet::cluster::{self, Link, NodeSpec, Testnet, Topology};
 use quarry_testnet::commands::{self, Scenario, UpOptions};
-use quarry_testnet::{attack, reconverge, selfcheck, status};
+use quarry_testnet::{attack, reconverge, report, selfcheck, status};
 
 /// Local Quarry test networks and scenarios.
 #[derive(Parser, Debug)]
@@ -66,6 +66,9 @@ enum Command {
     Status {
         #[command(flatten)]
         place: Place,
+        /// Print the rows as JSON (heights, tips, peers, shares...) instead of the table.
+        #[arg(long)]
+        json: bool,
     },
     /// Cuts the links between two groups of nodes: `partition n0,n1 / n2,n3`.
     Partition {
@@ -178,6 +181,9 @@ enum Attack {
         /// The report folder [default: ./double-spend-report].
         #[arg(long, value_name = "DIR", default_value = "double-spend-report")]
         report: PathBuf,
+        /// Print the report as JSON (as report.json) instead of the summary table.
+        #[arg(long)]
+        json: bool,
         /// The quarryd binary [default: beside this one, else on PATH].
         #[arg(long, value_name = "PATH")]
         quarryd: Option<PathBuf>,
@@ -300,9 +306,14 @@ fn run(cli: Cli) -> Result<()> {
             }
             commands::watch_until_interrupted(testnet)
         }
-        Command::Status { place } => {
+        Command::Status { place, json } => {
             let testnet = Testnet::load(&place.dir()?)?;
-            print!("{}", status::render(&status::collect(&testnet)));
+            let rows = status::collect(&testnet);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", status::render(&rows));
+            }
             Ok(())
         }
         Command::Partition { groups, place } => {
@@ -363,6 +374,7 @@ fn run(cli: Cli) -> Result<()> {
                     hash_rate,
                     spacing,
                     report,
+                    json,
                     quarryd,
                 },
         } => {
@@ -383,7 +395,14 @@ fn run(cli: Cli) -> Result<()> {
                 report,
                 quarryd: cluster::quarryd_path(quarryd.as_deref())?,
             };
-            commands::double_spend(&options).map(drop)
+            let report = commands::double_spend(&options)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{}", report::summary(&report, report::Style::Terminal));
+                println!("report: {}", options.report.join("report.md").display());
+            }
+            Ok(())
         }
         Command::Attack {
             attack: Attack::Race { report, quarryd },

@@ -122,8 +122,80 @@ pub fn build(settings: AttackSettings, trials: Vec<Trial>) -> Report {
     }
 }
 
-/// The summary table for the terminal and the markdown file.
-pub fn summary(report: &Report) -> String {
+/// How a summary is laid out.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Style {
+    /// Columns aligned with spaces, for a terminal.
+    Terminal,
+    /// A markdown table, for `report.md`.
+    Markdown,
+}
+
+/// `rows` under `headers` as aligned columns (numbers to the right) or as a markdown table.
+pub fn table(headers: &[&str], rows: &[Vec<String>], style: Style) -> String {
+    let mut text = String::new();
+    match style {
+        Style::Markdown => {
+            let _ = writeln!(text, "| {} |", headers.join(" | "));
+            let _ = writeln!(text, "|{}", "---|".repeat(headers.len()));
+            for row in rows {
+                let _ = writeln!(text, "| {} |", row.join(" | "));
+            }
+        }
+        Style::Terminal => {
+            let width = |column: usize| {
+                rows.iter()
+                    .map(|row| row[column].chars().count())
+                    .chain([headers[column].chars().count()])
+                    .max()
+                    .unwrap_or(0)
+            };
+            let widths: Vec<usize> = (0..headers.len()).map(width).collect();
+            let line = |cells: Vec<&str>| {
+                let padded: Vec<String> = cells
+                    .iter()
+                    .zip(&widths)
+                    .map(|(cell, width)| format!("{cell:>width$}"))
+                    .collect();
+                padded.join("  ")
+            };
+            let _ = writeln!(text, "{}", line(headers.to_vec()));
+            let rule: Vec<String> = widths.iter().map(|width| "-".repeat(*width)).collect();
+            let _ = writeln!(text, "{}", line(rule.iter().map(String::as_str).collect()));
+            for row in rows {
+                let _ = writeln!(text, "{}", line(row.iter().map(String::as_str).collect()));
+            }
+        }
+    }
+    text
+}
+
+/// `text` broken into lines of at most `width` characters, at spaces.
+pub fn wrap(text: &str, width: usize) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_owned()),
+        }
+    }
+    lines.join("\n")
+}
+
+/// What each column of the summary means, one line each.
+const LEGEND: &[&str] = &[
+    "rate: the share of trials in which the merchant's payment was reversed, with its 95% Wilson interval",
+    "exact (this model): the probability of a reversal under the rules below, give-up bound included",
+    "exact, no give-up: the same attacker never giving up (Grunspan and Pérez-Marco's closed form)",
+    "Nakamoto: the whitepaper's Poisson approximation of the same race",
+    "mean reorg depth: blocks the merchant's node disconnected in the reversed trials",
+];
+
+/// The summary: measured share and pace, the table per z, what the columns mean and the model.
+pub fn summary(report: &Report, style: Style) -> String {
     let mut text = String::new();
     let share = report
         .measured_share
@@ -143,40 +215,51 @@ pub fn summary(report: &Report) -> String {
             report.trials.len() as f64 * 60.0 / seconds
         );
     }
-    let _ = writeln!(
-        text,
-        "\n| z | trials | reversed | rate | 95% interval | exact (this model) | exact, no give-up | Nakamoto | mean reorg depth |"
-    );
-    let _ = writeln!(text, "|---|---|---|---|---|---|---|---|---|");
-    for row in &report.rows {
-        let flag = if row.exact_outside_interval {
-            " ⚠"
-        } else {
-            ""
-        };
-        let _ = writeln!(
-            text,
-            "| {} | {} | {} | {:.3} | [{:.3}, {:.3}] | {:.4}{flag} | {:.4} | {:.4} | {:.1} |",
-            row.z,
-            row.trials,
-            row.reversed,
-            row.rate,
-            row.interval.0,
-            row.interval.1,
-            row.exact,
-            row.exact_unbounded,
-            row.nakamoto,
-            row.mean_reorg_depth
-        );
-    }
+    let headers = [
+        "z",
+        "trials",
+        "reversed",
+        "rate",
+        "95% interval",
+        "exact (this model)",
+        "exact, no give-up",
+        "Nakamoto",
+        "mean reorg depth",
+    ];
+    let rows: Vec<Vec<String>> = report
+        .rows
+        .iter()
+        .map(|row| {
+            let flag = if row.exact_outside_interval {
+                " ⚠"
+            } else {
+                ""
+            };
+            vec![
+                row.z.to_string(),
+                row.trials.to_string(),
+                row.reversed.to_string(),
+                format!("{:.3}", row.rate),
+                format!("[{:.3}, {:.3}]", row.interval.0, row.interval.1),
+                format!("{:.4}{flag}", row.exact),
+                format!("{:.4}", row.exact_unbounded),
+                format!("{:.4}", row.nakamoto),
+                format!("{:.1}", row.mean_reorg_depth),
+            ]
+        })
+        .collect();
+    let _ = write!(text, "\n{}", table(&headers, &rows, style));
     if report.rows.iter().any(|row| row.exact_outside_interval) {
-        let _ = writeln!(
-            text,
-            "\n⚠ the exact value for this model lies outside the measured 95% interval for the flagged rows \
-             (reported as measured, not adjusted)."
-        );
+        let note = "⚠ the exact value for this model lies outside the measured 95% interval for \
+                    the flagged rows (reported as measured, not adjusted).";
+        let _ = writeln!(text, "\n{}", wrap(note, 96));
     }
-    let _ = writeln!(text, "\nModel: {}", report.model);
+    let bullet = if style == Style::Markdown { "- " } else { "  " };
+    let _ = writeln!(text);
+    for line in LEGEND {
+        let _ = writeln!(text, "{bullet}{line}");
+    }
+    let _ = writeln!(text, "\n{}", wrap(&format!("Model: {}", report.model), 96));
     text
 }
 
@@ -348,7 +431,7 @@ pub fn write(report: &Report, dir: &Path) -> Result<()> {
         .or(report.trials.first());
     let mut markdown = format!(
         "# Double-spend attack on real nodes\n\n{}\n",
-        summary(report)
+        summary(report, Style::Markdown)
     );
     if let Some(trial) = shown {
         std::fs::write(dir.join("block-tree.svg"), block_tree_svg(trial))?;
@@ -407,11 +490,32 @@ mod tests {
         assert!(!first.exact_outside_interval);
         assert!(second.exact_outside_interval);
         assert_eq!(second.mean_reorg_depth, 3.0);
-        let text = summary(&report);
+        let text = summary(&report, Style::Terminal);
         assert!(
             text.contains("⚠") && text.contains("not adjusted"),
             "{text}"
         );
+        assert!(
+            !text.contains('|'),
+            "no markdown pipes on a terminal:\n{text}"
+        );
+        assert!(
+            text.lines().all(|line| line.chars().count() <= 110),
+            "{text}"
+        );
+        let header = text
+            .lines()
+            .find(|line| line.contains("trials  reversed"))
+            .unwrap();
+        let rule = text.lines().find(|line| line.starts_with('-')).unwrap();
+        assert_eq!(
+            header.chars().count(),
+            rule.chars().count(),
+            "columns line up"
+        );
+        assert!(text.contains("Nakamoto: the whitepaper's Poisson approximation"));
+        let markdown = summary(&report, Style::Markdown);
+        assert!(markdown.contains("| z | trials | reversed |"), "{markdown}");
         assert!(
             text.contains("40 trials in 240 s: 10.0 trials per minute"),
             "{text}"

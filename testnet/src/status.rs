@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::cluster::Testnet;
 
 /// One node's line.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct NodeStatus {
     /// The node.
     pub name: String,

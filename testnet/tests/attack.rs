@@ -303,3 +303,29 @@ fn nodes_do_not_outlive_a_killed_up() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `status --json` gives scripts the table's rows.
+#[test]
+fn status_prints_json_for_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let testnet = up(&idle_testnet(
+        dir.path(),
+        2,
+        Link::plain(links(Topology::Line, 2, 0)),
+    ))
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_quarry-testnet"))
+        .args(["status", "--json", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let rows: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rows = rows.as_array().expect("an array of nodes");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["name"], "n0");
+    let height = rows[0]["height"].as_u64().expect("a height");
+    assert!(height > 0, "funded: {rows:?}");
+    assert_eq!(rows[1]["peers"], 1);
+    testnet.shutdown().unwrap();
+}

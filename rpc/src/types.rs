@@ -211,6 +211,8 @@ pub struct AddressHistoryEntry {
     pub height: u32,
     /// Its block, on the best chain.
     pub blockhash: Option<BlockHash>,
+    /// That block's timestamp (Unix seconds).
+    pub time: u32,
     /// Confirmations of that block.
     pub confirmations: u32,
     /// What the transaction paid the address.

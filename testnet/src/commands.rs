@@ -391,13 +391,37 @@ pub fn watch_until_interrupted(testnet: Testnet) -> Result<()> {
                         print!("\x1b[2J\x1b[H");
                     }
                     println!("{}", status::render(&rows));
-                    println!("Ctrl-C stops every node. Other terminals: quarry-testnet status|partition|heal|mine|send --dir {}", testnet.dir.display());
+                    println!(
+                        "Ctrl-C stops every node. From another terminal: {} status|partition|heal|mine|send --dir {}",
+                        this_command(),
+                        testnet.dir.display()
+                    );
                 }
             }
         }
     })?;
     println!("\nstopping…");
     testnet.shutdown()
+}
+
+/// How to run this program again from another terminal: `quarry-testnet` when that name on
+/// `PATH` is this program, else its full path (as when it runs through `scripts/run.sh`).
+pub fn this_command() -> String {
+    let Ok(exe) = std::env::current_exe() else {
+        return "quarry-testnet".into();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            dir.join("quarry-testnet")
+                .canonicalize()
+                .is_ok_and(|found| exe.canonicalize().is_ok_and(|exe| exe == found))
+        })
+    });
+    if on_path {
+        "quarry-testnet".into()
+    } else {
+        exe.display().to_string()
+    }
 }
 
 /// A double-spend run.
@@ -542,6 +566,15 @@ pub fn zero_confirmation_demo(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_footer_names_a_command_that_runs_this_program() {
+        let command = this_command();
+        let exe = std::env::current_exe().unwrap();
+        // The test binary is not on PATH as quarry-testnet: its full path is given.
+        assert_eq!(command, exe.display().to_string());
+        assert!(std::path::Path::new(&command).exists());
+    }
 
     fn scenario(text: &str) -> Result<Scenario> {
         let dir = tempfile::tempdir()?;

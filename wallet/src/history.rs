@@ -43,6 +43,30 @@ pub struct HistoryEntry {
     pub status: Status,
     /// What it did to the balance, in sats.
     pub net_sats: i64,
+    /// Its block, when confirmed.
+    pub block: Option<InBlock>,
+}
+
+/// Where a confirmed transaction is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct InBlock {
+    /// The block's height.
+    pub height: u32,
+    /// The block's timestamp (Unix seconds).
+    pub time: u32,
+}
+
+/// One line of the node's address history: a confirmed transaction's effect on one address.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ConfirmedLine {
+    /// The transaction.
+    pub txid: Txid,
+    /// Confirmations of its block.
+    pub confirmations: u32,
+    /// Its block.
+    pub block: InBlock,
+    /// What it did to the address, in sats.
+    pub net_sats: i64,
 }
 
 /// A transaction the wallet file remembers, sent by it or seen paying it.
@@ -58,22 +82,31 @@ pub struct Remembered<'a> {
     pub replaced_by: Option<Txid>,
 }
 
-/// The transactions the node knows: `confirmed` address-history lines as (txid, confirmations,
-/// net sats), summed per transaction (one line per address it touches), then the `pending`
-/// net sats of mempool transactions, which are unconfirmed.
+/// The transactions the node knows: `confirmed` address-history lines summed per transaction
+/// (one line per address it touches), then the `pending` net sats of mempool transactions,
+/// which are unconfirmed.
 pub fn reported(
-    confirmed: impl IntoIterator<Item = (Txid, u32, i64)>,
+    confirmed: impl IntoIterator<Item = ConfirmedLine>,
     pending: impl IntoIterator<Item = (Txid, i64)>,
-) -> BTreeMap<Txid, (Status, i64)> {
-    let mut entries: BTreeMap<Txid, (Status, i64)> = BTreeMap::new();
-    for (txid, confirmations, net) in confirmed {
-        let entry = entries
-            .entry(txid)
-            .or_insert((Status::Confirmed(confirmations), 0));
-        entry.1 += net;
+) -> BTreeMap<Txid, HistoryEntry> {
+    let mut entries: BTreeMap<Txid, HistoryEntry> = BTreeMap::new();
+    for line in confirmed {
+        let entry = entries.entry(line.txid).or_insert(HistoryEntry {
+            txid: line.txid,
+            status: Status::Confirmed(line.confirmations),
+            net_sats: 0,
+            block: Some(line.block),
+        });
+        entry.net_sats += line.net_sats;
     }
-    for (txid, net) in pending {
-        entries.insert(txid, (Status::Unconfirmed, net));
+    for (txid, net_sats) in pending {
+        let entry = HistoryEntry {
+            txid,
+            status: Status::Unconfirmed,
+            net_sats,
+            block: None,
+        };
+        entries.insert(txid, entry);
     }
     entries
 }
@@ -82,7 +115,7 @@ pub fn reported(
 /// the node no longer has: replaced (when the node has their replacement), conflicted (when
 /// `inputs_spent` says another transaction spent one of their inputs) or dropped.
 pub fn classify<E>(
-    mut reported: BTreeMap<Txid, (Status, i64)>,
+    mut reported: BTreeMap<Txid, HistoryEntry>,
     remembered: &[Remembered<'_>],
     mut inputs_spent: impl FnMut(&str) -> Result<bool, E>,
 ) -> Result<Vec<HistoryEntry>, E> {
@@ -95,16 +128,15 @@ pub fn classify<E>(
             _ if inputs_spent(old.hex)? => Status::Conflicted,
             _ => Status::Dropped,
         };
-        reported.insert(old.txid, (status, old.net_sats));
-    }
-    let mut history: Vec<HistoryEntry> = reported
-        .into_iter()
-        .map(|(txid, (status, net_sats))| HistoryEntry {
-            txid,
+        let entry = HistoryEntry {
+            txid: old.txid,
             status,
-            net_sats,
-        })
-        .collect();
+            net_sats: old.net_sats,
+            block: None,
+        };
+        reported.insert(old.txid, entry);
+    }
+    let mut history: Vec<HistoryEntry> = reported.into_values().collect();
     history.sort_by_key(|entry| match entry.status {
         Status::Unconfirmed => (0, 0),
         Status::Confirmed(confirmations) => (1, confirmations),
@@ -123,6 +155,19 @@ mod tests {
         Txid::from_byte_array([n; 32])
     }
 
+    /// A line of transaction `n` at `confirmations` below a tip at height 10.
+    fn line(n: u8, confirmations: u32, net_sats: i64) -> ConfirmedLine {
+        ConfirmedLine {
+            txid: txid(n),
+            confirmations,
+            block: InBlock {
+                height: 11 - confirmations,
+                time: 1_700_000_000,
+            },
+            net_sats,
+        }
+    }
+
     fn remembered(n: u8, net_sats: i64, replaced_by: Option<u8>) -> Remembered<'static> {
         Remembered {
             txid: txid(n),
@@ -139,17 +184,25 @@ mod tests {
     #[test]
     fn lines_of_one_transaction_add_up_and_the_mempool_marks_it_unconfirmed() {
         let reported = reported(
-            [(txid(1), 3, 500), (txid(1), 3, -200), (txid(2), 1, 7)],
+            [line(1, 3, 500), line(1, 3, -200), line(2, 1, 7)],
             [(txid(3), -40)],
         );
-        assert_eq!(reported[&txid(1)], (Status::Confirmed(3), 300));
-        assert_eq!(reported[&txid(2)], (Status::Confirmed(1), 7));
-        assert_eq!(reported[&txid(3)], (Status::Unconfirmed, -40));
+        let summary = |n| {
+            let entry = &reported[&txid(n)];
+            (
+                entry.status,
+                entry.net_sats,
+                entry.block.map(|block| block.height),
+            )
+        };
+        assert_eq!(summary(1), (Status::Confirmed(3), 300, Some(8)));
+        assert_eq!(summary(2), (Status::Confirmed(1), 7, Some(10)));
+        assert_eq!(summary(3), (Status::Unconfirmed, -40, None));
     }
 
     #[test]
     fn remembered_transactions_the_node_lost_are_replaced_conflicted_or_dropped() {
-        let reported = reported([(txid(1), 6, 100), (txid(9), 2, -50)], [(txid(3), -10)]);
+        let reported = reported([line(1, 6, 100), line(9, 2, -50)], [(txid(3), -10)]);
         let remembered = [
             remembered(1, 100, None),     // still confirmed: unchanged
             remembered(4, -60, Some(9)),  // bumped, and the bump is confirmed

@@ -10,7 +10,7 @@ pub mod wallet;
 
 pub use error::WalletError;
 pub use file::WalletFile;
-pub use history::{HistoryEntry, Status};
+pub use history::{HistoryEntry, InBlock, Status};
 pub use payment::{Coin, Payment, DUST};
 pub use seed::Seed;
 pub use wallet::{Balance, Wallet};

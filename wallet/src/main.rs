@@ -344,6 +344,8 @@ fn run(args: Args) -> anyhow::Result<()> {
                             "txid": entry.txid.to_string(),
                             "amount": entry.net_sats as f64 / Amount::SATS_PER_COIN as f64,
                             "confirmations": confirmations,
+                            "height": entry.block.map(|block| block.height),
+                            "time": entry.block.map(|block| block.time),
                             "status": status_name(entry.status),
                             "replaced_by": replaced_by,
                         })
@@ -352,14 +354,21 @@ fn run(args: Args) -> anyhow::Result<()> {
                 print_json(&json!(listed));
                 return Ok(());
             }
-            println!("{:<64}  {:>20}  {:>6}  status", "txid", "amount", "conf");
+            println!(
+                "{:<64}  {:>20}  {:>6}  {:>7}  {:<16}  status",
+                "txid", "amount", "conf", "height", "date (UTC)"
+            );
             for entry in history {
                 let confirmations = match entry.status {
                     Status::Confirmed(n) => n.to_string(),
                     _ => "0".into(),
                 };
+                let (height, date) = match entry.block {
+                    Some(block) => (block.height.to_string(), utc_minute(block.time)),
+                    None => ("-".into(), "-".into()),
+                };
                 println!(
-                    "{}  {:>20}  {:>6}  {}",
+                    "{}  {:>20}  {:>6}  {height:>7}  {date:<16}  {}",
                     entry.txid,
                     signed(entry.net_sats),
                     confirmations,
@@ -395,6 +404,32 @@ fn coins(amount: Amount) -> serde_json::Value {
         .expect("an amount serialises")
 }
 
+/// `seconds` since the Unix epoch as `YYYY-MM-DD HH:MM` in UTC (Howard Hinnant's
+/// days-to-civil algorithm: no time zone database needed for UTC).
+fn utc_minute(seconds: u32) -> String {
+    let days = i64::from(seconds / 86_400);
+    let minute_of_day = seconds % 86_400 / 60;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        minute_of_day / 60,
+        minute_of_day % 60
+    )
+}
+
 /// A status as one word, for scripts.
 fn status_name(status: Status) -> &'static str {
     match status {
@@ -421,5 +456,18 @@ fn main() -> ExitCode {
             eprintln!("error: {}", quarry_rpc::cli::describe(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_minute;
+
+    #[test]
+    fn dates_are_utc_calendar_minutes() {
+        assert_eq!(utc_minute(0), "1970-01-01 00:00");
+        assert_eq!(utc_minute(951_782_400), "2000-02-29 00:00");
+        assert_eq!(utc_minute(1_796_083_199), "2026-11-30 23:59");
+        assert_eq!(utc_minute(u32::MAX), "2106-02-07 06:28");
     }
 }

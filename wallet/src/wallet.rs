@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use crate::history::{self, HistoryEntry, Remembered};
+use crate::history::{self, ConfirmedLine, HistoryEntry, InBlock, Remembered};
 use quarry_chain::clock::unix_now;
 use quarry_chain::encode::{decode, encode};
 use quarry_chain::sighash::sign_transaction;
@@ -343,16 +343,18 @@ impl Wallet {
     /// the first time are remembered in the file.
     pub fn history(&mut self) -> Result<Vec<HistoryEntry>, WalletError> {
         let lines: Vec<AddressHistoryEntry> = self.call("getaddresshistory", self.watched())?;
-        let confirmed = lines.iter().map(|line| {
-            (
-                line.txid,
-                line.confirmations,
-                sats(line.received) - sats(line.sent),
-            )
+        let confirmed = lines.iter().map(|line| ConfirmedLine {
+            txid: line.txid,
+            confirmations: line.confirmations,
+            block: InBlock {
+                height: line.height,
+                time: line.time,
+            },
+            net_sats: sats(line.received) - sats(line.sent),
         });
         let reported = history::reported(confirmed, self.pending()?.net);
         let mut changed = false;
-        for (txid, (_, net)) in &reported {
+        for (txid, entry) in &reported {
             let known = self.file.sent.iter().any(|sent| sent.txid == *txid)
                 || self.file.seen.iter().any(|seen| seen.txid == *txid);
             if !known {
@@ -360,7 +362,7 @@ impl Wallet {
                 self.file.seen.push(SeenTransaction {
                     txid: *txid,
                     hex,
-                    net_sats: *net,
+                    net_sats: entry.net_sats,
                 });
                 changed = true;
             }

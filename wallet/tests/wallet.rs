@@ -113,12 +113,23 @@ impl TestWallet {
         out.lines()
             .skip(1)
             .map(|line| {
+                // txid, amount, confirmations, height, date (`-`, or day and minute), status.
                 let fields: Vec<&str> = line.split_whitespace().collect();
+                let (height, status_at) = (fields[3], if fields[4] == "-" { 5 } else { 6 });
+                if fields[2] != "0" {
+                    assert!(height.parse::<u32>().is_ok(), "a height: {line}");
+                    assert!(
+                        fields[4].len() == 10 && fields[4].starts_with("20"),
+                        "a date: {line}"
+                    );
+                } else {
+                    assert_eq!((height, fields[4]), ("-", "-"), "{line}");
+                }
                 (
                     fields[0].to_owned(),
                     fields[1].to_owned(),
                     fields[2].to_owned(),
-                    fields[3..].join(" "),
+                    fields[status_at..].join(" "),
                 )
             })
             .collect()

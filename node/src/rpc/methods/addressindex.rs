@@ -46,11 +46,18 @@ pub(super) fn address_history(node: &Node, addresses: &[Address]) -> Result<Valu
     for (key, address) in keys_of(addresses) {
         for entry in node.index().history(&key)? {
             let block = store.hash_at_height(entry.height)?;
+            let time = match &block {
+                Some(hash) => store
+                    .index_entry(hash)?
+                    .map_or(0, |entry| entry.header.time),
+                None => 0,
+            };
             history.push(types::AddressHistoryEntry {
                 address: address.clone(),
                 txid: entry.txid,
                 height: entry.height,
                 blockhash: block,
+                time,
                 confirmations: tip.saturating_sub(entry.height) + 1,
                 received: entry.received,
                 sent: entry.sent,

@@ -443,13 +443,22 @@ pub struct AttackRun {
     pub quarryd: PathBuf,
 }
 
-fn progress(done: usize, total: usize, reversed: u64) {
-    progress_bar(
-        done,
-        total,
-        &format!("{done}/{total} trials, {reversed} reversed"),
-        true,
-    );
+/// The attack's progress caption: trials done, reversals, time spent and the time left at the
+/// pace so far.
+fn trial_caption(done: usize, total: usize, reversed: u64, elapsed: Duration) -> String {
+    let clock = |seconds: u64| format!("{}:{:02}", seconds / 60, seconds % 60);
+    let left = match done {
+        0 => "ETA -".to_owned(),
+        _ => {
+            let per_trial = elapsed.as_secs_f64() / done as f64;
+            let seconds = (per_trial * total.saturating_sub(done) as f64).round() as u64;
+            format!("ETA {}", clock(seconds))
+        }
+    };
+    format!(
+        "{done}/{total} trials, {reversed} reversed, {} elapsed, {left}",
+        clock(elapsed.as_secs())
+    )
 }
 
 /// Draws a progress bar with `caption` on standard error: redrawn in place on a terminal;
@@ -500,11 +509,16 @@ pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
         attack::fund_attacker(&testnet, total)?;
         testnet.run(attack::HONEST, "setgenerate", json!([true, 1]))?;
         let mut trials = Vec::with_capacity(total);
-        progress(0, total, 0);
+        let started = std::time::Instant::now();
+        let progress = |done: usize, reversed: u64| {
+            let caption = trial_caption(done, total, reversed, started.elapsed());
+            progress_bar(done, total, &caption, true);
+        };
+        progress(0, 0);
         for &z in &run.confirmations {
             for _ in 0..run.trials {
                 trials.push(attack::run_trial(&testnet, run.settings, z)?);
-                progress(trials.len(), total, attack::successes(&trials));
+                progress(trials.len(), attack::successes(&trials));
             }
         }
         Ok(trials)
@@ -566,6 +580,22 @@ pub fn zero_confirmation_demo(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_trial_caption_gives_elapsed_time_and_the_time_left_at_the_pace_so_far() {
+        assert_eq!(
+            trial_caption(0, 20, 0, Duration::from_secs(7)),
+            "0/20 trials, 0 reversed, 0:07 elapsed, ETA -"
+        );
+        assert_eq!(
+            trial_caption(5, 20, 2, Duration::from_secs(75)),
+            "5/20 trials, 2 reversed, 1:15 elapsed, ETA 3:45"
+        );
+        assert_eq!(
+            trial_caption(20, 20, 9, Duration::from_secs(300)),
+            "20/20 trials, 9 reversed, 5:00 elapsed, ETA 0:00"
+        );
+    }
 
     #[test]
     fn the_footer_names_a_command_that_runs_this_program() {

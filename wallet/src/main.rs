@@ -216,6 +216,15 @@ fn run(args: Args) -> anyhow::Result<()> {
             let mut wallet = Wallet::open(path, params.clone(), node().ok())?;
             match action {
                 AddressAction::New => {
+                    match wallet.skip_used_keys() {
+                        Ok(0) => {}
+                        Ok(skipped) => eprintln!(
+                            "note: {skipped} more addresses of this seed are already in use on the chain (a restored wallet); skipped them"
+                        ),
+                        Err(error) => eprintln!(
+                            "warning: cannot ask the node which addresses are in use ({error}); the new address may have been handed out by another copy of this wallet"
+                        ),
+                    }
                     let key = match wallet.file.issue() {
                         Some(key) => key,
                         None => {

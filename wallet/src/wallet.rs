@@ -270,6 +270,29 @@ impl Wallet {
         )
     }
 
+    /// Marks as handed out every key up to the last one the node shows paid or spending
+    /// (confirmed or in its mempool). A restored file does not know which addresses the lost
+    /// copy gave away; after this, `address new` and change never reuse one. Returns how many
+    /// keys were newly marked.
+    pub fn skip_used_keys(&mut self) -> Result<u32, WalletError> {
+        let confirmed: Vec<AddressHistoryEntry> = self.call("getaddresshistory", self.watched())?;
+        let pending: Vec<AddressMempoolDelta> = self.call("getaddressmempool", self.watched())?;
+        let last_used = confirmed
+            .iter()
+            .map(|line| line.address.as_str())
+            .chain(pending.iter().map(|delta| delta.address.as_str()))
+            .filter_map(|address| self.file.index_of(&self.key_of(address)?))
+            .max();
+        match last_used {
+            Some(index) if index >= self.file.issued => {
+                let skipped = index + 1 - self.file.issued;
+                self.file.issued = index + 1;
+                Ok(skipped)
+            }
+            _ => Ok(0),
+        }
+    }
+
     /// The key change goes to: the next unused address (handed out when the payment is sent).
     fn next_change_key(&self) -> OutputKey {
         self.file

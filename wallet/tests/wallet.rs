@@ -354,6 +354,11 @@ fn mistakes_get_clear_errors_and_change_nothing() {
     assert_eq!(mempool(), json!([]), "nothing was sent");
     assert_eq!(a.balance(&node).0, "50.00000000");
 
+    // An address the first copy handed out and that was paid (a block's reward).
+    let paid = a.ok(&node, &["address", "new"]).trim().to_owned();
+    node.rpc("generatetoaddress", json!([1, paid]));
+    wait_for_index(&node);
+
     // The words restore the same wallet elsewhere, coins included; bad words are refused.
     let restored = TestWallet {
         dir: tempfile::tempdir().unwrap(),
@@ -372,6 +377,14 @@ fn mistakes_get_clear_errors_and_change_nothing() {
     assert_eq!(first_address(&out), a_address);
     assert_eq!(restored.balance(&node).0, "50.00000000");
     assert!(!out.contains(&words), "restore does not echo the words");
+    // The restored copy never hands out an address the chain shows in use.
+    let fresh = restored.ok(&node, &["address", "new"]).trim().to_owned();
+    assert_ne!(fresh, paid);
+    assert_eq!(
+        node.rpc("getaddresshistory", json!([{ "addresses": [fresh] }])),
+        json!([]),
+        "{fresh} is unused"
+    );
 }
 
 #[test]

@@ -155,13 +155,33 @@ impl FeeRate {
 
 impl fmt::Display for FeeRate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} sat/kB", self.0)
+        // In satoshis per byte, the unit wallets and users quote, to the thousandth.
+        let whole = self.0 / 1000;
+        match self.0 % 1000 {
+            0 => write!(f, "{whole} sat/byte"),
+            part => {
+                let fraction = format!("{part:03}");
+                write!(f, "{whole}.{} sat/byte", fraction.trim_end_matches('0'))
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fee_rates_read_in_satoshis_per_byte() {
+        assert_eq!(FeeRate::from_sat_per_kb(1_000).to_string(), "1 sat/byte");
+        assert_eq!(FeeRate::from_sat_per_kb(500).to_string(), "0.5 sat/byte");
+        assert_eq!(
+            FeeRate::from_sat_per_kb(12_345).to_string(),
+            "12.345 sat/byte"
+        );
+        assert_eq!(FeeRate::from_sat_per_kb(7).to_string(), "0.007 sat/byte");
+        assert_eq!(FeeRate::from_sat_per_kb(0).to_string(), "0 sat/byte");
+    }
     use proptest::prelude::*;
 
     #[test]

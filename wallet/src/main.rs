@@ -330,6 +330,9 @@ fn run(args: Args) -> anyhow::Result<()> {
                 None => println!("change    none (the remainder is part of the fee)"),
             }
             println!("inputs    {} coin(s)", payment.coins.len());
+            if let Some(warning) = quarry_wallet::payment::fee_warning(amount, payment.fee, *rate) {
+                println!("warning   {warning}");
+            }
             if !yes && !confirm("Sign and send?")? {
                 return Err(WalletError::Cancelled.into());
             }

@@ -148,9 +148,35 @@ fn signed_size(tx: &Transaction) -> usize {
     tx.encoded_size()
 }
 
+/// A fee rate (sat/byte) beyond which no block needs more: a typo, most likely.
+pub const HIGH_FEE_RATE: u64 = 10_000;
+
+/// What looks wrong with paying `fee` at `sats_per_byte` to send `amount`: a fee above 1% of
+/// the amount, or a rate above [`HIGH_FEE_RATE`]. Said before signing; never refused.
+pub fn fee_warning(amount: Amount, fee: Amount, sats_per_byte: u64) -> Option<String> {
+    if sats_per_byte > HIGH_FEE_RATE {
+        return Some(format!(
+            "a fee rate of {sats_per_byte} sat/byte is far above what blocks need (over {HIGH_FEE_RATE})"
+        ));
+    }
+    let percent = fee.to_sat() as f64 * 100.0 / amount.to_sat().max(1) as f64;
+    (percent > 1.0).then(|| format!("the fee is {percent:.1}% of the amount paid"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fees_above_one_percent_or_ten_thousand_sat_per_byte_are_flagged() {
+        let coins = |sats| Amount::from_sat(sats);
+        assert_eq!(fee_warning(coins(1_000_000), coins(10_000), 50), None);
+        let warning = fee_warning(coins(1_000_000), coins(25_000), 50).unwrap();
+        assert!(warning.contains("2.5% of the amount"), "{warning}");
+        let warning = fee_warning(coins(100_000_000), coins(2_000), 10_001).unwrap();
+        assert!(warning.contains("10001 sat/byte"), "{warning}");
+        assert_eq!(fee_warning(coins(100_000_000), coins(2_000), 10_000), None);
+    }
     use quarry_chain::testing::test_key;
     use quarry_chain::{ChainParams, Txid};
 

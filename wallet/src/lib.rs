@@ -11,6 +11,6 @@ pub mod wallet;
 pub use error::WalletError;
 pub use file::WalletFile;
 pub use history::{HistoryEntry, InBlock, Status};
-pub use payment::{Coin, Payment, DUST};
+pub use payment::{Coin, Payment, Spend, DUST};
 pub use seed::Seed;
 pub use wallet::{Balance, Wallet};

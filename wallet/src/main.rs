@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use quarry_chain::FeeRate;
 use quarry_chain::{Address, Amount, Txid};
 use quarry_rpc::{Connection, Endpoint, Location, Resolved};
-use quarry_wallet::{Seed, Status, Wallet, WalletError};
+use quarry_wallet::{Seed, Spend, Status, Wallet, WalletError};
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -70,8 +70,11 @@ enum Command {
     Send {
         /// The recipient.
         address: String,
-        /// Coins, e.g. 1.5 or 0.00010000.
+        /// Coins, e.g. 1.5 or 0.00010000, or `all` for every spendable coin (less the fee).
         amount: String,
+        /// Take the fee out of the amount: the recipient gets the amount less the fee.
+        #[arg(long)]
+        subtract_fee: bool,
         /// Fee rate in sats per byte.
         #[arg(long, default_value_t = 2)]
         fee_rate: u64,
@@ -313,13 +316,19 @@ fn run(args: Args) -> anyhow::Result<()> {
         Command::Send {
             address,
             amount,
+            subtract_fee,
             fee_rate: rate,
             yes,
         } => {
             let to = Address::parse(address, &params)?;
-            let amount: Amount = amount.parse().map_err(WalletError::from)?;
+            let spend = match (amount.as_str(), subtract_fee) {
+                ("all", _) => Spend::All,
+                (text, false) => Spend::Amount(text.parse().map_err(WalletError::from)?),
+                (text, true) => Spend::FeeIncluded(text.parse().map_err(WalletError::from)?),
+            };
             let mut wallet = Wallet::open(path, params, Some(node()?))?;
-            let payment = wallet.plan_payment(&to, amount, fee_rate(*rate))?;
+            let payment = wallet.plan(&to, spend, fee_rate(*rate))?;
+            let amount = payment.amount;
             println!("pay       {amount} coins to {to}");
             println!(
                 "fee       {} coins ({} bytes at {rate} sat/byte)",

@@ -148,6 +148,94 @@ fn signed_size(tx: &Transaction) -> usize {
     tx.encoded_size()
 }
 
+/// What a payment spends.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Spend {
+    /// This amount reaches the recipient; the fee comes on top.
+    Amount(Amount),
+    /// This amount leaves the wallet; the fee comes out of what the recipient gets.
+    FeeIncluded(Amount),
+    /// Every spendable coin, less the fee.
+    All,
+}
+
+/// Pays `amount` to `to` with the fee taken out of it (the recipient gets `amount` less the
+/// fee): coins are chosen as [`select_coins`] does, change of at least [`DUST`] goes to
+/// `change_key`, less goes to the fee.
+pub fn select_coins_fee_included(
+    coins: &[Coin],
+    immature: Amount,
+    to: &Address,
+    amount: Amount,
+    fee_rate: FeeRate,
+    change_key: OutputKey,
+) -> Result<Payment, WalletError> {
+    let mut chosen: Vec<Coin> = Vec::new();
+    let mut total = Amount::ZERO;
+    for coin in coins.iter().copied() {
+        chosen.push(coin);
+        total = total
+            .checked_add(coin.output.value)
+            .unwrap_or(Amount::MAX_MONEY);
+        let Some(change) = total.checked_sub(amount) else {
+            continue;
+        };
+        let outputs = |paid, change: Option<Amount>| {
+            let mut outputs = vec![pay(to, paid)];
+            outputs.extend(change.map(|change| pay_key(change_key, change)));
+            outputs
+        };
+        let change = (change >= DUST).then_some(change);
+        let size = signed_size(&unsigned(&chosen, &outputs(amount, change)));
+        let fee = fee_rate.fee_for(size);
+        let paid =
+            amount
+                .checked_sub(fee)
+                .filter(|paid| *paid >= DUST)
+                .ok_or(WalletError::Dust {
+                    amount: amount.checked_sub(fee).unwrap_or(Amount::ZERO),
+                    minimum: DUST,
+                })?;
+        let tx = unsigned(&chosen, &outputs(paid, change));
+        let spent = total.checked_sub(change.unwrap_or(Amount::ZERO));
+        return Ok(Payment {
+            size: signed_size(&tx),
+            tx,
+            coins: chosen,
+            amount: paid,
+            fee: spent
+                .and_then(|spent| spent.checked_sub(paid))
+                .unwrap_or(fee),
+            change: change.map(|change| (change, 1)),
+        });
+    }
+    select_coins(coins, immature, to, amount, fee_rate, change_key)
+}
+
+/// Pays every coin of `coins` to `to`, less the fee, with no change.
+pub fn sweep(coins: &[Coin], to: &Address, fee_rate: FeeRate) -> Result<Payment, WalletError> {
+    let total = Amount::checked_sum(coins.iter().map(|coin| coin.output.value))
+        .unwrap_or(Amount::MAX_MONEY);
+    let size = signed_size(&unsigned(coins, &[pay(to, total)]));
+    let fee = fee_rate.fee_for(size);
+    let paid = total
+        .checked_sub(fee)
+        .filter(|paid| *paid >= DUST)
+        .ok_or(WalletError::Dust {
+            amount: total.checked_sub(fee).unwrap_or(Amount::ZERO),
+            minimum: DUST,
+        })?;
+    let tx = unsigned(coins, &[pay(to, paid)]);
+    Ok(Payment {
+        size: signed_size(&tx),
+        tx,
+        coins: coins.to_vec(),
+        amount: paid,
+        fee,
+        change: None,
+    })
+}
+
 /// A fee rate (sat/byte) beyond which no block needs more: a typo, most likely.
 pub const HIGH_FEE_RATE: u64 = 10_000;
 
@@ -167,16 +255,6 @@ pub fn fee_warning(amount: Amount, fee: Amount, sats_per_byte: u64) -> Option<St
 mod tests {
     use super::*;
 
-    #[test]
-    fn fees_above_one_percent_or_ten_thousand_sat_per_byte_are_flagged() {
-        let coins = |sats| Amount::from_sat(sats);
-        assert_eq!(fee_warning(coins(1_000_000), coins(10_000), 50), None);
-        let warning = fee_warning(coins(1_000_000), coins(25_000), 50).unwrap();
-        assert!(warning.contains("2.5% of the amount"), "{warning}");
-        let warning = fee_warning(coins(100_000_000), coins(2_000), 10_001).unwrap();
-        assert!(warning.contains("10001 sat/byte"), "{warning}");
-        assert_eq!(fee_warning(coins(100_000_000), coins(2_000), 10_000), None);
-    }
     use quarry_chain::testing::test_key;
     use quarry_chain::{ChainParams, Txid};
 
@@ -286,6 +364,65 @@ mod tests {
                 test_key(3)
             ),
             Err(WalletError::InsufficientFunds { .. })
+        ));
+    }
+
+    #[test]
+    fn fees_above_one_percent_or_ten_thousand_sat_per_byte_are_flagged() {
+        let coins = |sats| Amount::from_sat(sats);
+        assert_eq!(fee_warning(coins(1_000_000), coins(10_000), 50), None);
+        let warning = fee_warning(coins(1_000_000), coins(25_000), 50).unwrap();
+        assert!(warning.contains("2.5% of the amount"), "{warning}");
+        let warning = fee_warning(coins(100_000_000), coins(2_000), 10_001).unwrap();
+        assert!(warning.contains("10001 sat/byte"), "{warning}");
+        assert_eq!(fee_warning(coins(100_000_000), coins(2_000), 10_000), None);
+    }
+
+    #[test]
+    fn a_fee_taken_from_the_amount_pays_the_recipient_the_rest() {
+        let coins = [coin(1, 50_000), coin(2, 30_000)];
+        let rate = FeeRate::from_sat_per_kb(10_000);
+        let payment = select_coins_fee_included(
+            &coins,
+            Amount::ZERO,
+            &to(),
+            Amount::from_sat(60_000),
+            rate,
+            test_key(3),
+        )
+        .unwrap();
+        assert_eq!(payment.coins.len(), 2);
+        let (change, _) = payment.change.unwrap();
+        assert_eq!(
+            change,
+            Amount::from_sat(20_000),
+            "change is what the amount leaves"
+        );
+        assert_eq!(
+            payment.amount.checked_add(payment.fee),
+            Some(Amount::from_sat(60_000)),
+            "the recipient gets the amount less the fee"
+        );
+        assert!(payment.fee >= rate.fee_for(payment.size));
+        assert_eq!(payment.tx.outputs[0].value, payment.amount);
+    }
+
+    #[test]
+    fn a_sweep_spends_every_coin_into_one_output() {
+        let coins = [coin(1, 50_000), coin(2, 30_000), coin(3, 1_500)];
+        let rate = FeeRate::from_sat_per_kb(2_000);
+        let payment = sweep(&coins, &to(), rate).unwrap();
+        assert_eq!(payment.coins.len(), 3);
+        assert_eq!(payment.tx.outputs.len(), 1);
+        assert_eq!(payment.change, None);
+        assert_eq!(payment.fee, rate.fee_for(payment.size));
+        assert_eq!(
+            payment.amount.checked_add(payment.fee),
+            Some(Amount::from_sat(81_500))
+        );
+        assert!(matches!(
+            sweep(&[coin(1, 1_200)], &to(), rate),
+            Err(WalletError::Dust { .. })
         ));
     }
 }

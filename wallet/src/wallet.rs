@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::error::WalletError;
 use crate::file::{SeenTransaction, SentTransaction, WalletFile};
-use crate::payment::{select_coins, Coin, Payment, DUST};
+use crate::payment::{select_coins, select_coins_fee_included, sweep, Coin, Payment, Spend, DUST};
 use crate::seed::Seed;
 
 /// The wallet's balance.
@@ -259,15 +259,28 @@ impl Wallet {
         amount: Amount,
         fee_rate: FeeRate,
     ) -> Result<Payment, WalletError> {
+        self.plan(to, Spend::Amount(amount), fee_rate)
+    }
+
+    /// Plans a payment to `to` of `spend`: an amount with the fee on top or taken out of it,
+    /// or everything spendable.
+    pub fn plan(
+        &mut self,
+        to: &Address,
+        spend: Spend,
+        fee_rate: FeeRate,
+    ) -> Result<Payment, WalletError> {
         let (coins, immature) = self.spendable()?;
-        select_coins(
-            &coins,
-            immature,
-            to,
-            amount,
-            fee_rate,
-            self.next_change_key(),
-        )
+        let change_key = self.next_change_key();
+        match spend {
+            Spend::Amount(amount) => {
+                select_coins(&coins, immature, to, amount, fee_rate, change_key)
+            }
+            Spend::FeeIncluded(amount) => {
+                select_coins_fee_included(&coins, immature, to, amount, fee_rate, change_key)
+            }
+            Spend::All => sweep(&coins, to, fee_rate),
+        }
     }
 
     /// Marks as handed out every key up to the last one the node shows paid or spending

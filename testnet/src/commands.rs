@@ -390,7 +390,7 @@ pub fn watch_until_interrupted(testnet: Testnet) -> Result<()> {
                     if interactive {
                         print!("\x1b[2J\x1b[H");
                     }
-                    println!("{}", status::render(&rows));
+                    println!("{}\n{}\n", status::render(&rows), status::LEGEND);
                     println!(
                         "Ctrl-C stops every node. From another terminal: {} status|partition|heal|mine|send --dir {}",
                         this_command(),

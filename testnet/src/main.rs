@@ -312,7 +312,7 @@ fn run(cli: Cli) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                print!("{}", status::render(&rows));
+                print!("{}\n{}\n", status::render(&rows), status::LEGEND);
             }
             Ok(())
         }

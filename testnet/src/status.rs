@@ -132,22 +132,36 @@ pub fn collect(testnet: &Testnet) -> Vec<NodeStatus> {
         .collect()
 }
 
-/// The table, one line per node, with a header.
+/// What the columns of [`render`] mean, in lines of at most 80 characters.
+pub const LEGEND: &str = "\
+tip: start of the best block's hash  pool: transactions in the mempool
+hash/s: this node's miner  diff: difficulty of the tip  forks: branch tips off
+the best chain  reorgs: reorganisations so far  share: hash-rate share asked /
+share of the last 100 blocks found";
+
+/// A hash rate in at most 7 characters: `950`, `12.5k`, `3.2M`.
+fn rate(hashes: f64) -> String {
+    match hashes {
+        h if h < 1e3 => format!("{h:.0}"),
+        h if h < 1e6 => format!("{:.1}k", h / 1e3),
+        h if h < 1e9 => format!("{:.1}M", h / 1e6),
+        h => format!("{:.1}G", h / 1e9),
+    }
+}
+
+/// The status table: one line per node, fitting 80 columns for names up to 13 characters.
 pub fn render(rows: &[NodeStatus]) -> String {
+    let name_width = rows
+        .iter()
+        .map(|row| row.name.chars().count())
+        .chain([4])
+        .max()
+        .unwrap_or(4);
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "{:<8} {:>7}  {:<12}  {:>5}  {:>7}  {:>10}  {:>10}  {:>5}  {:>6}  {:>16}",
-        "node",
-        "height",
-        "tip",
-        "peers",
-        "mempool",
-        "hash/s",
-        "difficulty",
-        "forks",
-        "reorgs",
-        "share asked/seen"
+        "{:<name_width$} {:>7} {:<8} {:>5} {:>4} {:>7} {:>7} {:>5} {:>6} {:>9}",
+        "node", "height", "tip", "peers", "pool", "hash/s", "diff", "forks", "reorgs", "share"
     );
     for row in rows {
         let height = row
@@ -157,15 +171,16 @@ pub fn render(rows: &[NodeStatus]) -> String {
             .share_measured
             .map_or_else(|| "-".into(), |share| format!("{share:.2}"));
         let share = format!("{:.2}/{seen}", row.share_asked);
+        let tip: String = row.tip.chars().take(8).collect();
         let _ = writeln!(
             table,
-            "{:<8} {:>7}  {:<12}  {:>5}  {:>7}  {:>10.0}  {:>10.3}  {:>5}  {:>6}  {:>16}",
+            "{:<name_width$} {:>7} {:<8} {:>5} {:>4} {:>7} {:>7.3} {:>5} {:>6} {:>9}",
             row.name,
             height,
-            row.tip,
+            tip,
             row.peers,
             row.mempool,
-            row.hash_rate,
+            rate(row.hash_rate),
             row.difficulty,
             row.forks,
             row.reorgs,
@@ -210,9 +225,19 @@ mod tests {
         let table = render(&[row, down]);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 3);
-        assert!(lines[1].contains("42") && lines[1].contains("0123456789ab"));
+        assert!(lines[1].contains("42") && lines[1].contains("01234567 "));
+        assert!(lines[1].contains(" 10.0k "), "{table}");
         assert!(lines[2].contains("down"));
         assert!(lines[1].ends_with("0.50/0.48"), "{table}");
-        assert_eq!(lines[0].find("height"), lines[0].find("height"));
+        assert!(
+            lines
+                .iter()
+                .all(|line| line.chars().count() == lines[0].chars().count()),
+            "every line as wide as the header:\n{table}"
+        );
+        assert!(lines[0].chars().count() <= 80, "{table}");
+        assert!(LEGEND.lines().all(|line| line.chars().count() <= 80));
+        assert_eq!(rate(950.0), "950");
+        assert_eq!(rate(3_250_000.0), "3.2M");
     }
 }

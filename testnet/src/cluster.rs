@@ -363,6 +363,20 @@ impl Testnet {
         Ok((child, record))
     }
 
+    /// `tool` (quarry-cli or quarry-wallet, found beside this program) pointed at `record`'s
+    /// node: its network, data directory (for the cookie) and RPC address.
+    pub fn tool_command(&self, tool: &str, record: &NodeRecord) -> Command {
+        let mut command = Command::new(binary_path(tool, None));
+        command
+            .arg("--network")
+            .arg(&self.state.params_file)
+            .arg("--datadir")
+            .arg(&record.dir)
+            .arg("--rpc-connect")
+            .arg(record.rpc.to_string());
+        command
+    }
+
     /// Loads the running testnet saved in `dir`.
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(STATE_FILE);

@@ -109,6 +109,28 @@ enum Command {
         #[command(flatten)]
         place: Place,
     },
+    /// Runs quarry-wallet on NODE's wallet: `wallet n1 balance`, `wallet n0 send ADDRESS 1`
+    /// (options of this command, such as --dir, go before NODE).
+    Wallet {
+        #[command(flatten)]
+        place: Place,
+        /// The node.
+        node: String,
+        /// quarry-wallet's command and arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
+    /// Runs quarry-cli against NODE: `cli n2 getblockchaininfo` (options of this command, such
+    /// as --dir, go before NODE).
+    Cli {
+        #[command(flatten)]
+        place: Place,
+        /// The node.
+        node: String,
+        /// The method and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
     /// Attacks on real nodes.
     Attack {
         #[command(subcommand)]
@@ -243,6 +265,16 @@ fn zero_confirmation(
 ) -> Result<()> {
     let quarryd = cluster::quarryd_path(quarryd.as_deref())?;
     commands::zero_confirmation_demo(kind, report, &quarryd).map(drop)
+}
+
+/// Replaces this process by `command` (its output and exit status are the user's); returns
+/// only the error of a command that cannot start.
+fn exec(mut command: std::process::Command) -> anyhow::Error {
+    use std::os::unix::process::CommandExt;
+    let program = command.get_program().to_string_lossy().into_owned();
+    anyhow::Error::new(command.exec()).context(format!(
+        "cannot run {program}: build it with `cargo build --workspace --bins` (./scripts/run.sh does)"
+    ))
 }
 
 fn main() -> std::process::ExitCode {
@@ -410,6 +442,24 @@ fn run(cli: Cli) -> Result<()> {
         Command::Attack {
             attack: Attack::Finney { report, quarryd },
         } => zero_confirmation(attack::ZeroConfirmation::Finney, &report, quarryd),
+        Command::Wallet { place, node, args } => {
+            let testnet = Testnet::load(&place.dir()?)?;
+            let record = &testnet.state.nodes[testnet.index_of(&node)?];
+            let mut command = testnet.tool_command("quarry-wallet", record);
+            command
+                .arg("--wallet")
+                .arg(&record.wallet)
+                .env("QUARRY_WALLET_PASSPHRASE", cluster::WALLET_PASSPHRASE)
+                .args(args);
+            Err(exec(command))
+        }
+        Command::Cli { place, node, args } => {
+            let testnet = Testnet::load(&place.dir()?)?;
+            let record = &testnet.state.nodes[testnet.index_of(&node)?];
+            let mut command = testnet.tool_command("quarry-cli", record);
+            command.args(args);
+            Err(exec(command))
+        }
         Command::Down { place } => {
             Testnet::load(&place.dir()?)?.shutdown()?;
             println!("stopped");

@@ -329,3 +329,39 @@ fn status_prints_json_for_scripts() {
     assert_eq!(rows[1]["peers"], 1);
     testnet.shutdown().unwrap();
 }
+
+/// `wallet NODE …` and `cli NODE …` run the tools against one node of the testnet.
+#[test]
+fn wallet_and_cli_pass_through_to_a_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let testnet = up(&idle_testnet(
+        dir.path(),
+        2,
+        Link::plain(links(Topology::Line, 2, 0)),
+    ))
+    .unwrap();
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_quarry-testnet"))
+            .arg(args[0])
+            .arg("--dir")
+            .arg(dir.path())
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        stdout
+    };
+    let height: u64 = testnet.call(1, "getblockcount", json!([])).unwrap();
+    assert_eq!(
+        run(&["cli", "n1", "getblockcount"]).trim(),
+        height.to_string()
+    );
+    let balance = run(&["wallet", "n1", "balance"]);
+    assert!(balance.contains("confirmed"), "{balance}");
+    assert!(
+        balance.contains("10.00000000"),
+        "n1 was funded with 10 coins: {balance}"
+    );
+    testnet.shutdown().unwrap();
+}

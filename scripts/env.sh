@@ -7,17 +7,26 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# RocksDB's Rust bindings are generated with bindgen, which needs libclang at build time.
-if ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+# Installs Debian package $1 (needed for $2) when the check $3 fails, as root through apt-get;
+# otherwise says what to install.
+require_package() {
+  local package="$1" why="$2" check="$3"
+  if eval "$check" >/dev/null 2>&1; then
+    return
+  fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "Installing libclang-dev (needed to build RocksDB's bindings)..." >&2
+    echo "Installing $package ($why)..." >&2
     apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >&2
   else
-    echo "error: libclang is missing. Install it first: sudo apt-get install libclang-dev" >&2
+    echo "error: $package is missing ($why). Install it first: sudo apt-get install $package" >&2
     exit 1
   fi
-fi
+}
+
+# RocksDB's Rust bindings are generated with bindgen, which needs libclang at build time.
+require_package libclang-dev "needed to build RocksDB's bindings" \
+  'ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/x86_64-linux-gnu/libclang*.so*'
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quarry/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"

@@ -2,6 +2,9 @@
 # The whole test suite: formatting, crate boundaries, lints, then every test of every crate, closing with the
 # total count of tests passed and failed.
 source "$(dirname "$0")/env.sh"
+# The plot tests lay the reports' SVG text out with a real font.
+require_package fonts-dejavu-core "the plot tests lay out SVG text with it" \
+  'ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf'
 cargo fmt --all -- --check
 bash scripts/check-deps.sh
 cargo clippy --locked --workspace --all-targets -- -D warnings

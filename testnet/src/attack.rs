@@ -82,6 +82,8 @@ pub struct Trial {
     pub attacker_branch: Vec<String>,
     /// The block holding the payment on the honest branch, if mined.
     pub payment_block: Option<String>,
+    /// The block holding the conflicting spend on the attacker's branch, if mined.
+    pub conflicting_block: Option<String>,
     /// The payment.
     pub payment: String,
     /// The conflicting spend.
@@ -285,6 +287,7 @@ pub fn run_trial(testnet: &Testnet, settings: AttackSettings, z: u32) -> Result<
     let honest_branch = branch(testnet, MERCHANT, fork_height + 1, honest_height)?;
     let attacker_branch = branch(testnet, ATTACKER, fork_height + 1, attacker_height)?;
     let payment_block = confirmations(testnet, MERCHANT, &payment).1;
+    let conflicting_block = confirmations(testnet, ATTACKER, &conflicting).1;
     testnet.heal()?;
     wait_for_sync(testnet, Duration::from_secs(120))?;
     let (confirmed, _) = confirmations(testnet, MERCHANT, &payment);
@@ -312,6 +315,7 @@ pub fn run_trial(testnet: &Testnet, settings: AttackSettings, z: u32) -> Result<
         honest_branch,
         attacker_branch,
         payment_block,
+        conflicting_block,
         payment,
         conflicting,
         merchant_wallet_at_delivery,

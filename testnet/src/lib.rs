@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod commands;
 pub mod delay;
 pub mod params;
+pub mod plot;
 pub mod reconverge;
 pub mod report;
 pub mod selfcheck;

@@ -1,6 +1,5 @@
 //! The attack report: a terminal summary, and a folder with the JSON data, a markdown summary
-//! and SVG plots (the block tree of one trial; success rate against confirmations with its
-//! 95% interval beside the analytic curves).
+//! and the SVG plots of [`crate::plot`].
 
 use std::fmt::Write;
 use std::path::Path;
@@ -263,160 +262,6 @@ pub fn summary(report: &Report, style: Style) -> String {
     text
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// An SVG of one trial's block tree: the fork point, the honest branch above, the attacker's
-/// branch below; the payment's block and the winning branch marked.
-pub fn block_tree_svg(trial: &Trial) -> String {
-    let width = 120
-        + 70 * trial
-            .honest_branch
-            .len()
-            .max(trial.attacker_branch.len())
-            .max(1);
-    let mut svg = format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="220" font-family="monospace" font-size="11">
-<rect width="100%" height="100%" fill="white"/>
-<text x="10" y="20" font-size="13">Trial with z = {}: {}</text>
-<rect x="10" y="95" width="60" height="30" fill="#ddd" stroke="black"/>
-<text x="14" y="114">{}</text>
-"##,
-        trial.z,
-        if trial.reversed {
-            "payment reversed"
-        } else {
-            "payment stands"
-        },
-        trial.fork_height
-    );
-    let rows = [
-        (&trial.honest_branch, 50, "honest", !trial.reversed),
-        (&trial.attacker_branch, 150, "attacker", trial.reversed),
-    ];
-    for (branch, y, label, won) in rows {
-        let _ = writeln!(
-            svg,
-            r#"<text x="10" y="{}">{label}{}</text>"#,
-            y - 8,
-            if won { " (best chain)" } else { "" }
-        );
-        let mut previous = (70, 110);
-        for (i, hash) in branch.iter().enumerate() {
-            let x = 90 + 70 * i;
-            let is_payment = trial.payment_block.as_deref() == Some(hash.as_str());
-            let fill = match (won, is_payment) {
-                (_, true) => "#f9d56e",
-                (true, false) => "#9ad19a",
-                (false, false) => "#f2a7a7",
-            };
-            let _ = writeln!(
-                svg,
-                r#"<line x1="{}" y1="{}" x2="{x}" y2="{}" stroke="black"/><rect x="{x}" y="{}" width="60" height="30" fill="{fill}" stroke="black"/><text x="{}" y="{}">{}</text>"#,
-                previous.0,
-                previous.1,
-                y + 15,
-                y,
-                x + 4,
-                y + 19,
-                escape(&hash[..8.min(hash.len())])
-            );
-            previous = (x + 60, y + 15);
-        }
-    }
-    let _ = writeln!(
-        svg,
-        r#"<text x="10" y="210">yellow: the payment's block · green: the branch the merchant's node ended on · red: abandoned</text></svg>"#
-    );
-    svg
-}
-
-/// An SVG of the success rate against z: measured points with 95% intervals, and the exact
-/// and Nakamoto curves.
-pub fn rate_plot_svg(report: &Report) -> String {
-    let (left, top, width, height) = (60.0, 30.0, 480.0, 260.0);
-    let max_z = report
-        .rows
-        .iter()
-        .map(|row| row.z)
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
-    let x = |z: f64| left + width * z / max_z;
-    let y = |p: f64| top + height * (1.0 - p.clamp(0.0, 1.0));
-    let mut svg = format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="600" height="340" font-family="sans-serif" font-size="12">
-<rect width="100%" height="100%" fill="white"/>
-<text x="{left}" y="18">Double-spend success rate, attacker share {:.2}</text>
-<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="black"/>
-<line x1="{left}" y1="{top}" x2="{left}" y2="{}" stroke="black"/>
-"##,
-        report.settings.q,
-        top + height,
-        left + width,
-        top + height,
-        top + height
-    );
-    for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
-        let _ = writeln!(
-            svg,
-            r#"<text x="20" y="{}">{tick:.2}</text>"#,
-            y(tick) + 4.0
-        );
-    }
-    for row in &report.rows {
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="{}">z={}</text>"#,
-            x(f64::from(row.z)) - 10.0,
-            top + height + 18.0,
-            row.z
-        );
-    }
-    let curve = |value: &dyn Fn(u32) -> f64| -> String {
-        (0..=max_z as u32)
-            .map(|z| format!("{:.1},{:.1}", x(f64::from(z)), y(value(z))))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let settings = report.settings;
-    let exact_curve = curve(&|z| {
-        exact(AttackModel {
-            q: settings.q,
-            z,
-            premined: settings.premined,
-            give_up_behind: Some(settings.give_up_behind),
-        })
-    });
-    let nakamoto_curve = curve(&|z| nakamoto(settings.q, z));
-    let _ = writeln!(
-        svg,
-        r##"<polyline points="{exact_curve}" fill="none" stroke="#1f77b4" stroke-width="2"/>"##
-    );
-    let _ = writeln!(
-        svg,
-        r##"<polyline points="{nakamoto_curve}" fill="none" stroke="#999" stroke-dasharray="5,4"/>"##
-    );
-    for row in &report.rows {
-        let cx = x(f64::from(row.z));
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{cx}" y1="{}" x2="{cx}" y2="{}" stroke="#d62728"/><circle cx="{cx}" cy="{}" r="4" fill="#d62728"/>"##,
-            y(row.interval.0),
-            y(row.interval.1),
-            y(row.rate)
-        );
-    }
-    let _ = writeln!(
-        svg,
-        r##"<text x="{left}" y="330"><tspan fill="#d62728">● measured (95% interval)</tspan>  <tspan fill="#1f77b4">— exact for this model</tspan>  <tspan fill="#999">- - Nakamoto</tspan></text></svg>"##
-    );
-    svg
-}
-
 /// Writes `report.json`, `report.md`, `block-tree.svg` and `success-rate.svg` into `dir`.
 pub fn write(report: &Report, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -434,7 +279,10 @@ pub fn write(report: &Report, dir: &Path) -> Result<()> {
         summary(report, Style::Markdown)
     );
     if let Some(trial) = shown {
-        std::fs::write(dir.join("block-tree.svg"), block_tree_svg(trial))?;
+        std::fs::write(
+            dir.join("block-tree.svg"),
+            crate::plot::block_tree_svg(trial, &report.settings),
+        )?;
         markdown.push_str(
             "\n![block tree of one trial](block-tree.svg)\n\n## Timeline of that trial\n\n",
         );
@@ -442,7 +290,10 @@ pub fn write(report: &Report, dir: &Path) -> Result<()> {
             let _ = writeln!(markdown, "- {:>7.2} s  {}", event.at, event.what);
         }
     }
-    std::fs::write(dir.join("success-rate.svg"), rate_plot_svg(report))?;
+    std::fs::write(
+        dir.join("success-rate.svg"),
+        crate::plot::rate_plot_svg(report),
+    )?;
     markdown.push_str("\n![success rate against confirmations](success-rate.svg)\n");
     std::fs::write(dir.join("report.md"), markdown)?;
     Ok(())
@@ -451,26 +302,7 @@ pub fn write(report: &Report, dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn trial(z: u32, reversed: bool) -> Trial {
-        Trial {
-            z,
-            delivered: true,
-            published: reversed,
-            reversed,
-            reorg_depth: if reversed { z + 1 } else { 0 },
-            fork_height: 10,
-            honest_branch: vec!["aa".repeat(32); z as usize + 1],
-            attacker_branch: vec!["bb".repeat(32); if reversed { z as usize + 2 } else { 1 }],
-            payment_block: Some("aa".repeat(32)),
-            payment: "cc".repeat(32),
-            conflicting: "dd".repeat(32),
-            merchant_wallet_at_delivery: Some("confirmed".into()),
-            merchant_wallet_at_end: Some(if reversed { "conflicted" } else { "confirmed" }.into()),
-            seconds: 6.0,
-            timeline: Vec::new(),
-        }
-    }
+    use crate::plot::tests::trial;
 
     #[test]
     fn rows_count_per_confirmation_and_flag_an_exact_value_outside_the_interval() {

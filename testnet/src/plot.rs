@@ -1,0 +1,468 @@
+//! The report's pictures, as SVG a teacher can put on a slide: the block tree of one trial
+//! (blocks labelled by height, the payment, delivery, the conflicting spend and publication
+//! marked) and a success-rate plot (measured points with their 95% intervals beside the
+//! analytic curves). Every label sits in its own slot so no line crosses it; a test lays the
+//! SVG out with `usvg` and checks that.
+
+use std::fmt::Write;
+
+use crate::analysis::{exact, nakamoto, AttackModel};
+use crate::attack::{AttackSettings, Trial};
+use crate::report::Report;
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// "pre-mined" or "not pre-mined", as titles name the variant.
+fn variant(settings: &AttackSettings) -> &'static str {
+    if settings.premined {
+        "pre-mined block"
+    } else {
+        "no pre-mined block"
+    }
+}
+
+/// Horizontal distance between blocks, and a block's size.
+const STEP: usize = 90;
+const BOX_WIDTH: usize = 64;
+const BOX_HEIGHT: usize = 26;
+/// Left margin for the row names; the fork block starts here.
+const MARGIN: usize = 90;
+/// Tops of the honest row, the fork point and the attacker's row.
+const HONEST_Y: usize = 100;
+const FORK_Y: usize = 150;
+const ATTACKER_Y: usize = 200;
+
+/// A block's box with its height inside.
+fn block(svg: &mut String, x: usize, y: usize, fill: &str, height: u64) {
+    let _ = writeln!(
+        svg,
+        r#"<rect x="{x}" y="{y}" width="{BOX_WIDTH}" height="{BOX_HEIGHT}" fill="{fill}" stroke="black"/><text x="{}" y="{}" text-anchor="middle">#{height}</text>"#,
+        x + BOX_WIDTH / 2,
+        y + 17
+    );
+}
+
+/// A label centred over (or under) the block in column `x`.
+fn mark(svg: &mut String, x: usize, y: usize, text: &str) {
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="{y}" text-anchor="middle" font-weight="bold">{}</text>"#,
+        x + BOX_WIDTH / 2,
+        escape(text)
+    );
+}
+
+/// An SVG of one trial's block tree: the fork point in the middle, the honest branch above,
+/// the attacker's below, every block labelled by height; green is the chain the merchant's
+/// node ended on, red the abandoned branch.
+pub fn block_tree_svg(trial: &Trial, settings: &AttackSettings) -> String {
+    let columns = trial
+        .honest_branch
+        .len()
+        .max(trial.attacker_branch.len())
+        .max(1);
+    let width = (MARGIN + STEP * (columns + 1)).max(660);
+    let height = 340;
+    let outcome = if trial.reversed {
+        format!(
+            "payment reversed ({}-block reorganisation)",
+            trial.reorg_depth
+        )
+    } else {
+        "payment stands".to_owned()
+    };
+    let mut svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="DejaVu Sans Mono, monospace" font-size="11">
+<rect width="100%" height="100%" fill="white"/>
+<text x="10" y="22" font-size="14">One trial: z = {}, attacker share {:.2}, {}</text>
+<text x="10" y="42" font-size="12">{outcome}</text>
+<text x="10" y="{}">honest</text>
+<text x="10" y="{}">attacker</text>
+"##,
+        trial.z,
+        settings.q,
+        variant(settings),
+        HONEST_Y + 17,
+        ATTACKER_Y + 17,
+    );
+    block(&mut svg, MARGIN, FORK_Y, "#ddd", trial.fork_height);
+    let payment_index = trial
+        .honest_branch
+        .iter()
+        .position(|hash| trial.payment_block.as_deref() == Some(hash.as_str()));
+    let delivery_index = payment_index
+        .map(|index| index + trial.z.max(1) as usize - 1)
+        .filter(|_| trial.delivered);
+    let conflicting_index = trial
+        .attacker_branch
+        .iter()
+        .position(|hash| trial.conflicting_block.as_deref() == Some(hash.as_str()));
+    let honest_won = !trial.reversed;
+    let rows = [
+        (&trial.honest_branch, HONEST_Y, honest_won),
+        (&trial.attacker_branch, ATTACKER_Y, !honest_won),
+    ];
+    for (branch, y, won) in rows {
+        let fill = if won { "#9ad19a" } else { "#f2a7a7" };
+        let mut previous = (MARGIN + BOX_WIDTH, FORK_Y + BOX_HEIGHT / 2);
+        for (i, _) in branch.iter().enumerate() {
+            let x = MARGIN + STEP * (i + 1);
+            let _ = writeln!(
+                svg,
+                r#"<line x1="{}" y1="{}" x2="{x}" y2="{}" stroke="black"/>"#,
+                previous.0,
+                previous.1,
+                y + BOX_HEIGHT / 2
+            );
+            block(&mut svg, x, y, fill, trial.fork_height + 1 + i as u64);
+            previous = (x + BOX_WIDTH, y + BOX_HEIGHT / 2);
+        }
+    }
+    // Marks above the honest row and below the attacker's, one line each, so none collide.
+    let column = |index: usize| MARGIN + STEP * (index + 1);
+    if let Some(index) = payment_index {
+        mark(&mut svg, column(index), HONEST_Y - 8, "payment");
+    }
+    if let Some(index) = delivery_index.filter(|&index| index < trial.honest_branch.len()) {
+        mark(&mut svg, column(index), HONEST_Y - 24, "delivered");
+    }
+    if let Some(index) = conflicting_index {
+        mark(
+            &mut svg,
+            column(index),
+            ATTACKER_Y + BOX_HEIGHT + 16,
+            "conflicting",
+        );
+    }
+    if trial.published && !trial.attacker_branch.is_empty() {
+        mark(
+            &mut svg,
+            column(trial.attacker_branch.len() - 1),
+            ATTACKER_Y + BOX_HEIGHT + 32,
+            "published",
+        );
+    }
+    let legend = [
+        "#N: block height. green: the chain the merchant's node ended on; red: abandoned;",
+        "grey: the last block both branches share. payment: the block holding the payment;",
+        "delivered: its z-th confirmation, when the goods went out; conflicting: the block",
+        "holding the attacker's spend of the same coin; published: the attacker releases.",
+    ];
+    for (i, line) in legend.iter().enumerate() {
+        let _ = writeln!(
+            svg,
+            r#"<text x="10" y="{}">{}</text>"#,
+            height - 64 + 16 * i,
+            escape(line)
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// A probability as a function of z.
+type Curve<'a> = &'a dyn Fn(u32) -> f64;
+
+/// An SVG of the success rate against z: measured points with 95% intervals, and the exact
+/// and Nakamoto values at every z between the first and last measured; ticks only where
+/// there are measurements.
+pub fn rate_plot_svg(report: &Report) -> String {
+    let (width, height) = (660.0, 440.0);
+    let (left, top, plot_width, plot_height) = (90.0, 60.0, 530.0, 260.0);
+    let zs: Vec<u32> = report.rows.iter().map(|row| row.z).collect();
+    let first = zs.iter().copied().min().unwrap_or(0);
+    let last = zs.iter().copied().max().unwrap_or(0);
+    let span = f64::from(last - first) + 1.0;
+    let x = |z: u32| left + plot_width * (f64::from(z - first) + 0.5) / span;
+    let y = |p: f64| top + plot_height * (1.0 - p.clamp(0.0, 1.0));
+    let settings = report.settings;
+    let bottom = top + plot_height;
+    let mut svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="DejaVu Sans, sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="{left}" y="22" font-size="15">Double-spend success rate, attacker share q = {:.2}</text>
+<text x="{left}" y="42">{}, {} trials, attacker gives up {} blocks behind</text>
+"##,
+        settings.q,
+        variant(&settings),
+        report.trials.len(),
+        settings.give_up_behind,
+    );
+    for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{left}" y1="{0}" x2="{1}" y2="{0}" stroke="#e5e5e5"/><text x="{2}" y="{3}" text-anchor="end">{tick:.2}</text>"##,
+            y(tick),
+            left + plot_width,
+            left - 8.0,
+            y(tick) + 4.0
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{left}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="black"/><line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="black"/>"##,
+        left + plot_width
+    );
+    for &z in &zs {
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{0}" y1="{bottom}" x2="{0}" y2="{1}" stroke="black"/><text x="{0}" y="{2}" text-anchor="middle">{z}</text>"##,
+            x(z),
+            bottom + 5.0,
+            bottom + 20.0
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r##"<text x="{}" y="{}" text-anchor="middle">confirmations z</text>
+<text transform="translate(24,{}) rotate(-90)" text-anchor="middle">probability of a successful double spend</text>"##,
+        left + plot_width / 2.0,
+        bottom + 40.0,
+        top + plot_height / 2.0
+    );
+    let model = |z| AttackModel {
+        q: settings.q,
+        z,
+        premined: settings.premined,
+        give_up_behind: Some(settings.give_up_behind),
+    };
+    let curves: [(Curve, &str, &str); 2] = [
+        (&|z| exact(model(z)), "#1f77b4", r#"stroke-width="2""#),
+        (
+            &|z| nakamoto(settings.q, z),
+            "#777",
+            r#"stroke-dasharray="6,4""#,
+        ),
+    ];
+    for (value, colour, style) in curves {
+        let points: Vec<String> = (first..=last)
+            .map(|z| format!("{:.1},{:.1}", x(z), y(value(z))))
+            .collect();
+        let _ = writeln!(
+            svg,
+            r#"<polyline points="{}" fill="none" stroke="{colour}" {style}/>"#,
+            points.join(" ")
+        );
+        for point in &points {
+            let (cx, cy) = point.split_once(',').unwrap_or_default();
+            let _ = writeln!(
+                svg,
+                r#"<circle cx="{cx}" cy="{cy}" r="2.5" fill="{colour}"/>"#
+            );
+        }
+    }
+    for row in &report.rows {
+        let cx = x(row.z);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{cx}" y1="{}" x2="{cx}" y2="{}" stroke="#d62728" stroke-width="2"/><circle cx="{cx}" cy="{}" r="5" fill="#d62728"/>"##,
+            y(row.interval.0),
+            y(row.interval.1),
+            y(row.rate)
+        );
+    }
+    let legend_y = bottom + 66.0;
+    let entries = [
+        ("#d62728", "measured, with its 95% interval"),
+        ("#1f77b4", "exact for this model"),
+        ("#777", "Nakamoto's approximation"),
+    ];
+    for (i, (colour, label)) in entries.iter().enumerate() {
+        let row_y = legend_y + 18.0 * i as f64;
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{left}" y="{}" width="14" height="4" fill="{colour}"/><text x="{}" y="{row_y}">{label}</text>"#,
+            row_y - 6.0,
+            left + 22.0
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use usvg::tiny_skia_path::{PathSegment, Point};
+    use usvg::{Node, Rect};
+
+    /// Every text box of `node`'s subtree, and every straight segment its paths draw.
+    fn collect(node: &Node, texts: &mut Vec<Rect>, segments: &mut Vec<(Point, Point)>) {
+        match node {
+            Node::Group(group) => {
+                for child in group.children() {
+                    collect(child, texts, segments);
+                }
+            }
+            Node::Text(text) => texts.push(text.abs_bounding_box()),
+            Node::Path(path) => {
+                let transform = path.abs_transform();
+                let (mut start, mut current) = (Point::zero(), Point::zero());
+                for segment in path.data().segments() {
+                    let end = match segment {
+                        PathSegment::MoveTo(point) => {
+                            (start, current) = (point, point);
+                            continue;
+                        }
+                        PathSegment::LineTo(point)
+                        | PathSegment::QuadTo(_, point)
+                        | PathSegment::CubicTo(_, _, point) => point,
+                        PathSegment::Close => start,
+                    };
+                    let (mut a, mut b) = (current, end);
+                    transform.map_point(&mut a);
+                    transform.map_point(&mut b);
+                    segments.push((a, b));
+                    current = end;
+                }
+            }
+            Node::Image(_) => {}
+        }
+    }
+
+    /// Whether the segment a–b passes through the inside of `rect` (Liang–Barsky clipping).
+    fn crosses(a: Point, b: Point, rect: Rect) -> bool {
+        let (dx, dy) = (b.x - a.x, b.y - a.y);
+        let (mut enter, mut exit) = (0.0f32, 1.0f32);
+        for (p, q) in [
+            (-dx, a.x - rect.left()),
+            (dx, rect.right() - a.x),
+            (-dy, a.y - rect.top()),
+            (dy, rect.bottom() - a.y),
+        ] {
+            if p == 0.0 {
+                if q < 0.0 {
+                    return false;
+                }
+            } else if p < 0.0 {
+                enter = enter.max(q / p);
+            } else {
+                exit = exit.min(q / p);
+            }
+        }
+        enter < exit
+    }
+
+    /// Lays `svg` out with the system's fonts and checks what a reader would notice: every
+    /// text drawn, inside the canvas, overlapping no other text and crossed by no line.
+    pub(crate) fn assert_readable(svg: &str) {
+        let mut options = usvg::Options::default();
+        options.fontdb_mut().load_system_fonts();
+        assert!(
+            !options.fontdb.is_empty(),
+            "no fonts to lay the SVG out with: install fonts-dejavu-core"
+        );
+        let tree = usvg::Tree::from_str(svg, &options).expect("the SVG parses");
+        let (mut texts, mut segments) = (Vec::new(), Vec::new());
+        for child in tree.root().children() {
+            collect(child, &mut texts, &mut segments);
+        }
+        assert_eq!(
+            texts.len(),
+            svg.matches("<text").count(),
+            "every text laid out"
+        );
+        let size = tree.size();
+        for rect in &texts {
+            assert!(
+                rect.left() >= 0.0
+                    && rect.top() >= 0.0
+                    && rect.right() <= size.width()
+                    && rect.bottom() <= size.height(),
+                "text at {rect:?} leaves the {}×{} canvas",
+                size.width(),
+                size.height()
+            );
+        }
+        for (i, a) in texts.iter().enumerate() {
+            for b in &texts[i + 1..] {
+                assert!(a.intersect(b).is_none(), "texts {a:?} and {b:?} overlap");
+            }
+        }
+        for rect in &texts {
+            // A hair inside the box: a line may touch a label's edge, not run through it.
+            let inner = Rect::from_ltrb(
+                rect.left() + 1.0,
+                rect.top() + 1.0,
+                rect.right() - 1.0,
+                rect.bottom() - 1.0,
+            )
+            .unwrap();
+            for &(a, b) in &segments {
+                assert!(
+                    !crosses(a, b, inner),
+                    "a line {a:?}–{b:?} crosses text at {rect:?}"
+                );
+            }
+        }
+    }
+
+    pub(crate) fn trial(z: u32, reversed: bool) -> Trial {
+        let honest: Vec<String> = (0..z + 1).map(|i| format!("{i:02x}").repeat(32)).collect();
+        let attacker: Vec<String> = (0..if reversed { z + 2 } else { 1 })
+            .map(|i| format!("{:02x}", 0x80 + i).repeat(32))
+            .collect();
+        Trial {
+            z,
+            delivered: true,
+            published: reversed,
+            reversed,
+            reorg_depth: if reversed { z + 1 } else { 0 },
+            fork_height: 10,
+            payment_block: honest.first().cloned(),
+            conflicting_block: attacker.first().cloned(),
+            honest_branch: honest,
+            attacker_branch: attacker,
+            payment: "cc".repeat(32),
+            conflicting: "dd".repeat(32),
+            merchant_wallet_at_delivery: Some("confirmed".into()),
+            merchant_wallet_at_end: Some(if reversed { "conflicted" } else { "confirmed" }.into()),
+            seconds: 6.0,
+            timeline: Vec::new(),
+        }
+    }
+
+    const SETTINGS: AttackSettings = AttackSettings {
+        q: 0.3,
+        premined: true,
+        give_up_behind: 6,
+    };
+
+    #[test]
+    fn block_trees_are_labelled_by_height_with_every_event_marked_and_readable() {
+        for (z, reversed) in [(1, false), (1, true), (3, true), (6, false)] {
+            let svg = block_tree_svg(&trial(z, reversed), &SETTINGS);
+            assert_readable(&svg);
+            assert!(svg.contains(">#10<") && svg.contains(">#11<"), "{svg}");
+            assert!(svg.contains(">payment<") && svg.contains(">delivered<"));
+            assert!(svg.contains(">conflicting<"));
+            assert_eq!(svg.contains(">published<"), reversed);
+            assert!(svg.contains("pre-mined block"));
+            assert!(!svg.contains("0000"), "no hash prefixes");
+        }
+    }
+
+    #[test]
+    fn the_rate_plot_has_axis_titles_ticks_at_the_measured_z_and_a_titled_variant() {
+        let trials: Vec<Trial> = [1, 2, 4]
+            .into_iter()
+            .flat_map(|z| (0..10).map(move |i| trial(z, i < 3)))
+            .collect();
+        let report = crate::report::build(SETTINGS, trials);
+        let svg = rate_plot_svg(&report);
+        assert_readable(&svg);
+        assert!(svg.contains("confirmations z"));
+        assert!(svg.contains("probability of a successful double spend"));
+        assert!(svg.contains("pre-mined block, 30 trials, attacker gives up 6 blocks behind"));
+        let ticks: Vec<&str> = svg
+            .lines()
+            .filter(|line| line.starts_with("<line") && line.contains(r#"text-anchor="middle">"#))
+            .filter_map(|line| line.rsplit_once("\">")?.1.strip_suffix("</text>"))
+            .collect();
+        assert_eq!(ticks, ["1", "2", "4"], "{svg}");
+    }
+}

@@ -38,6 +38,7 @@ fn fixture() -> Fixture {
         genesis_message: "bench".into(),
         genesis_nonce: None,
         minimum_chain_work: None,
+        genesis_bits: None,
     })
     .expect("valid bench parameters");
     let genesis = params.genesis_hash();

@@ -15,7 +15,8 @@ use crate::retarget::{HeaderSummary, RetargetParams, RetargetRule};
 use crate::transaction::{OutputKey, Transaction, TxOut, COINBASE_PREFIX_BYTES, MAX_WITNESS_BYTES};
 
 /// The parameters of a network as written in a TOML file (and as the built-ins are defined).
-/// Every field is required except `genesis_nonce`, which is searched for when absent.
+/// Every field is required except `genesis_nonce` (searched for when absent), `genesis_bits`
+/// and `minimum_chain_work`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkSpec {
@@ -25,8 +26,14 @@ pub struct NetworkSpec {
     pub retarget: RetargetRule,
     /// Ideal seconds between blocks.
     pub target_spacing: u32,
-    /// The easiest allowed target, in compact form (also the genesis block's bits).
+    /// The easiest allowed target, in compact form (also the genesis block's bits unless
+    /// `genesis_bits` says otherwise).
     pub pow_limit_bits: u32,
+    /// The genesis block's target, in compact form, when it is harder than the limit: the
+    /// work a block should take at the hash rate planned, leaving retargeting room to ease
+    /// when the miners turn out slower. None: the limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genesis_bits: Option<u32>,
     /// The first blocks' subsidy, in sats.
     pub initial_subsidy_sats: u64,
     /// Blocks between subsidy halvings.
@@ -66,6 +73,7 @@ impl NetworkSpec {
             genesis_message: "Quarry main 2026-11-21: most work wins".into(),
             genesis_nonce: Some(MAIN_GENESIS_NONCE),
             minimum_chain_work: None,
+            genesis_bits: None,
         }
     }
 
@@ -86,6 +94,7 @@ impl NetworkSpec {
             genesis_message: "Quarry testnet 2026-11-21".into(),
             genesis_nonce: Some(TESTNET_GENESIS_NONCE),
             minimum_chain_work: None,
+            genesis_bits: None,
         }
     }
 
@@ -105,6 +114,7 @@ impl NetworkSpec {
             genesis_message: "Quarry regtest".into(),
             genesis_nonce: Some(REGTEST_GENESIS_NONCE),
             minimum_chain_work: None,
+            genesis_bits: None,
         }
     }
 }
@@ -222,6 +232,22 @@ impl ChainParams {
                 ),
             ));
         }
+        let genesis_target = match spec.genesis_bits {
+            None => pow_limit,
+            Some(bits) => match CompactTarget::from_consensus(bits).to_target() {
+                Some(target)
+                    if target <= pow_limit && target.to_compact_lossy().to_consensus() == bits =>
+                {
+                    target
+                }
+                _ => {
+                    return Err(invalid(
+                        "genesis_bits",
+                        format!("{bits:#010x} is not a normal-form target at most the limit"),
+                    ))
+                }
+            },
+        };
         if !Amount::from_sat(spec.initial_subsidy_sats).is_within_money_range() {
             return Err(invalid(
                 "initial_subsidy_sats",
@@ -245,11 +271,11 @@ impl ChainParams {
         match spec.genesis_nonce {
             Some(nonce) => {
                 genesis.header.nonce = nonce;
-                if !pow_limit.is_met_by(genesis.block_hash()) {
+                if !genesis_target.is_met_by(genesis.block_hash()) {
                     return Err(invalid(
                         "genesis_nonce",
                         format!(
-                            "{nonce} does not give a genesis hash meeting the pow limit; \
+                            "{nonce} does not give a genesis hash meeting its target; \
                              remove it to search for one"
                         ),
                     ));
@@ -258,10 +284,12 @@ impl ChainParams {
             None => {
                 // The search must end within seconds: a file asking for a harder limit names
                 // its nonce (at most about 2^28 hashes are expected).
-                if pow_limit.to_work() > Work::from_u256(ruint::aliases::U256::from(1u64 << 28)) {
+                if genesis_target.to_work()
+                    > Work::from_u256(ruint::aliases::U256::from(1u64 << 28))
+                {
                     return Err(invalid(
                         "genesis_nonce",
-                        "this pow limit is too hard to search a genesis nonce for at start-up; \
+                        "this genesis target is too hard to search a nonce for at start-up; \
                          give genesis_nonce"
                             .into(),
                     ));
@@ -269,7 +297,7 @@ impl ChainParams {
                 genesis.header.nonce = (0..=u32::MAX)
                     .find(|&nonce| {
                         genesis.header.nonce = nonce;
-                        pow_limit.is_met_by(genesis.header.block_hash())
+                        genesis_target.is_met_by(genesis.header.block_hash())
                     })
                     .ok_or_else(|| {
                         invalid(
@@ -449,7 +477,7 @@ fn genesis_template(spec: &NetworkSpec) -> Block {
             prev_blockhash: BlockHash::ZERO,
             merkle_root: root,
             time: spec.genesis_time,
-            bits: CompactTarget::from_consensus(spec.pow_limit_bits),
+            bits: CompactTarget::from_consensus(spec.genesis_bits.unwrap_or(spec.pow_limit_bits)),
             nonce: 0,
         },
         transactions: vec![coinbase],
@@ -539,6 +567,26 @@ mod tests {
     }
 
     #[test]
+    fn a_harder_genesis_target_anchors_retargeting_below_the_limit() {
+        let easy = ChainParams::from_toml_str(CUSTOM).unwrap();
+        let harder =
+            ChainParams::from_toml_str(&format!("{CUSTOM}\ngenesis_bits = 0x1f7fffff")).unwrap();
+        let header = &harder.genesis_block().header;
+        assert_eq!(header.bits.to_consensus(), 0x1f7f_ffff);
+        assert!(header
+            .bits
+            .to_target()
+            .unwrap()
+            .is_met_by(harder.genesis_hash()));
+        assert_eq!(harder.pow_limit(), easy.pow_limit(), "the limit stays");
+        assert_ne!(
+            harder.genesis_hash(),
+            easy.genesis_hash(),
+            "another network"
+        );
+    }
+
+    #[test]
     fn bad_parameter_files_get_errors_naming_the_problem() {
         let cases = [
             (
@@ -547,6 +595,14 @@ mod tests {
             ),
             (CUSTOM.replace("0x207fffff", "0x00800000"), "pow_limit_bits"),
             (CUSTOM.replace("0x207fffff", "0x20800000"), "pow_limit_bits"),
+            (
+                format!("{CUSTOM}\ngenesis_bits = 0x2100ffff"),
+                "genesis_bits",
+            ),
+            (
+                format!("{CUSTOM}\ngenesis_bits = 0x2100007f"),
+                "genesis_bits",
+            ),
             (
                 CUSTOM.replace("target_spacing = 5", "target_spacing = 0"),
                 "target_spacing",
@@ -574,7 +630,7 @@ mod tests {
             ),
             (
                 CUSTOM.replace("0x207fffff", "0x1d00ffff"),
-                "too hard to search a genesis nonce",
+                "too hard to search a nonce",
             ),
             (
                 format!("{CUSTOM}\nminimum_chain_work = \"1{}\"", "0".repeat(64)),

@@ -88,10 +88,17 @@ impl Launch {
     }
 
     /// Starts `program` (the node, or a wrapper that ends by running it) with the node's
-    /// arguments and `extra`, its log in [`Launch::log_path`]. On Linux the node is asked to
-    /// stop (SIGTERM) when the thread that started it ends, however it ends (even by SIGKILL
-    /// of this process), so no node outlives the tool or test that started it.
-    pub fn spawn_with(&self, program: Command, extra: &[String]) -> std::io::Result<Child> {
+    /// arguments and `extra`, its log in [`Launch::log_path`]. With
+    /// [`Lifetime::WithThisProcess`] the node is asked to stop (SIGTERM, on Linux) when the
+    /// thread that started it ends, however it ends (even by SIGKILL of this process), so no
+    /// node outlives the tool or test that started it; a [`Lifetime::Detached`] node runs in
+    /// its own process group until stopped over RPC.
+    pub fn spawn_with(
+        &self,
+        program: Command,
+        extra: &[String],
+        lifetime: Lifetime,
+    ) -> std::io::Result<Child> {
         let mut command = program;
         command
             .args(self.args())
@@ -99,14 +106,31 @@ impl Launch {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(self.log_path())?);
-        stop_with_parent(&mut command);
+        match lifetime {
+            Lifetime::WithThisProcess => stop_with_parent(&mut command),
+            Lifetime::Detached => {
+                use std::os::unix::process::CommandExt;
+                // Out of the terminal's process group: a Ctrl-C meant for the shell's next
+                // command does not reach it.
+                command.process_group(0);
+            }
+        }
         command.spawn()
     }
 
     /// Starts the node with `extra` arguments.
-    pub fn spawn(&self, extra: &[String]) -> std::io::Result<Child> {
-        self.spawn_with(Command::new(&self.quarryd), extra)
+    pub fn spawn(&self, extra: &[String], lifetime: Lifetime) -> std::io::Result<Child> {
+        self.spawn_with(Command::new(&self.quarryd), extra, lifetime)
     }
+}
+
+/// How long a started node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifetime {
+    /// Until the process that started it ends (or it is stopped).
+    WithThisProcess,
+    /// Until it is stopped over RPC (`quarry-testnet up --detach`).
+    Detached,
 }
 
 #[cfg(target_os = "linux")]

@@ -13,7 +13,7 @@ use quarry_chain::{Address, ChainParams};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::launch::{self, binary_path, Launch};
+use crate::launch::{self, binary_path, Launch, Lifetime};
 
 /// The daemon, as the test's build left it.
 pub fn quarryd() -> PathBuf {
@@ -144,7 +144,7 @@ impl Daemon {
         let extra: Vec<String> = extra.iter().map(|arg| (*arg).to_owned()).collect();
         let child = self
             .launch_spec()
-            .spawn_with(command, &extra)
+            .spawn_with(command, &extra, Lifetime::WithThisProcess)
             .expect("quarryd starts");
         self.child = Some(child);
     }

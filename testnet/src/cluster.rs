@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use quarry_chain::hash::tagged_hash;
 use quarry_chain::{Address, BlockHash, ChainParams, OutputKey};
-use quarry_rpc::launch::{binary_path, wait_until_answers, Launch};
+use quarry_rpc::launch::{binary_path, wait_until_answers, Launch, Lifetime};
 use quarry_rpc::types::{NetworkInfo, PeerInfo};
 use quarry_rpc::{CallError, Endpoint};
 use quarry_wallet::{Seed, Wallet, WalletFile};
@@ -138,6 +138,10 @@ pub struct State {
     pub nodes: Vec<NodeRecord>,
     /// The links.
     pub links: Vec<Link>,
+    /// The first height the miners found in the background: the blocks below it funded the
+    /// wallets and say nothing about the hash-rate shares.
+    #[serde(default)]
+    pub mined_from: u64,
 }
 
 /// A link between two nodes.
@@ -183,6 +187,8 @@ pub struct Testnet {
     /// What is saved.
     pub state: State,
     children: Vec<Child>,
+    /// Whether the nodes it starts outlive this process.
+    lifetime: Lifetime,
 }
 
 /// Refuses groups sharing a node, returning the first shared one.
@@ -218,6 +224,7 @@ impl Testnet {
         total_hash_rate: u64,
         links: Vec<Link>,
         quarryd: &Path,
+        lifetime: Lifetime,
     ) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the testnet directory {}", dir.display()))?;
@@ -231,9 +238,11 @@ impl Testnet {
             state: State {
                 params_file,
                 nodes: Vec::new(),
+                mined_from: 0,
                 links: Vec::new(),
             },
             children: Vec::new(),
+            lifetime,
         };
         if let Err(error) = testnet.start_nodes(specs, total_hash_rate, links, quarryd) {
             let started = testnet.children.len();
@@ -325,7 +334,7 @@ impl Testnet {
             extra.extend(["--max-hash-rate".to_owned(), hash_rate.to_string()]);
         }
         let mut child = launch
-            .spawn(&extra)
+            .spawn(&extra, self.lifetime)
             .with_context(|| format!("cannot start {}: build it with `cargo build -p quarry-node --bins` (./scripts/run.sh does) or pass --quarryd", quarryd.display()))?;
         let mut record = NodeRecord {
             name: spec.name.clone(),
@@ -394,10 +403,12 @@ impl Testnet {
             params,
             state,
             children: Vec::new(),
+            // A loaded testnet starts no node.
+            lifetime: Lifetime::Detached,
         })
     }
 
-    fn save(&self) -> Result<()> {
+    pub(crate) fn save(&self) -> Result<()> {
         let path = self.dir.join(STATE_FILE);
         std::fs::write(&path, serde_json::to_string_pretty(&self.state)?)
             .with_context(|| format!("cannot write {}", path.display()))

@@ -11,8 +11,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::cluster::{self, links, wallet_seed, Link, NodeSpec, Testnet, Topology};
-use crate::params::{genesis_time_now, local_params};
+use crate::params::{genesis_time_for, local_params, LOCAL_MATURITY};
 use crate::status;
+use quarry_rpc::launch::Lifetime;
 
 /// A scenario file: the nodes, their hash-rate shares and the topology.
 #[derive(Clone, Debug, Deserialize)]
@@ -187,6 +188,8 @@ pub struct UpOptions {
     /// Continue the testnet already in `dir` (its network, chains and wallets) instead of
     /// replacing it with a fresh one.
     pub resume: bool,
+    /// Leave the nodes running when this process ends (`down` stops them).
+    pub detach: bool,
 }
 
 impl UpOptions {
@@ -221,7 +224,12 @@ pub fn up(options: &UpOptions) -> Result<Testnet> {
         ChainParams::from_toml_file(&file)?
     } else {
         remove_previous_testnet(&options.dir)?;
-        local_params(options.hash_rate, options.spacing, genesis_time_now())?
+        {
+            // fund_wallets mines the coinbases to mature and one block of payments at once.
+            let funding = LOCAL_MATURITY as usize + options.nodes.len() + 1;
+            let genesis_time = genesis_time_for(funding, options.spacing);
+            local_params(options.hash_rate, options.spacing, genesis_time)?
+        }
     };
     println!(
         "starting {} nodes with {} links in {}",
@@ -229,17 +237,26 @@ pub fn up(options: &UpOptions) -> Result<Testnet> {
         options.links.len(),
         options.dir.display()
     );
-    let testnet = Testnet::start(
+    let mut testnet = Testnet::start(
         &options.dir,
         &params,
         &options.nodes,
         options.hash_rate,
         options.links.clone(),
         &options.quarryd,
+        if options.detach {
+            Lifetime::Detached
+        } else {
+            Lifetime::WithThisProcess
+        },
     )?;
     if !options.resume {
         fund_wallets(&testnet)?;
     }
+    // Shares are measured on the blocks the miners find from here on.
+    let height: u64 = testnet.call(0, "getblockcount", json!([]))?;
+    testnet.state.mined_from = height + 1;
+    testnet.save()?;
     for (index, node) in testnet.state.nodes.iter().enumerate() {
         if node.hash_rate > 0 {
             testnet.run(index, "setgenerate", json!([true, 1]))?;
@@ -308,7 +325,12 @@ fn remove_previous_testnet(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Mines the first node's coinbases until mature and pays 10 coins to every other wallet.
+/// What `up` pays every wallet but the first: 10 coins to send and 0.01 for the fees of
+/// sending them.
+pub const FUNDING: Amount =
+    Amount::from_sat(10 * Amount::SATS_PER_COIN + Amount::SATS_PER_COIN / 100);
+
+/// Mines the first node's coinbases until mature and pays [`FUNDING`] to every other wallet.
 fn fund_wallets(testnet: &Testnet) -> Result<()> {
     let count = testnet.state.nodes.len();
     let first = &testnet.state.nodes[0];
@@ -316,12 +338,7 @@ fn fund_wallets(testnet: &Testnet) -> Result<()> {
     testnet.generate(0, blocks, &first.address(&testnet.params).to_string())?;
     wait_for_sync(testnet, Duration::from_secs(120))?;
     for index in 1..count {
-        send(
-            testnet,
-            0,
-            index,
-            Amount::from_sat(10 * Amount::SATS_PER_COIN),
-        )?;
+        send(testnet, 0, index, FUNDING)?;
     }
     if count > 1 {
         testnet.generate(0, 1, &first.address(&testnet.params).to_string())?;
@@ -386,11 +403,11 @@ pub fn watch_until_interrupted(testnet: Testnet) -> Result<()> {
                 _ = interrupt.recv() => break Ok::<_, anyhow::Error>(testnet),
                 _ = terminate.recv() => break Ok(testnet),
                 _ = ticks.tick() => {
-                    let rows = tokio::task::block_in_place(|| status::collect(&testnet));
+                    let snapshot = tokio::task::block_in_place(|| status::collect(&testnet));
                     if interactive {
                         print!("\x1b[2J\x1b[H");
                     }
-                    println!("{}\n{}\n", status::render(&rows), status::LEGEND);
+                    println!("{}\n{}\n", status::render(&snapshot), status::LEGEND);
                     println!(
                         "Ctrl-C stops every node. From another terminal: {} status|partition|heal|mine|send --dir {}",
                         this_command(),
@@ -489,7 +506,14 @@ pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
         std::fs::remove_dir_all(&nodes_dir)
             .with_context(|| format!("cannot clear {}", nodes_dir.display()))?;
     }
-    let params = local_params(run.hash_rate, run.spacing, genesis_time_now())?;
+    let total = run.confirmations.len() * run.trials as usize;
+    // fund_attacker mines a coin per trial, one more, and the blocks to mature them at once.
+    let funding = total + 1 + LOCAL_MATURITY as usize;
+    let params = local_params(
+        run.hash_rate,
+        run.spacing,
+        genesis_time_for(funding, run.spacing),
+    )?;
     let links = Link::plain(links(Topology::Mesh, 3, 0));
     eprintln!(
         "starting honest miner, merchant and attacker (share {:.2}) in {}",
@@ -503,8 +527,8 @@ pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
         run.hash_rate,
         links,
         &run.quarryd,
+        Lifetime::WithThisProcess,
     )?;
-    let total = run.confirmations.len() * run.trials as usize;
     let outcome = (|| -> Result<Vec<attack::Trial>> {
         attack::fund_attacker(&testnet, total)?;
         testnet.run(attack::HONEST, "setgenerate", json!([true, 1]))?;
@@ -542,7 +566,7 @@ pub fn zero_confirmation_demo(
     if nodes_dir.exists() {
         std::fs::remove_dir_all(&nodes_dir)?;
     }
-    let params = local_params(20_000, 1, genesis_time_now())?;
+    let params = local_params(20_000, 1, genesis_time_for(0, 1))?;
     // Nobody mines in the background: the demo mines exactly the blocks it describes.
     let testnet = Testnet::start(
         &nodes_dir,
@@ -551,6 +575,7 @@ pub fn zero_confirmation_demo(
         0,
         Link::plain(links(Topology::Mesh, 3, 0)),
         quarryd,
+        Lifetime::WithThisProcess,
     )?;
     let outcome = attack::fund_attacker(&testnet, 1)
         .and_then(|()| attack::zero_confirmation(&testnet, attack));

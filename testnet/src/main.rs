@@ -313,6 +313,7 @@ fn run(cli: Cli) -> Result<()> {
                 spacing,
                 quarryd: cluster::quarryd_path(quarryd.as_deref())?,
                 resume,
+                detach,
             };
             if let Some(path) = scenario {
                 let scenario = Scenario::read(&path)?;
@@ -340,11 +341,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Status { place, json } => {
             let testnet = Testnet::load(&place.dir()?)?;
-            let rows = status::collect(&testnet);
+            let snapshot = status::collect(&testnet);
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                println!("{}", serde_json::to_string_pretty(&snapshot)?);
             } else {
-                print!("{}\n{}\n", status::render(&rows), status::LEGEND);
+                print!("{}\n{}\n", status::render(&snapshot), status::LEGEND);
             }
             Ok(())
         }

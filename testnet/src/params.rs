@@ -1,12 +1,20 @@
 //! The parameters of a local testnet: blocks every `spacing` seconds at the hash rate the
-//! miners are capped to, so the chain starts near its working difficulty and ASERT (kept on
-//! throughout) only has to fine-tune it. The genesis block is dated when the testnet starts:
-//! ASERT schedules every block from genesis, and an old genesis would leave the chain hours
-//! behind schedule, pinned at the easiest target.
+//! miners are capped to, from the first block on. The genesis target is the work one block
+//! takes at that rate; the limit is four times easier, so ASERT (kept on throughout) can ease
+//! the difficulty when the miners hash slower than their cap. The genesis block is dated so
+//! that the chain is on ASERT's schedule when background mining starts: the blocks mined at
+//! once after start (funding) would otherwise put it ahead or behind, and the first minutes'
+//! blocks would come too slow or too fast.
 
 use quarry_chain::pow::Target;
 use quarry_chain::{Amount, ChainParams, NetworkSpec, RetargetRule};
 use ruint::aliases::U256;
+
+/// Confirmations before a local testnet's coinbase may be spent.
+pub const LOCAL_MATURITY: u32 = 2;
+
+/// How much easier than the planned work the limit is.
+const LIMIT_HEADROOM: u64 = 4;
 
 /// The local testnet's parameters for miners totalling `hash_rate` hashes per second, with a
 /// genesis block dated `genesis_time`.
@@ -15,21 +23,24 @@ pub fn local_params(
     spacing: u32,
     genesis_time: u32,
 ) -> anyhow::Result<ChainParams> {
-    // Start at half the work a block should take, so early blocks come a little fast and
-    // ASERT raises the difficulty to the rate actually seen.
-    let hashes_per_block = (hash_rate.max(1) * u64::from(spacing) / 2).max(2);
-    let limit = Target::from_u256(U256::MAX / U256::from(hashes_per_block))
-        .expect("a quotient of MAX by at most 2^64 is not zero");
+    let hashes_per_block = (hash_rate.max(1) * u64::from(spacing)).max(2 * LIMIT_HEADROOM);
+    let target = |hashes: u64| {
+        Target::from_u256(U256::MAX / U256::from(hashes))
+            .expect("a quotient of MAX by at most 2^64 is not zero")
+            .to_compact_lossy()
+            .to_consensus()
+    };
     let spec = NetworkSpec {
         name: "localnet".into(),
         retarget: RetargetRule::Asert {
             half_life: spacing * 30,
         },
         target_spacing: spacing,
-        pow_limit_bits: limit.to_compact_lossy().to_consensus(),
+        pow_limit_bits: target(hashes_per_block / LIMIT_HEADROOM),
+        genesis_bits: Some(target(hashes_per_block)),
         initial_subsidy_sats: 50 * Amount::SATS_PER_COIN,
         halving_interval: 100_000,
-        coinbase_maturity: 2,
+        coinbase_maturity: LOCAL_MATURITY,
         max_future_block_time: 2 * 60 * 60,
         genesis_time,
         genesis_message: "Quarry local testnet".into(),
@@ -39,29 +50,58 @@ pub fn local_params(
     Ok(ChainParams::new(spec)?)
 }
 
-/// Now, as a genesis time: the start of the current second, less a minute so the first blocks
-/// are never dated before it.
-pub fn genesis_time_now() -> u32 {
-    u32::try_from(quarry_chain::clock::unix_now().saturating_sub(60)).unwrap_or(u32::MAX)
+/// A genesis time for a testnet that mines `instant_blocks` at once after starting: now, less
+/// the time those blocks take at the target `spacing` (at least a second, so no block is ever
+/// dated before genesis).
+pub fn genesis_time_for(instant_blocks: usize, spacing: u32) -> u32 {
+    let schedule = (instant_blocks as u64 * u64::from(spacing)).max(1);
+    u32::try_from(quarry_chain::clock::unix_now().saturating_sub(schedule)).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use quarry_chain::retarget::{next_work_required, HeaderSummary};
 
     #[test]
-    fn the_easiest_target_matches_the_planned_rate() {
+    fn the_first_blocks_take_the_planned_work_and_the_limit_leaves_room_to_ease() {
         let params = local_params(20_000, 2, 1_795_219_200).unwrap();
-        let limit = params.pow_limit();
-        // 20,000 H/s for 2 s, halved: one block in about 20,000 hashes at the limit.
-        let hashes = limit.to_work().to_f64();
-        assert!((hashes / 20_000.0 - 1.0).abs() < 0.01, "{hashes}");
+        let genesis = params.genesis_block().header;
+        // 20,000 H/s for 2 s: one block in about 40,000 hashes; the limit four times easier.
+        let work = genesis.bits.to_target().unwrap().to_work().to_f64();
+        assert!((work - 40_000.0).abs() / 40_000.0 < 0.01, "{work}");
+        let limit = params.pow_limit().to_work().to_f64();
+        assert!((limit - 10_000.0).abs() / 10_000.0 < 0.01, "{limit}");
         assert_eq!(params.target_spacing(), 2);
-        assert_eq!(params.coinbase_maturity(), 2);
+        assert_eq!(params.coinbase_maturity(), LOCAL_MATURITY);
         // The same settings give the same network; another start time, another network.
         let again = local_params(20_000, 2, 1_795_219_200).unwrap();
         assert_eq!(again.genesis_hash(), params.genesis_hash());
         let later = local_params(20_000, 2, 1_795_219_201).unwrap();
         assert_ne!(later.genesis_hash(), params.genesis_hash());
+    }
+
+    #[test]
+    fn funding_blocks_mined_at_once_leave_the_chain_on_schedule() {
+        // Nine funding blocks mined in the same second, a few seconds after start: the next
+        // block's target is the genesis target (to ASERT's rounding), not eased or hardened.
+        let spacing = 2;
+        let started = quarry_chain::clock::unix_now() as u32;
+        let genesis_time = genesis_time_for(9, spacing);
+        assert_eq!(genesis_time, started - 18);
+        let params = local_params(20_000, spacing, genesis_time).unwrap();
+        let genesis = params.genesis_block().header;
+        let summary = |height, time| HeaderSummary {
+            height,
+            time,
+            bits: genesis.bits,
+        };
+        let retarget = params.retarget_params();
+        let funded = summary(9, started + 3);
+        let next = next_work_required(&retarget, &funded, |height| summary(height, started));
+        let ratio = next.to_target().unwrap().to_work().to_f64()
+            / genesis.bits.to_target().unwrap().to_work().to_f64();
+        // Three seconds behind schedule at a half-life of 60 s: 2^(-3/60) ≈ 0.966.
+        assert!((ratio - 0.966).abs() < 0.01, "{ratio}");
     }
 }

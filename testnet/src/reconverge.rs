@@ -12,7 +12,8 @@ use serde_json::json;
 
 use crate::cluster::{links, Link, NodeSpec, Testnet, Topology};
 use crate::commands::progress_bar;
-use crate::params::genesis_time_now;
+use crate::params::genesis_time_for;
+use quarry_rpc::launch::Lifetime;
 
 /// Blocks mined per `generatetoaddress` call, so progress shows.
 const CHUNK: u32 = 500;
@@ -74,10 +75,11 @@ fn split_params() -> Result<ChainParams> {
         halving_interval: 1_000_000,
         coinbase_maturity: 100,
         max_future_block_time: 2 * 60 * 60,
-        genesis_time: genesis_time_now(),
+        genesis_time: genesis_time_for(0, 1),
         genesis_message: "Quarry split benchmark".into(),
         genesis_nonce: None,
         minimum_chain_work: None,
+        genesis_bits: None,
     };
     Ok(ChainParams::new(spec)?)
 }
@@ -153,6 +155,7 @@ pub fn run(run: &SplitRun) -> Result<SplitReport> {
         0,
         Link::plain(links(Topology::Mesh, run.nodes, 0)),
         &run.quarryd,
+        Lifetime::WithThisProcess,
     )?;
     let report = measure(&testnet, run);
     let stopped = testnet.shutdown();

@@ -11,6 +11,7 @@ use quarry_testnet::analysis::{exact, AttackModel};
 use quarry_testnet::attack::AttackSettings;
 use quarry_testnet::cluster::{links, quarryd_path, Link, Topology};
 use quarry_testnet::commands::{double_spend, up, wait_for_sync, AttackRun, UpOptions};
+use quarry_testnet::status;
 use serde_json::json;
 
 fn run(q: f64, z: u32, trials: u32, give_up_behind: u32) -> quarry_testnet::report::Report {
@@ -41,6 +42,7 @@ fn idle_testnet(dir: &std::path::Path, nodes: usize, links: Vec<Link>) -> UpOpti
         spacing: 1,
         quarryd: quarryd_path(None).unwrap(),
         resume: false,
+        detach: false,
     }
 }
 
@@ -100,8 +102,28 @@ fn a_healed_partition_converges_on_the_chain_with_the_most_work() {
     };
     testnet.generate(0, 2, &address(0)).unwrap();
     let heavier = testnet.generate(3, 4, &address(3)).unwrap();
+    // While split, the status shows both branches and the shares of the blocks found on
+    // both (the funding blocks, all n0's, left out).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let split = loop {
+        let snapshot = status::collect(&testnet);
+        let sides: Vec<Vec<usize>> = snapshot.branches.iter().map(|b| b.nodes.clone()).collect();
+        if sides == [vec![2, 3], vec![0, 1]] || std::time::Instant::now() > deadline {
+            break snapshot;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let sides: Vec<Vec<usize>> = split.branches.iter().map(|b| b.nodes.clone()).collect();
+    assert_eq!(sides, [vec![2, 3], vec![0, 1]], "{split:#?}");
+    let shares: Vec<Option<f64>> = split.nodes.iter().map(|n| n.share_measured).collect();
+    assert_eq!(
+        shares,
+        [Some(2.0 / 6.0), Some(0.0), Some(0.0), Some(4.0 / 6.0)]
+    );
+    assert!(status::render(&split).contains("2 branches"));
     testnet.heal().unwrap();
     wait_for_sync(&testnet, Duration::from_secs(120)).unwrap();
+    assert_eq!(status::collect(&testnet).branches.len(), 1);
     let tip = heavier[3];
     for index in 0..4 {
         let best: BlockHash = testnet.call(index, "getbestblockhash", json!([])).unwrap();
@@ -320,14 +342,44 @@ fn status_prints_json_for_scripts() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
-    let rows: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let rows = rows.as_array().expect("an array of nodes");
+    let snapshot: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rows = snapshot["nodes"].as_array().expect("an array of nodes");
+    assert_eq!(snapshot["branches"].as_array().map(Vec::len), Some(1));
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["name"], "n0");
     let height = rows[0]["height"].as_u64().expect("a height");
     assert!(height > 0, "funded: {rows:?}");
     assert_eq!(rows[1]["peers"], 1);
     testnet.shutdown().unwrap();
+}
+
+/// `up --detach` returns with the nodes running; `down` stops them.
+#[test]
+fn detached_nodes_outlive_up_until_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let testnet_tool = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_quarry-testnet"))
+            .args(args)
+            .arg("--dir")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let started = testnet_tool(&["up", "--detach", "--nodes", "2", "--miners", "1"]);
+    assert!(started.status.success(), "{started:?}");
+    let status = testnet_tool(&["status", "--json"]);
+    assert!(status.status.success(), "{status:?}");
+    let snapshot: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    for node in snapshot["nodes"].as_array().unwrap() {
+        assert!(
+            node["height"].as_u64().is_some(),
+            "{node} answers after up ended"
+        );
+    }
+    let stopped = testnet_tool(&["down"]);
+    assert!(stopped.status.success(), "{stopped:?}");
+    let after = testnet_tool(&["status", "--json"]);
+    assert!(!after.status.success(), "no testnet after down: {after:?}");
 }
 
 /// `wallet NODE …` and `cli NODE …` run the tools against one node of the testnet.
@@ -360,8 +412,11 @@ fn wallet_and_cli_pass_through_to_a_node() {
     let balance = run(&["wallet", "n1", "balance"]);
     assert!(balance.contains("confirmed"), "{balance}");
     assert!(
-        balance.contains("10.00000000"),
-        "n1 was funded with 10 coins: {balance}"
+        balance.contains("10.01000000"),
+        "n1 was funded with 10 coins and some for fees: {balance}"
     );
+    // The funded amount can be sent on, fee included.
+    let sent = run(&["send", "n1", "n0", "10"]);
+    assert_eq!(sent.trim().len(), 64, "a txid: {sent}");
     testnet.shutdown().unwrap();
 }

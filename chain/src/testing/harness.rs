@@ -22,6 +22,7 @@ pub fn unit_params() -> ChainParams {
         genesis_message: "unit tests".into(),
         genesis_nonce: None,
         minimum_chain_work: None,
+        genesis_bits: None,
     })
     .unwrap()
 }

@@ -71,7 +71,7 @@ pub struct MiningConfig {
     pub address: Option<String>,
     /// Mining threads (0: one per CPU).
     pub threads: usize,
-    /// Hashes per second at most.
+    /// Hashes per second the background miner does at most.
     pub max_hash_rate: Option<u64>,
 }
 
@@ -130,7 +130,8 @@ pub struct Args {
     /// Mining threads (0: one per CPU).
     #[arg(long, value_name = "N")]
     pub miner_threads: Option<usize>,
-    /// Most hashes per second the miner may do.
+    /// Most hashes per second the background miner may do (generatetoaddress, which makes
+    /// blocks on demand, runs at full speed).
     #[arg(long, value_name = "H/S")]
     pub max_hash_rate: Option<u64>,
     /// Log filter: error, warn, info, debug, trace, or per module (quarry_network=debug,info).

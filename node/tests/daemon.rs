@@ -374,6 +374,17 @@ fn settings_errors_are_clear_and_stop_the_daemon_before_it_starts() {
     );
 }
 
+/// The hash-rate cap sets a background miner's share; blocks asked for now come at once.
+#[test]
+fn generate_ignores_the_background_miners_cap() {
+    let node = Daemon::start("node", &["--max-hash-rate", "1", "--miner-threads", "1"]);
+    let started = std::time::Instant::now();
+    let hashes = node.rpc("generatetoaddress", json!([50, address(3)]));
+    assert_eq!(hashes.as_array().map(Vec::len), Some(50));
+    // At one hash per second, 50 blocks of about two hashes each take minutes.
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+}
+
 #[test]
 fn the_background_miner_starts_and_stops_over_rpc() {
     let node = Daemon::start(

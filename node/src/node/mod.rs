@@ -53,7 +53,8 @@ pub struct NodeConfig {
     pub mempool: MempoolConfig,
     /// Mining threads (0: one per CPU).
     pub miner_threads: usize,
-    /// Hashes per second the miner may do at most (none: as fast as it can).
+    /// Hashes per second the background miner may do at most (none: as fast as it can);
+    /// `generate` always runs at full speed.
     pub max_hash_rate: Option<u64>,
     /// Wait for the disk (fsync) at every chain commit, so a power loss loses no block the
     /// node accepted. Off by default: commits are atomic and a crash of the process loses
@@ -425,14 +426,19 @@ impl Node {
     }
 
     /// [`Node::generate`] trying at most `max_tries` nonces in all (Bitcoin Core's `maxtries`):
-    /// returns the blocks found when they run out, or when the node is asked to stop.
+    /// returns the blocks found when they run out, or when the node is asked to stop. It
+    /// mines at full speed whatever the background miner's cap: blocks on demand (funding a
+    /// testnet, say) should not wait on a rate meant to set a miner's share.
     pub async fn generate_within(
         &self,
         count: usize,
         payout: OutputKey,
         max_tries: u64,
     ) -> Result<Vec<BlockHash>, NodeError> {
-        let miner = self.miner();
+        let miner = match self.max_hash_rate {
+            Some(_) => new_miner(self.miner().threads(), None)?,
+            None => self.miner(),
+        };
         let factory = self.block_factory();
         let stopping = Arc::clone(&self.stopping);
         tokio::task::spawn_blocking(move || {

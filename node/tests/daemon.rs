@@ -382,7 +382,11 @@ fn generate_ignores_the_background_miners_cap() {
     let hashes = node.rpc("generatetoaddress", json!([50, address(3)]));
     assert_eq!(hashes.as_array().map(Vec::len), Some(50));
     // At one hash per second, 50 blocks of about two hashes each take minutes.
-    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use quarry_chain::FeeRate;
-use quarry_chain::{Address, Amount, BlockHash, OutputKey, Txid};
+use quarry_chain::{Address, Amount, BlockHash, OutputKey};
 use quarry_rpc::types::{BlockchainInfo, VerboseTransaction};
 use serde::Serialize;
 use serde_json::json;
@@ -109,10 +109,11 @@ pub struct AttackSettings {
     pub give_up_behind: u32,
 }
 
-struct Clock(Instant, Vec<Event>);
+/// Notes what happens, timed from the start of a trial.
+pub(crate) struct Clock(pub(crate) Instant, pub(crate) Vec<Event>);
 
 impl Clock {
-    fn note(&mut self, what: impl Into<String>) {
+    pub(crate) fn note(&mut self, what: impl Into<String>) {
         let at = self.0.elapsed().as_secs_f64();
         self.1.push(Event {
             at,
@@ -131,7 +132,7 @@ fn chain_state(testnet: &Testnet, node: usize) -> Result<(u64, String, String)> 
 }
 
 /// Confirmations of `txid` on `node`'s best chain (0 if unconfirmed or unknown) and its block.
-fn confirmations(testnet: &Testnet, node: usize, txid: &str) -> (u64, Option<String>) {
+pub(crate) fn confirmations(testnet: &Testnet, node: usize, txid: &str) -> (u64, Option<String>) {
     match testnet.call::<VerboseTransaction>(node, "getrawtransaction", json!([txid, true])) {
         Ok(tx) => (
             u64::from(tx.confirmations.unwrap_or(0)),
@@ -160,7 +161,7 @@ fn branch(testnet: &Testnet, node: usize, from: u64, to: u64) -> Result<Vec<Stri
         .collect()
 }
 
-fn set_mining(testnet: &Testnet, node: usize, on: bool) -> Result<()> {
+pub(crate) fn set_mining(testnet: &Testnet, node: usize, on: bool) -> Result<()> {
     if testnet.state.nodes[node].hash_rate > 0 {
         testnet.run(node, "setgenerate", json!([on, 1]))?;
     }
@@ -183,7 +184,7 @@ pub fn fund_attacker(testnet: &Testnet, trials: usize) -> Result<()> {
 
 /// Two transactions spending the same coin of the attacker: one paying the merchant, one
 /// paying the attacker's own second address.
-fn conflicting_pair(testnet: &Testnet) -> Result<(String, String, String, String)> {
+pub(crate) fn conflicting_pair(testnet: &Testnet) -> Result<(String, String, String, String)> {
     let attacker = &testnet.state.nodes[ATTACKER];
     let mut wallet = attacker.open_wallet(testnet)?;
     let seed = wallet_seed(&attacker.name);
@@ -335,115 +336,4 @@ pub fn measured_share(trials: &[Trial]) -> Option<f64> {
 /// How many trials reversed the payment.
 pub fn successes(trials: &[Trial]) -> u64 {
     trials.iter().filter(|trial| trial.reversed).count() as u64
-}
-
-/// Which zero-confirmation attack to show.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
-pub enum ZeroConfirmation {
-    /// The payment reaches the merchant while the conflicting spend reaches the miner first.
-    Race,
-    /// The conflicting spend is in a block the attacker mined in secret before paying.
-    Finney,
-}
-
-/// What a zero-confirmation attack did.
-#[derive(Clone, Debug, Serialize)]
-pub struct ZeroConfirmationOutcome {
-    /// Which attack.
-    pub attack: ZeroConfirmation,
-    /// The payment.
-    pub payment: String,
-    /// The conflicting spend.
-    pub conflicting: String,
-    /// Whether the merchant's node had the payment in its mempool (and took it).
-    pub merchant_accepted: bool,
-    /// The payment's status in the merchant's wallet when it accepted.
-    pub merchant_wallet_before: Option<String>,
-    /// Whether the conflicting spend is confirmed on the merchant's node at the end.
-    pub conflicting_confirmed: bool,
-    /// The payment's status in the merchant's wallet at the end.
-    pub merchant_wallet_after: Option<String>,
-    /// What happened, in order.
-    pub timeline: Vec<Event>,
-}
-
-fn in_mempool(testnet: &Testnet, node: usize, txid: &str) -> Result<bool> {
-    let pool: Vec<Txid> = testnet.call(node, "getrawmempool", json!([]))?;
-    Ok(pool.iter().any(|in_pool| in_pool.to_string() == txid))
-}
-
-/// Runs a race or Finney attack once on an attack testnet whose miners are idle: the merchant
-/// accepts the payment with no confirmation; the attacker's conflicting spend gets mined.
-pub fn zero_confirmation(
-    testnet: &Testnet,
-    attack: ZeroConfirmation,
-) -> Result<ZeroConfirmationOutcome> {
-    let mut clock = Clock(Instant::now(), Vec::new());
-    wait_for_sync(testnet, Duration::from_secs(120))?;
-    let (payment, pay_hex, conflicting, back_hex) = conflicting_pair(testnet)?;
-    let miner = match attack {
-        ZeroConfirmation::Race => HONEST,
-        ZeroConfirmation::Finney => ATTACKER,
-    };
-    let miner_address = testnet.state.nodes[miner]
-        .address(&testnet.params)
-        .to_string();
-    match attack {
-        ZeroConfirmation::Race => {
-            testnet.partition(&[MERCHANT], &[HONEST, ATTACKER])?;
-            clock.note("the merchant's node and the miner hear different versions first");
-            testnet.run(MERCHANT, "sendrawtransaction", json!([pay_hex]))?;
-            clock.note(format!("attacker pays the merchant: {}", &payment[..12]));
-            testnet.run(HONEST, "sendrawtransaction", json!([back_hex]))?;
-            clock.note(format!(
-                "at the same time it gives the miner a conflicting spend: {}",
-                &conflicting[..12]
-            ));
-        }
-        ZeroConfirmation::Finney => {
-            testnet.partition(&[ATTACKER], &[HONEST, MERCHANT])?;
-            testnet.run(ATTACKER, "sendrawtransaction", json!([back_hex]))?;
-            testnet.generate(ATTACKER, 1, &miner_address)?;
-            clock.note(format!(
-                "attacker mines, in secret, a block spending its coin to itself: {}",
-                &conflicting[..12]
-            ));
-            testnet.run(MERCHANT, "sendrawtransaction", json!([pay_hex]))?;
-            clock.note(format!(
-                "attacker pays the merchant with the same coin: {}",
-                &payment[..12]
-            ));
-        }
-    }
-    let merchant_accepted = in_mempool(testnet, MERCHANT, &payment)?;
-    let merchant_wallet_before = wallet_status(testnet, MERCHANT, &payment)?;
-    clock.note(format!(
-        "merchant's node has the payment in its mempool: {merchant_accepted}; its wallet shows it {}; the goods go out",
-        merchant_wallet_before.as_deref().unwrap_or("not at all")
-    ));
-    testnet.heal()?;
-    if attack == ZeroConfirmation::Race {
-        testnet.generate(HONEST, 1, &miner_address)?;
-        clock.note("the miner mines the version it heard first");
-    } else {
-        clock.note("attacker releases its block");
-    }
-    wait_for_sync(testnet, Duration::from_secs(120))?;
-    let conflicting_confirmed = confirmations(testnet, MERCHANT, &conflicting).0 > 0;
-    let merchant_wallet_after = wallet_status(testnet, MERCHANT, &payment)?;
-    clock.note(format!(
-        "merchant's node: conflicting spend confirmed {conflicting_confirmed}, payment in mempool {}; its wallet shows the payment {}",
-        in_mempool(testnet, MERCHANT, &payment)?,
-        merchant_wallet_after.as_deref().unwrap_or("not at all")
-    ));
-    Ok(ZeroConfirmationOutcome {
-        attack,
-        payment,
-        conflicting,
-        merchant_accepted,
-        merchant_wallet_before,
-        conflicting_confirmed,
-        merchant_wallet_after,
-        timeline: clock.1,
-    })
 }

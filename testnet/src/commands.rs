@@ -498,46 +498,72 @@ pub fn progress_bar(done: usize, total: usize, caption: &str, every_step: bool) 
     }
 }
 
-/// Runs the double-spend attack on a fresh three-node testnet and writes the report.
-pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
-    use crate::attack;
-    let nodes_dir = run.report.join("nodes");
+/// Starts the three nodes of an attack (honest miner, merchant, attacker with share `q` of
+/// `hash_rate`) in `report/nodes`, replacing an earlier run's, with a genesis dated for the
+/// `trials` coins the attacker is funded with, and funds it.
+fn start_attack_testnet(
+    report: &Path,
+    q: f64,
+    hash_rate: u64,
+    spacing: u32,
+    trials: usize,
+    links: Vec<Link>,
+    quarryd: &Path,
+) -> Result<Testnet> {
+    let nodes_dir = report.join("nodes");
     if nodes_dir.exists() {
         std::fs::remove_dir_all(&nodes_dir)
             .with_context(|| format!("cannot clear {}", nodes_dir.display()))?;
     }
-    let total = run.confirmations.len() * run.trials as usize;
     // fund_attacker mines a coin per trial, one more, and the blocks to mature them at once.
-    let funding = total + 1 + LOCAL_MATURITY as usize;
-    let params = local_params(
-        run.hash_rate,
-        run.spacing,
-        genesis_time_for(funding, run.spacing),
-    )?;
-    let links = Link::plain(links(Topology::Mesh, 3, 0));
+    let funding = trials + 1 + LOCAL_MATURITY as usize;
+    let params = local_params(hash_rate, spacing, genesis_time_for(funding, spacing))?;
     eprintln!(
-        "starting honest miner, merchant and attacker (share {:.2}) in {}",
-        run.settings.q,
+        "starting honest miner, merchant and attacker (share {q:.2}) in {}",
         nodes_dir.display()
     );
     let testnet = Testnet::start(
         &nodes_dir,
         &params,
-        &attack::node_specs(run.settings.q),
-        run.hash_rate,
+        &crate::attack::node_specs(q),
+        hash_rate,
         links,
-        &run.quarryd,
+        quarryd,
         Lifetime::WithThisProcess,
     )?;
+    if let Err(error) = crate::attack::fund_attacker(&testnet, trials) {
+        let _ = testnet.shutdown();
+        return Err(error);
+    }
+    Ok(testnet)
+}
+
+/// A progress bar of `total` trials with elapsed time and ETA: call with (done, reversed).
+fn trial_progress(total: usize) -> impl FnMut(usize, u64) {
+    let started = std::time::Instant::now();
+    move |done: usize, reversed: u64| {
+        let caption = trial_caption(done, total, reversed, started.elapsed());
+        progress_bar(done, total, &caption, true);
+    }
+}
+
+/// Runs the double-spend attack on a fresh three-node testnet and writes the report.
+pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
+    use crate::attack;
+    let total = run.confirmations.len() * run.trials as usize;
+    let testnet = start_attack_testnet(
+        &run.report,
+        run.settings.q,
+        run.hash_rate,
+        run.spacing,
+        total,
+        Link::plain(links(Topology::Mesh, 3, 0)),
+        &run.quarryd,
+    )?;
     let outcome = (|| -> Result<Vec<attack::Trial>> {
-        attack::fund_attacker(&testnet, total)?;
         testnet.run(attack::HONEST, "setgenerate", json!([true, 1]))?;
         let mut trials = Vec::with_capacity(total);
-        let started = std::time::Instant::now();
-        let progress = |done: usize, reversed: u64| {
-            let caption = trial_caption(done, total, reversed, started.elapsed());
-            progress_bar(done, total, &caption, true);
-        };
+        let mut progress = trial_progress(total);
         progress(0, 0);
         for &z in &run.confirmations {
             for _ in 0..run.trials {
@@ -555,51 +581,58 @@ pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
     Ok(report)
 }
 
-/// Runs a race or Finney attack on a fresh three-node testnet and prints what the merchant saw.
-pub fn zero_confirmation_demo(
-    attack: crate::attack::ZeroConfirmation,
-    dir: &Path,
-    quarryd: &Path,
-) -> Result<crate::attack::ZeroConfirmationOutcome> {
-    use crate::attack;
-    let nodes_dir = dir.join("nodes");
-    if nodes_dir.exists() {
-        std::fs::remove_dir_all(&nodes_dir)?;
-    }
-    let params = local_params(20_000, 1, genesis_time_for(0, 1))?;
-    // Nobody mines in the background: the demo mines exactly the blocks it describes.
-    let testnet = Testnet::start(
-        &nodes_dir,
-        &params,
-        &attack::node_specs(0.0),
-        0,
-        Link::plain(links(Topology::Mesh, 3, 0)),
-        quarryd,
-        Lifetime::WithThisProcess,
-    )?;
-    let outcome = attack::fund_attacker(&testnet, 1)
-        .and_then(|()| attack::zero_confirmation(&testnet, attack));
-    let stopped = testnet.shutdown();
-    let outcome = outcome?;
-    stopped?;
-    println!("{:?} attack on real nodes\n", outcome.attack);
-    for event in &outcome.timeline {
-        println!("{:>7.2} s  {}", event.at, event.what);
-    }
-    println!(
-        "\nresult: {}",
-        if outcome.conflicting_confirmed {
-            "the payment the merchant accepted with no confirmation is reversed"
-        } else {
-            "the payment stands"
+/// A race or Finney experiment.
+#[derive(Clone, Debug)]
+pub struct ZeroConfirmationRun {
+    /// The attack and its timings.
+    pub timing: crate::zero_conf::Timing,
+    /// Trials.
+    pub trials: u32,
+    /// The seed the trials' timings are drawn from.
+    pub seed: u64,
+    /// The honest miner's hash rate (Finney; the race's miner mines on demand).
+    pub hash_rate: u64,
+    /// The report folder (the nodes run in its `nodes` subfolder).
+    pub report: PathBuf,
+    /// Where quarryd is.
+    pub quarryd: PathBuf,
+}
+
+/// Runs a race or Finney experiment on a fresh three-node testnet and writes the report.
+pub fn zero_confirmation(
+    run: &ZeroConfirmationRun,
+) -> Result<crate::zero_conf::ZeroConfirmationReport> {
+    use crate::zero_conf::{self, Timing};
+    let (hash_rate, spacing, links) = match run.timing {
+        // Nobody mines in the background: the miner mines one block after each race.
+        Timing::Race { latency_ms, .. } => {
+            (0, 1, Link::delayed(links(Topology::Mesh, 3, 0), latency_ms))
         }
-    );
-    std::fs::create_dir_all(dir)?;
-    std::fs::write(
-        dir.join("report.json"),
-        serde_json::to_string_pretty(&outcome)?,
+        Timing::Finney { spacing, .. } => (
+            run.hash_rate,
+            spacing,
+            Link::plain(links(Topology::Mesh, 3, 0)),
+        ),
+    };
+    let total = run.trials as usize;
+    let testnet = start_attack_testnet(
+        &run.report,
+        0.0,
+        hash_rate,
+        spacing,
+        total,
+        links,
+        &run.quarryd,
     )?;
-    Ok(outcome)
+    let mut progress = trial_progress(total);
+    progress(0, 0);
+    let outcome = zero_conf::run_trials(&testnet, run.timing, run.trials, run.seed, progress);
+    let stopped = testnet.shutdown();
+    let trials = outcome?;
+    stopped?;
+    let report = zero_conf::build(run.timing, run.seed, trials);
+    zero_conf::write(&report, &run.report)?;
+    Ok(report)
 }
 
 #[cfg(test)]

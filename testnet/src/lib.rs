@@ -12,3 +12,4 @@ pub mod reconverge;
 pub mod report;
 pub mod selfcheck;
 pub mod status;
+pub mod zero_conf;

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use quarry_chain::ChainParams;
 use quarry_testnet::cluster::{self, Link, NodeSpec, Testnet, Topology};
 use quarry_testnet::commands::{self, Scenario, UpOptions};
-use quarry_testnet::{attack, reconverge, report, selfcheck, status};
+use quarry_testnet::{attack, reconverge, report, selfcheck, status, zero_conf};
 
 /// Local Quarry test networks and scenarios.
 #[derive(Parser, Debug)]
@@ -146,9 +146,10 @@ enum Command {
         /// Blocks each half mines after the split (the second half one more).
         #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         blocks: u32,
-        /// The report folder; the nodes run in its `nodes` subfolder.
-        #[arg(long, value_name = "DIR", default_value = "reconverge-report")]
-        report: PathBuf,
+        /// The report folder; the nodes run in its `nodes` subfolder
+        /// [default: ~/.quarry/localnet/reports/reconverge].
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
         /// The quarryd binary [default: beside this one, else on PATH].
         #[arg(long, value_name = "PATH")]
         quarryd: Option<PathBuf>,
@@ -200,9 +201,10 @@ enum Attack {
         /// Target seconds between blocks.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=600))]
         spacing: u32,
-        /// The report folder [default: ./double-spend-report].
-        #[arg(long, value_name = "DIR", default_value = "double-spend-report")]
-        report: PathBuf,
+        /// The report folder; the nodes run in its `nodes` subfolder
+        /// [default: ~/.quarry/localnet/reports/double-spend].
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
         /// Print the report as JSON (as report.json) instead of the summary table.
         #[arg(long)]
         json: bool,
@@ -210,26 +212,69 @@ enum Attack {
         #[arg(long, value_name = "PATH")]
         quarryd: Option<PathBuf>,
     },
-    /// The race attack: the merchant accepts a payment with no confirmation while the miner
-    /// heard a conflicting spend first.
+    /// The race attack, TRIALS times: the attacker gives the merchant's node the payment and
+    /// the miner's node a conflicting spend, OFFSET ms apart (uniform in ±SPREAD); every link
+    /// delays LATENCY ms. Success rate, 95% interval and the model's probability, and a report
+    /// folder (JSON, markdown, SVG of every trial's outcome against its offset).
     Race {
-        /// Where the nodes and the JSON outcome go.
-        #[arg(long, value_name = "DIR", default_value = "race-report")]
-        report: PathBuf,
-        /// The quarryd binary [default: beside this one, else on PATH].
-        #[arg(long, value_name = "PATH")]
-        quarryd: Option<PathBuf>,
+        /// Trials.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        trials: u32,
+        /// One-way delay of every link, milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+        latency: u64,
+        /// The conflicting spend goes out up to this long before or after the payment.
+        #[arg(long, value_name = "MS", default_value_t = 400, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        spread: u64,
+        #[command(flatten)]
+        common: ExperimentArgs,
     },
-    /// The Finney attack: the attacker mines a block spending its coin to itself, keeps it,
-    /// pays the merchant with the same coin (no confirmation), then releases the block.
+    /// The Finney attack, TRIALS times: the attacker mines in secret a block spending its coin
+    /// to itself, pays the merchant with the same coin, and releases the block after a hold
+    /// (uniform up to MAX_HOLD ms) while the honest miner mines every SPACING s on average.
+    /// Success rate, 95% interval and the model's probability, and a report folder.
     Finney {
-        /// Where the nodes and the JSON outcome go.
-        #[arg(long, value_name = "DIR", default_value = "finney-report")]
-        report: PathBuf,
-        /// The quarryd binary [default: beside this one, else on PATH].
-        #[arg(long, value_name = "PATH")]
-        quarryd: Option<PathBuf>,
+        /// Trials.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        trials: u32,
+        /// The longest hold, milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 4_000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+        max_hold: u64,
+        /// The honest miner's target seconds between blocks.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=600))]
+        spacing: u32,
+        /// The honest miner's hash rate, hashes per second.
+        #[arg(long, default_value_t = 20_000)]
+        hash_rate: u64,
+        #[command(flatten)]
+        common: ExperimentArgs,
     },
+}
+
+/// What every zero-confirmation experiment takes.
+#[derive(clap::Args, Debug)]
+struct ExperimentArgs {
+    /// The seed the trials' timings are drawn from [default: from the clock; printed].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The report folder; the nodes run in its `nodes` subfolder
+    /// [default: ~/.quarry/localnet/reports/race or …/finney].
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
+    /// Print the report as JSON (as report.json) instead of the summary table.
+    #[arg(long)]
+    json: bool,
+    /// The quarryd binary [default: beside this one, else on PATH].
+    #[arg(long, value_name = "PATH")]
+    quarryd: Option<PathBuf>,
+}
+
+/// Where a report goes by default: `reports/KIND` in the default testnet directory.
+fn default_report(kind: &str) -> Result<PathBuf> {
+    Ok(quarry_rpc::default_base_dir()?
+        .join("localnet")
+        .join("reports")
+        .join(kind))
 }
 
 /// Where a testnet's files are.
@@ -257,14 +302,38 @@ fn group(testnet: &Testnet, names: &str) -> Result<Vec<usize>> {
         .collect()
 }
 
-/// Runs a race or Finney attack demo, its nodes and outcome in `report`.
+/// Runs a race or Finney experiment and prints its summary (or JSON).
 fn zero_confirmation(
-    kind: attack::ZeroConfirmation,
-    report: &std::path::Path,
-    quarryd: Option<PathBuf>,
+    timing: zero_conf::Timing,
+    trials: u32,
+    hash_rate: u64,
+    common: ExperimentArgs,
 ) -> Result<()> {
-    let quarryd = cluster::quarryd_path(quarryd.as_deref())?;
-    commands::zero_confirmation_demo(kind, report, &quarryd).map(drop)
+    let kind = match timing.attack() {
+        zero_conf::ZeroConfirmation::Race => "race",
+        zero_conf::ZeroConfirmation::Finney => "finney",
+    };
+    let seed = common.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos() as u64)
+    });
+    let run = commands::ZeroConfirmationRun {
+        timing,
+        trials,
+        seed,
+        hash_rate,
+        report: common.report.map_or_else(|| default_report(kind), Ok)?,
+        quarryd: cluster::quarryd_path(common.quarryd.as_deref())?,
+    };
+    let report = commands::zero_confirmation(&run)?;
+    if common.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}", zero_conf::summary(&report, report::Style::Terminal));
+        println!("report: {}", run.report.join("report.md").display());
+    }
+    Ok(())
 }
 
 /// Replaces this process by `command` (its output and exit status are the user's); returns
@@ -425,7 +494,7 @@ fn run(cli: Cli) -> Result<()> {
                 trials,
                 hash_rate,
                 spacing,
-                report,
+                report: report.map_or_else(|| default_report("double-spend"), Ok)?,
                 quarryd: cluster::quarryd_path(quarryd.as_deref())?,
             };
             let report = commands::double_spend(&options)?;
@@ -438,11 +507,36 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Attack {
-            attack: Attack::Race { report, quarryd },
-        } => zero_confirmation(attack::ZeroConfirmation::Race, &report, quarryd),
+            attack:
+                Attack::Race {
+                    trials,
+                    latency,
+                    spread,
+                    common,
+                },
+        } => {
+            let timing = zero_conf::Timing::Race {
+                latency_ms: latency,
+                spread_ms: spread,
+            };
+            zero_confirmation(timing, trials, 0, common)
+        }
         Command::Attack {
-            attack: Attack::Finney { report, quarryd },
-        } => zero_confirmation(attack::ZeroConfirmation::Finney, &report, quarryd),
+            attack:
+                Attack::Finney {
+                    trials,
+                    max_hold,
+                    spacing,
+                    hash_rate,
+                    common,
+                },
+        } => {
+            let timing = zero_conf::Timing::Finney {
+                max_hold_ms: max_hold,
+                spacing,
+            };
+            zero_confirmation(timing, trials, hash_rate, common)
+        }
         Command::Wallet { place, node, args } => {
             let testnet = Testnet::load(&place.dir()?)?;
             let record = &testnet.state.nodes[testnet.index_of(&node)?];
@@ -472,6 +566,7 @@ fn run(cli: Cli) -> Result<()> {
             report,
             quarryd,
         } => {
+            let report = report.map_or_else(|| default_report("reconverge"), Ok)?;
             let run = reconverge::SplitRun {
                 nodes: usize::from(nodes),
                 blocks,

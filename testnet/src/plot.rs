@@ -9,6 +9,7 @@ use std::fmt::Write;
 use crate::analysis::{exact, nakamoto, AttackModel};
 use crate::attack::{AttackSettings, Trial};
 use crate::report::Report;
+use crate::zero_conf::{Timing, ZeroConfirmationReport};
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -284,6 +285,122 @@ pub fn rate_plot_svg(report: &Report) -> String {
     svg
 }
 
+/// An SVG of a zero-confirmation experiment: every trial's outcome (reversed at the top,
+/// stands or refused at the bottom) against its timing, under the model's probability of a
+/// reversal at each timing.
+pub fn outcomes_svg(report: &ZeroConfirmationReport) -> String {
+    let (width, height) = (660.0, 420.0);
+    let (left, top, plot_width, plot_height) = (90.0, 70.0, 530.0, 220.0);
+    let timing = report.timing;
+    let (low, high) = match timing {
+        Timing::Race { spread_ms, .. } => (-(spread_ms.max(1) as f64), spread_ms.max(1) as f64),
+        Timing::Finney { max_hold_ms, .. } => {
+            let longest = report
+                .trial_list
+                .iter()
+                .map(|trial| trial.actual_ms)
+                .fold(max_hold_ms.max(1) as f64, f64::max);
+            (0.0, longest)
+        }
+    };
+    let x = |value: f64| left + plot_width * (value - low) / (high - low);
+    let y = |p: f64| top + plot_height * (1.0 - p);
+    let bottom = top + plot_height;
+    let mut svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="DejaVu Sans, sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="{left}" y="22" font-size="15">{} on real nodes: {} of {} payments reversed</text>
+<text x="{left}" y="42">rate {:.2}, 95% interval [{:.2}, {:.2}]; model {:.2}</text>
+<line x1="{left}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="black"/><line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="black"/>
+<text x="{}" y="{}" text-anchor="end">reversed</text><text x="{}" y="{}" text-anchor="end">stands</text>
+<text x="{}" y="{}" text-anchor="middle">{}</text>
+<text transform="translate(22,{}) rotate(-90)" text-anchor="middle">outcome; model: P(reversed)</text>
+"##,
+        report.attack.title(),
+        report.reversed,
+        report.trials,
+        report.rate,
+        report.interval.0,
+        report.interval.1,
+        report.model,
+        left + plot_width,
+        left - 8.0,
+        y(1.0) + 4.0,
+        left - 8.0,
+        y(0.0) + 4.0,
+        left + plot_width / 2.0,
+        bottom + 40.0,
+        escape(timing.axis()),
+        top + plot_height / 2.0,
+    );
+    for tick in [low, (low + high) / 2.0, high] {
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{0}" y1="{bottom}" x2="{0}" y2="{1}" stroke="black"/><text x="{0}" y="{2}" text-anchor="middle">{tick:.0}</text>"##,
+            x(tick),
+            bottom + 5.0,
+            bottom + 20.0
+        );
+    }
+    let curve: Vec<String> = (0..=200)
+        .map(|i| {
+            let value = low + (high - low) * f64::from(i) / 200.0;
+            format!("{:.1},{:.1}", x(value), y(timing.success_at(value)))
+        })
+        .collect();
+    let _ = writeln!(
+        svg,
+        r##"<polyline points="{}" fill="none" stroke="#1f77b4" stroke-width="2"/>"##,
+        curve.join(" ")
+    );
+    for (i, trial) in report.trial_list.iter().enumerate() {
+        // A little spread, inwards, so that trials with close timings stay visible.
+        let jitter = f64::from((i % 5) as u8) * 2.0;
+        let cy = if trial.reversed {
+            y(1.0) + jitter
+        } else {
+            y(0.0) - jitter
+        };
+        let (fill, stroke) = match (trial.reversed, trial.merchant_accepted) {
+            (true, _) => ("#d62728", "#d62728"),
+            (false, true) => ("#2ca02c", "#2ca02c"),
+            (false, false) => ("white", "#555"),
+        };
+        let _ = writeln!(
+            svg,
+            r#"<circle cx="{:.1}" cy="{cy:.1}" r="4" fill="{fill}" stroke="{stroke}"/>"#,
+            x(trial.actual_ms.clamp(low, high))
+        );
+    }
+    let entries = [
+        (
+            "#d62728",
+            "reversed: the merchant took the payment, the conflicting spend won",
+        ),
+        ("#2ca02c", "stands: the payment was confirmed"),
+        (
+            "#555",
+            "refused (open circle): the merchant's node heard the conflicting spend first",
+        ),
+        (
+            "#1f77b4",
+            "model: the probability of a reversal at that timing",
+        ),
+    ];
+    for (i, (colour, label)) in entries.iter().enumerate() {
+        let row_y = bottom + 66.0 + 18.0 * i as f64;
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{left}" y="{}" width="14" height="4" fill="{colour}"/><text x="{}" y="{row_y}">{}</text>"#,
+            row_y - 6.0,
+            left + 22.0,
+            escape(label)
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -444,6 +561,38 @@ pub(crate) mod tests {
             assert!(svg.contains("pre-mined block"));
             assert!(!svg.contains("0000"), "no hash prefixes");
         }
+    }
+
+    #[test]
+    fn zero_confirmation_outcomes_are_plotted_against_their_timing_readably() {
+        use crate::zero_conf::{build, tests::trial};
+        let race = Timing::Race {
+            latency_ms: 200,
+            spread_ms: 400,
+        };
+        let trials = (0..30)
+            .map(|i| {
+                let offset = f64::from(i) * 26.0 - 390.0;
+                trial(offset, offset.abs() < 200.0, offset > -200.0)
+            })
+            .collect();
+        let svg = outcomes_svg(&build(race, 1, trials));
+        assert_readable(&svg);
+        assert!(
+            svg.contains("Race attack on real nodes: 15 of 30 payments reversed"),
+            "{svg}"
+        );
+        assert!(svg.contains(">-400<") && svg.contains(">400<"));
+        let finney = Timing::Finney {
+            max_hold_ms: 4000,
+            spacing: 2,
+        };
+        let trials = (0..10)
+            .map(|i| trial(f64::from(i) * 450.0, i < 4, true))
+            .collect();
+        let svg = outcomes_svg(&build(finney, 1, trials));
+        assert_readable(&svg);
+        assert!(svg.contains("attacker's block held secret (ms)"));
     }
 
     #[test]

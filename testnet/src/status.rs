@@ -239,7 +239,7 @@ the blocks found lately on every branch  coins: its wallet's confirmed coins";
 /// A number in at most 6 characters: `0`, `0.123`, `2.670`, `950`, `12.5k`, `3.2M`.
 fn compact(value: f64) -> String {
     match value {
-        v if v == 0.0 => "0".to_owned(),
+        0.0 => "0".to_owned(),
         v if v < 10.0 => format!("{v:.3}"),
         v if v < 100.0 => format!("{v:.2}"),
         v if v < 1e3 => format!("{v:.0}"),

@@ -43,7 +43,7 @@ pub(super) fn help(command: Option<String>) -> Result<Value, RpcError> {
                     format!("help: unknown command: {name}"),
                 )
             })?;
-        return Ok(json!(format!("{}\n\n{}", method.usage(), method.summary)));
+        return Ok(json!(method.describe()));
     }
     let mut text = String::new();
     let mut category = "";
@@ -111,9 +111,24 @@ mod tests {
                 "{required}"
             );
         }
-        assert_eq!(
-            help(Some("getblock".into())).unwrap(),
-            json!("getblock blockhash ( verbosity )\n\nA block: hex (verbosity 0), with txids (1, default) or with decoded transactions (2).")
-        );
+        let Value::String(getblock) = help(Some("getblock".into())).unwrap() else {
+            panic!("help is text")
+        };
+        assert!(getblock.starts_with(
+            "getblock blockhash ( verbosity )\n\nA block: hex (verbosity 0), with txids (1, default) or with decoded transactions (2).\n\nArguments:\n1. blockhash  (required) string: the block's hash\n2. verbosity  (optional) number, default 1:"
+        ), "{getblock}");
+        assert!(getblock.contains("\nResult:\nverbosity 0:"), "{getblock}");
+        for method in METHODS {
+            assert!(
+                !method.describe().ends_with("Result:\n"),
+                "{} has no result",
+                method.name
+            );
+            assert!(
+                method.params.iter().all(|p| !p.doc.is_empty()),
+                "{}",
+                method.name
+            );
+        }
     }
 }

@@ -9,6 +9,7 @@ mod mempool;
 mod mining;
 mod network;
 mod rawtransactions;
+mod results;
 
 pub(crate) use blockchain::best_header_height;
 pub use mining::network_hash_rate;
@@ -36,19 +37,23 @@ pub struct Param {
     pub name: &'static str,
     /// Whether it must be given.
     pub required: bool,
+    /// Its type, default and meaning, for `help METHOD`.
+    pub doc: &'static str,
 }
 
-const fn required(name: &'static str) -> Param {
+const fn required(name: &'static str, doc: &'static str) -> Param {
     Param {
         name,
         required: true,
+        doc,
     }
 }
 
-const fn optional(name: &'static str) -> Param {
+const fn optional(name: &'static str, doc: &'static str) -> Param {
     Param {
         name,
         required: false,
+        doc,
     }
 }
 
@@ -104,6 +109,31 @@ impl MethodInfo {
         }
         usage
     }
+
+    /// What `help METHOD` prints, laid out as Bitcoin Core's help: usage, summary, numbered
+    /// arguments, the result's fields.
+    pub fn describe(&self) -> String {
+        let mut text = format!("{}\n\n{}\n", self.usage(), self.summary);
+        if !self.params.is_empty() {
+            text.push_str("\nArguments:\n");
+            let width = self.params.iter().map(|p| p.name.len()).max().unwrap_or(0);
+            for (i, param) in self.params.iter().enumerate() {
+                let need = if param.required {
+                    "required"
+                } else {
+                    "optional"
+                };
+                text.push_str(&format!(
+                    "{}. {:<width$}  ({need}) {}\n",
+                    i + 1,
+                    param.name,
+                    param.doc
+                ));
+            }
+        }
+        text.push_str(&format!("\nResult:\n{}", results::result_of(self.name)));
+        text
+    }
 }
 
 macro_rules! methods {
@@ -122,69 +152,69 @@ macro_rules! methods {
 methods! {
     "getbestblockhash", "Blockchain", [], "Hash of the tip of the best chain."
         => Handler::Blocking(|c, _| blockchain::best_block_hash(&c.node));
-    "getblock", "Blockchain", [required("blockhash"), optional("verbosity")],
+    "getblock", "Blockchain", [required("blockhash", "string: the block's hash"), optional("verbosity", "number, default 1: 0 for hex, 1 for an object with txids, 2 with decoded transactions")],
         "A block: hex (verbosity 0), with txids (1, default) or with decoded transactions (2)."
         => Handler::Blocking(|c, p| blockchain::get_block(&c.node, p));
     "getblockchaininfo", "Blockchain", [], "State of the chain: height, headers, tip, difficulty, work, sync progress."
         => Handler::Blocking(|c, _| blockchain::blockchain_info(&c.node));
     "getblockcount", "Blockchain", [], "Height of the best chain."
         => Handler::Blocking(|c, _| blockchain::block_count(&c.node));
-    "getblockhash", "Blockchain", [required("height")], "Hash of the best chain's block at a height."
+    "getblockhash", "Blockchain", [required("height", "number: a height of the best chain")], "Hash of the best chain's block at a height."
         => Handler::Blocking(|c, p| blockchain::block_hash(&c.node, p));
-    "getblockheader", "Blockchain", [required("blockhash"), optional("verbose")],
+    "getblockheader", "Blockchain", [required("blockhash", "string: the block's hash"), optional("verbose", "boolean, default true: an object, or false for hex")],
         "A block header: decoded (default) or as hex."
         => Handler::Blocking(|c, p| blockchain::get_block_header(&c.node, p));
     "getchaintips", "Blockchain", [], "Every branch tip with its height, branch length and status."
         => Handler::Blocking(|c, _| blockchain::chain_tips(&c.node));
     "getdifficulty", "Blockchain", [], "Difficulty of the tip (1 at the network's easiest target)."
         => Handler::Blocking(|c, _| blockchain::difficulty(&c.node));
-    "getmempoolentry", "Blockchain", [required("txid")], "A mempool transaction's fee, size, time and relatives."
+    "getmempoolentry", "Blockchain", [required("txid", "string: a mempool transaction's id")], "A mempool transaction's fee, size, time and relatives."
         => Handler::Blocking(|c, p| mempool::get_mempool_entry(&c.node, p));
     "getmempoolinfo", "Blockchain", [], "Mempool size, bytes, fees and policy limits."
         => Handler::Blocking(|c, _| Ok(mempool::mempool_info(&c.node)));
-    "getrawmempool", "Blockchain", [optional("verbose")], "Txids in the mempool, or entries by txid when verbose."
+    "getrawmempool", "Blockchain", [optional("verbose", "boolean, default false: entries by txid instead of txids")], "Txids in the mempool, or entries by txid when verbose."
         => Handler::Blocking(|c, p| Ok(mempool::raw_mempool(&c.node, p.or(0, false)?)));
-    "gettxout", "Blockchain", [required("txid"), required("n"), optional("include_mempool")],
+    "gettxout", "Blockchain", [required("txid", "string: the transaction's id"), required("n", "number: the output's index"), optional("include_mempool", "boolean, default true: an output spent in the mempool counts as spent")],
         "An unspent output (null when spent or unknown)."
         => Handler::Blocking(|c, p| blockchain::tx_out(&c.node, p));
     "getindexinfo", "Blockchain", [], "Height each index has reached."
         => Handler::Blocking(|c, _| blockchain::index_info(&c.node));
-    "invalidateblock", "Blockchain", [required("blockhash")], "Marks a block and its descendants invalid; the chain moves to the best other branch."
+    "invalidateblock", "Blockchain", [required("blockhash", "string: the block to mark invalid")], "Marks a block and its descendants invalid; the chain moves to the best other branch."
         => Handler::Blocking(|c, p| blockchain::invalidate_block(&c.node, p));
-    "reconsiderblock", "Blockchain", [required("blockhash")], "Removes an invalidity mark set by invalidateblock and its descendants."
+    "reconsiderblock", "Blockchain", [required("blockhash", "string: the block to reconsider")], "Removes an invalidity mark set by invalidateblock and its descendants."
         => Handler::Blocking(|c, p| blockchain::reconsider_block(&c.node, p));
-    "getaddressutxos", "Addressindex", [required("addresses")],
+    "getaddressutxos", "Addressindex", [required("addresses", "array of strings, or {\"addresses\": [...]}: the addresses")],
         "Confirmed unspent outputs of addresses, from the address index."
         => Handler::Blocking(|c, p| addressindex::address_utxos(&c.node, &p.addresses(0, c.node.params())?));
-    "getaddresshistory", "Addressindex", [required("addresses")],
+    "getaddresshistory", "Addressindex", [required("addresses", "array of strings, or {\"addresses\": [...]}: the addresses")],
         "Confirmed transactions paying or spending addresses, oldest first, with amounts."
         => Handler::Blocking(|c, p| addressindex::address_history(&c.node, &p.addresses(0, c.node.params())?));
-    "getaddressmempool", "Addressindex", [required("addresses")],
+    "getaddressmempool", "Addressindex", [required("addresses", "array of strings, or {\"addresses\": [...]}: the addresses")],
         "Mempool outputs paying and inputs spending addresses."
         => Handler::Blocking(|c, p| addressindex::address_mempool(&c.node, &p.addresses(0, c.node.params())?));
-    "getblocktemplate", "Mining", [optional("template_request")], "A block template to mine on (BIP22 fields)."
+    "getblocktemplate", "Mining", [optional("template_request", "object, ignored: BIP22 capabilities (accepted for compatibility)")], "A block template to mine on (BIP22 fields)."
         => Handler::Blocking(|c, _| mining::block_template(&c.node));
     "getmininginfo", "Mining", [], "Height, difficulty, network and local hash rate, mining state."
         => Handler::Blocking(|c, _| mining::mining_info(&c.node));
-    "getnetworkhashps", "Mining", [optional("nblocks"), optional("height")],
+    "getnetworkhashps", "Mining", [optional("nblocks", "number, default 120: blocks to average over (-1: since the last retarget)"), optional("height", "number, default -1: estimate at this height (-1: the tip)")],
         "Network hashes per second estimated over the last nblocks (default 120)."
         => Handler::Blocking(|c, p| Ok(json!(mining::network_hash_rate(&c.node, p.or(0, 120)?, p.or(1, -1)?)?)));
-    "submitblock", "Mining", [required("hexdata")], "Submits a mined block; null when accepted, else the reason."
+    "submitblock", "Mining", [required("hexdata", "string: the block, hex")], "Submits a mined block; null when accepted, else the reason."
         => Handler::Blocking(|c, p| mining::submit_block(&c.node, p));
-    "generatetoaddress", "Generating", [required("nblocks"), required("address"), optional("maxtries")],
+    "generatetoaddress", "Generating", [required("nblocks", "number: blocks to mine"), required("address", "string: where the coinbases pay"), optional("maxtries", "number, default unlimited: nonces to try in all")],
         "Mines blocks now, paying an address; returns their hashes."
         => Handler::Async(|c, p| Box::pin(mining::generate_to_address(&c.node, p)));
-    "setgenerate", "Generating", [required("generate"), optional("genproclimit"), optional("address")],
+    "setgenerate", "Generating", [required("generate", "boolean: true starts, false stops"), optional("genproclimit", "number, default as configured: mining threads (0: one per CPU)"), optional("address", "string, default --miner-address: where the coinbases pay")],
         "Starts (true) or stops (false) background mining; genproclimit sets threads."
         => Handler::Blocking(mining::set_generate);
     "getgenerate", "Generating", [], "Whether the background miner runs."
         => Handler::Blocking(|c, _| mining::get_generate(&c.node));
-    "addnode", "Network", [required("node"), required("command")],
+    "addnode", "Network", [required("node", "string: a multiaddr (/ip4/…/tcp/…/p2p/…) or host:port"), required("command", "string: add, remove or onetry")],
         "add (kept connected), remove, or onetry a peer address (multiaddr or host:port)."
         => Handler::Async(|c, p| Box::pin(network::add_node(&c.node, p)));
-    "disconnectnode", "Network", [optional("address"), optional("nodeid")], "Disconnects a peer by address or peer id."
+    "disconnectnode", "Network", [optional("address", "string: the peer's address"), optional("nodeid", "string: the peer's id (instead of the address)")], "Disconnects a peer by address or peer id."
         => Handler::Async(|c, p| Box::pin(network::disconnect_node(&c.node, p)));
-    "getaddednodeinfo", "Network", [optional("node")], "Peers added with addnode and whether they are connected."
+    "getaddednodeinfo", "Network", [optional("node", "string, default all: only this added node")], "Peers added with addnode and whether they are connected."
         => Handler::Async(|c, p| Box::pin(network::added_node_info(&c.node, p)));
     "getconnectioncount", "Network", [], "Number of connected peers."
         => Handler::Async(|c, _| Box::pin(network::connection_count(&c.node)));
@@ -194,25 +224,25 @@ methods! {
         => Handler::Async(|c, _| Box::pin(network::peer_info(&c.node)));
     "listbanned", "Network", [], "Banned peers with the end of each ban and its reason."
         => Handler::Async(|c, _| Box::pin(network::list_banned(&c.node)));
-    "setban", "Network", [required("subnet"), required("command"), optional("bantime"), optional("absolute")],
+    "setban", "Network", [required("subnet", "string: a peer id, or the address of a connected peer"), required("command", "string: add or remove"), optional("bantime", "number, default 86400: seconds (or the end, with absolute)"), optional("absolute", "boolean, default false: bantime is a Unix time")],
         "add or remove a ban of a peer (peer id or address of a connected peer)."
         => Handler::Async(|c, p| Box::pin(network::set_ban(&c.node, p)));
     "clearbanned", "Network", [], "Lifts every ban."
         => Handler::Async(|c, _| Box::pin(network::clear_banned(&c.node)));
-    "decoderawtransaction", "Rawtransactions", [required("hexstring")], "Decodes a transaction's hex."
+    "decoderawtransaction", "Rawtransactions", [required("hexstring", "string: the transaction, hex")], "Decodes a transaction's hex."
         => Handler::Blocking(|c, p| rawtransactions::decode_raw_transaction(&c.node, p));
-    "getrawtransaction", "Rawtransactions", [required("txid"), optional("verbose"), optional("blockhash")],
+    "getrawtransaction", "Rawtransactions", [required("txid", "string: the transaction's id"), optional("verbose", "boolean, default false: decoded, with its block, instead of hex"), optional("blockhash", "string: look in this block only")],
         "A mempool or confirmed transaction (from the transaction index): hex, or decoded when verbose."
         => Handler::Blocking(|c, p| rawtransactions::raw_transaction(&c.node, p));
-    "sendrawtransaction", "Rawtransactions", [required("hexstring"), optional("maxfeerate")],
+    "sendrawtransaction", "Rawtransactions", [required("hexstring", "string: the signed transaction, hex"), optional("maxfeerate", "number, default 0.10: the highest fee rate accepted, coins per kvB (0: no limit)")],
         "Validates a transaction into the mempool and relays it; returns its txid."
         => Handler::Async(|c, p| Box::pin(mempool::send_raw_transaction(&c.node, p)));
-    "testmempoolaccept", "Rawtransactions", [required("rawtxs"), optional("maxfeerate")],
+    "testmempoolaccept", "Rawtransactions", [required("rawtxs", "array of strings: signed transactions, hex"), optional("maxfeerate", "number, default 0.10: the highest fee rate accepted, coins per kvB")],
         "Whether transactions would be accepted into the mempool, without adding them."
         => Handler::Blocking(|c, p| mempool::test_mempool_accept(&c.node, p));
-    "validateaddress", "Util", [required("address")], "Whether an address is valid for this network, and its key."
+    "validateaddress", "Util", [required("address", "string: the address")], "Whether an address is valid for this network, and its key."
         => Handler::Blocking(|c, p| control::validate_address(&c.node, p));
-    "help", "Control", [optional("command")], "Lists methods, or describes one."
+    "help", "Control", [optional("command", "string: a method to describe")], "Lists methods, or describes one."
         => Handler::Blocking(|_, p| control::help(p.optional(0)?));
     "stop", "Control", [], "Shuts the node down cleanly."
         => Handler::Blocking(|c, _| control::stop(c));

@@ -373,6 +373,32 @@ pub fn wait_for_sync(testnet: &Testnet, timeout: Duration) -> Result<()> {
     }
 }
 
+/// What a partition into `a` and `b` means for mining: each side's share of the hash rate
+/// (a fork grows only where both sides mine), and the nodes left in neither group, which still
+/// link the sides.
+pub fn partition_note(testnet: &Testnet, a: &[usize], b: &[usize]) -> String {
+    let nodes = &testnet.state.nodes;
+    let share = |side: &[usize]| side.iter().map(|&index| nodes[index].share).sum::<f64>();
+    let (share_a, share_b) = (share(a), share(b));
+    let mut note = format!("hash-rate shares: {share_a:.2} / {share_b:.2}");
+    if share_a == 0.0 && share_b == 0.0 {
+        note.push_str(" (no side mines in the background: `mine` makes the blocks)");
+    } else if share_a == 0.0 || share_b == 0.0 {
+        note.push_str(" (only one side mines: no fork will grow)");
+    }
+    let bridges: Vec<&str> = (0..nodes.len())
+        .filter(|index| !a.contains(index) && !b.contains(index))
+        .map(|index| nodes[index].name.as_str())
+        .collect();
+    if !bridges.is_empty() {
+        note.push_str(&format!(
+            "\nnote: {} in neither group still connect both sides; list every node to split the network",
+            bridges.join(", ")
+        ));
+    }
+    note
+}
+
 /// Pays `amount` from node `from`'s wallet to node `to`'s first address; returns the txid.
 pub fn send(testnet: &Testnet, from: usize, to: usize, amount: Amount) -> Result<String> {
     let sender = &testnet.state.nodes[from];

@@ -427,6 +427,7 @@ fn run(cli: Cli) -> Result<()> {
 
             testnet.partition(&a, &b)?;
             println!("partitioned {} / {}", groups[0], groups[2]);
+            println!("{}", commands::partition_note(&testnet, &a, &b));
             Ok(())
         }
         Command::Heal { place } => {

@@ -10,7 +10,9 @@ use quarry_rpc::types::ChainTip;
 use quarry_testnet::analysis::{exact, AttackModel};
 use quarry_testnet::attack::AttackSettings;
 use quarry_testnet::cluster::{links, quarryd_path, Link, Topology};
-use quarry_testnet::commands::{double_spend, up, wait_for_sync, AttackRun, UpOptions};
+use quarry_testnet::commands::{
+    double_spend, partition_note, up, wait_for_sync, AttackRun, UpOptions,
+};
 use quarry_testnet::status;
 use serde_json::json;
 
@@ -95,6 +97,13 @@ fn a_healed_partition_converges_on_the_chain_with_the_most_work() {
     let options = idle_testnet(dir.path(), 4, Link::plain(links(Topology::Line, 4, 1)));
     let testnet = up(&options).unwrap();
     testnet.partition(&[0, 1], &[2, 3]).unwrap();
+    let note = partition_note(&testnet, &[0, 1], &[2, 3]);
+    assert_eq!(
+        note,
+        "hash-rate shares: 0.00 / 0.00 (no side mines in the background: `mine` makes the blocks)"
+    );
+    let bridged = partition_note(&testnet, &[0], &[2]);
+    assert!(bridged.contains("n1, n3 in neither group"), "{bridged}");
     let address = |index: usize| {
         testnet.state.nodes[index]
             .address(&testnet.params)

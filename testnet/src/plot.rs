@@ -576,7 +576,7 @@ pub(crate) mod tests {
                 trial(offset, offset.abs() < 200.0, offset > -200.0)
             })
             .collect();
-        let svg = outcomes_svg(&build(race, 1, trials));
+        let svg = outcomes_svg(&build(race, 1, (trials, None)));
         assert_readable(&svg);
         assert!(
             svg.contains("Race attack on real nodes: 15 of 30 payments reversed"),
@@ -590,7 +590,7 @@ pub(crate) mod tests {
         let trials = (0..10)
             .map(|i| trial(f64::from(i) * 450.0, i < 4, true))
             .collect();
-        let svg = outcomes_svg(&build(finney, 1, trials));
+        let svg = outcomes_svg(&build(finney, 1, (trials, None)));
         assert_readable(&svg);
         assert!(svg.contains("attacker's block held secret (ms)"));
     }

@@ -315,6 +315,9 @@ fn finish(
     })
 }
 
+/// The trials, and the honest miner's seconds per block measured over them (Finney).
+pub type Trials = (Vec<ZeroConfirmationTrial>, Option<f64>);
+
 /// Runs `trials` trials of the attack `timing` describes on an attack testnet (funded, the
 /// honest miner mining in the background for Finney), drawing timings from `seed`;
 /// `progress(done, reversed)` after each.
@@ -324,12 +327,15 @@ pub fn run_trials(
     trials: u32,
     seed: u64,
     mut progress: impl FnMut(usize, u64),
-) -> Result<Vec<ZeroConfirmationTrial>> {
+) -> Result<Trials> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut done = Vec::with_capacity(trials as usize);
-    if timing.attack() == ZeroConfirmation::Finney {
+    let finney = timing.attack() == ZeroConfirmation::Finney;
+    if finney {
         set_mining(testnet, HONEST, true)?;
     }
+    let height = || testnet.call::<u64>(MERCHANT, "getblockcount", json!([]));
+    let (started, first_height) = (Instant::now(), height()?);
     for _ in 0..trials {
         let drawn = timing.draw(&mut rng);
         let trial = match timing {
@@ -348,7 +354,12 @@ pub fn run_trials(
             done.iter().filter(|t| t.reversed).count() as u64,
         );
     }
-    Ok(done)
+    // Every reversal put one attacker block on the chain; the rest are the honest miner's.
+    let reversals = done.iter().filter(|t| t.reversed).count() as u64;
+    let honest_blocks = (height()? - first_height).saturating_sub(reversals);
+    let spacing = (finney && honest_blocks > 0)
+        .then(|| started.elapsed().as_secs_f64() / honest_blocks as f64);
+    Ok((done, spacing))
 }
 
 /// The experiment's result.
@@ -375,17 +386,28 @@ pub struct ZeroConfirmationReport {
     pub model: f64,
     /// Whether the model's value lies outside the interval.
     pub model_outside_interval: bool,
+    /// Finney: the honest miner's seconds per block as measured over the trials.
+    pub honest_spacing_measured: Option<f64>,
+    /// Finney: the model's probability at that measured spacing.
+    pub model_at_measured_spacing: Option<f64>,
     /// The model, in words.
     pub model_text: String,
     /// Every trial.
     pub trial_list: Vec<ZeroConfirmationTrial>,
 }
 
-/// Builds the report from the trials.
+/// The Finney model's probability over the holds `trials` had, honest blocks coming every
+/// `spacing` seconds: the mean of exp(-hold / spacing).
+fn finney_model(trials: &[ZeroConfirmationTrial], spacing: f64) -> f64 {
+    let each = |trial: &ZeroConfirmationTrial| (-trial.actual_ms / (spacing * 1000.0)).exp();
+    trials.iter().map(each).sum::<f64>() / trials.len().max(1) as f64
+}
+
+/// Builds the report from the trials and the honest spacing measured over them.
 pub fn build(
     timing: Timing,
     seed: u64,
-    trial_list: Vec<ZeroConfirmationTrial>,
+    (trial_list, honest_spacing): Trials,
 ) -> ZeroConfirmationReport {
     let trials = trial_list.len() as u64;
     let reversed = trial_list.iter().filter(|t| t.reversed).count() as u64;
@@ -401,13 +423,11 @@ pub fn build(
             inside as f64 / (2 * spread_ms + 1) as f64
         }
         // The holds are what the trials had (paying takes time): averaged over them.
-        Timing::Finney { .. } => {
-            trial_list
-                .iter()
-                .map(|t| timing.success_at(t.actual_ms))
-                .sum::<f64>()
-                / trials.max(1) as f64
-        }
+        Timing::Finney { spacing, .. } => finney_model(&trial_list, f64::from(spacing)),
+    };
+    let model_at_measured_spacing = match (timing, honest_spacing) {
+        (Timing::Finney { .. }, Some(seconds)) => Some(finney_model(&trial_list, seconds)),
+        _ => None,
     };
     ZeroConfirmationReport {
         attack: timing.attack(),
@@ -420,6 +440,8 @@ pub fn build(
         interval,
         model,
         model_outside_interval: model < interval.0 || model > interval.1,
+        honest_spacing_measured: honest_spacing,
+        model_at_measured_spacing,
         model_text: timing.model_text(),
         trial_list,
     }
@@ -542,7 +564,10 @@ pub(crate) mod tests {
         let report = build(
             timing,
             7,
-            vec![trial(0.0, true, true), trial(300.0, false, true)],
+            (
+                vec![trial(0.0, true, true), trial(300.0, false, true)],
+                None,
+            ),
         );
         assert!((report.model - 399.0 / 801.0).abs() < 1e-12);
         assert_eq!(timing.success_at(-199.0), 1.0);
@@ -552,7 +577,10 @@ pub(crate) mod tests {
             latency_ms: 300,
             spread_ms: 100,
         };
-        assert_eq!(build(always, 7, vec![trial(0.0, true, true)]).model, 1.0);
+        assert_eq!(
+            build(always, 7, (vec![trial(0.0, true, true)], None)).model,
+            1.0
+        );
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         assert!((0..1000).all(|_| always.draw(&mut rng).abs() <= 100));
     }
@@ -566,14 +594,20 @@ pub(crate) mod tests {
         let report = build(
             timing,
             1,
-            vec![
-                trial(0.0, true, true),
-                trial(2000.0, false, true),
-                trial(4000.0, false, true),
-            ],
+            (
+                vec![
+                    trial(0.0, true, true),
+                    trial(2000.0, false, true),
+                    trial(4000.0, false, true),
+                ],
+                Some(4.0),
+            ),
         );
         let expected = (1.0 + (-1.0f64).exp() + (-2.0f64).exp()) / 3.0;
         assert!((report.model - expected).abs() < 1e-12);
+        // Honest blocks every 4 s instead of 2: exp(-hold / 4 s) over the same holds.
+        let slower = (1.0 + (-0.5f64).exp() + (-1.0f64).exp()) / 3.0;
+        assert!((report.model_at_measured_spacing.unwrap() - slower).abs() < 1e-12);
         assert_eq!((report.trials, report.reversed, report.refused), (3, 1, 0));
         let text = summary(&report, crate::report::Style::Terminal);
         assert!(
@@ -591,7 +625,7 @@ pub(crate) mod tests {
             spread_ms: 100,
         };
         let trials: Vec<_> = (0..20).map(|_| trial(0.0, false, true)).collect();
-        let report = build(timing, 1, trials);
+        let report = build(timing, 1, (trials, None));
         assert_eq!(report.rate, 0.0);
         assert_eq!(report.model, 1.0);
         assert!(report.model_outside_interval);

@@ -11,6 +11,7 @@ use quarry_chain::testing::{
 };
 use quarry_chain::validation::isolation::check_block;
 use quarry_chain::validation::utxo_context::{connect_block, ConnectContext};
+use quarry_chain::PowMode;
 use quarry_chain::{
     Amount, Block, Chain, ChainParams, ChainReader, MemoryStore, NetworkSpec, OutPoint,
     RetargetRule, TxOut,
@@ -39,6 +40,7 @@ fn fixture() -> Fixture {
         genesis_nonce: None,
         minimum_chain_work: None,
         genesis_bits: None,
+        pow: PowMode::Real,
     })
     .expect("valid bench parameters");
     let genesis = params.genesis_hash();
@@ -115,7 +117,7 @@ fn fixture() -> Fixture {
 
 /// Full validation of the block: context-free rules, then UTXO rules and all signatures.
 fn validate(fixture: &Fixture) {
-    let txids = check_block(&fixture.block, fixture.chain.params().pow_limit()).expect("valid");
+    let txids = check_block(&fixture.block, fixture.chain.params().pow_check()).expect("valid");
     connect_block(
         &fixture.block,
         &txids,

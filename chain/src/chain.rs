@@ -342,7 +342,7 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
         if self.orphans.contains(&hash) {
             return Ok(Acceptance::AlreadyKnown);
         }
-        check_block(&block, self.params.pow_limit())
+        check_block(&block, self.params.pow_check())
             .map_err(|source| ChainError::InvalidBlock { hash, source })?;
         self.refuse_child_of_failed(hash, block.header.prev_blockhash)?;
         if self.index.get(&block.header.prev_blockhash).is_none() {
@@ -443,7 +443,7 @@ impl<S: ChainReader + ChainWriter> Chain<S> {
         if self.failed.contains(&hash) {
             return Err(ChainError::KnownInvalid { hash });
         }
-        check_proof_of_work(&header, self.params.pow_limit())
+        check_proof_of_work(&header, self.params.pow_check())
             .map_err(|source| ChainError::InvalidBlock { hash, source })?;
         self.refuse_child_of_failed(hash, header.prev_blockhash)?;
         let (entry, parent_status) = self.new_entry(hash, header, BlockStatus::HeaderOnly)?;

@@ -34,7 +34,7 @@ pub use error::{BlockError, ChainError, DecodeError, ParamsError, StoreError, Tx
 pub use hash::{BlockHash, MerkleRoot, Txid};
 pub use index::{BlockIndex, BlockStatus, IndexEntry};
 pub use params::{ChainParams, NetworkSpec};
-pub use pow::{CompactTarget, Target, Work};
+pub use pow::{CompactTarget, PowCheck, PowMode, Target, Work};
 pub use retarget::RetargetRule;
 pub use store::{ChainBatch, ChainReader, ChainWriter, MemoryStore, SharedChainWriter};
 pub use transaction::{OutPoint, OutputKey, Transaction, TxIn, TxOut};

@@ -10,7 +10,7 @@ use crate::amount::Amount;
 use crate::block::{merkle_root, Block, BlockHeader};
 use crate::error::ParamsError;
 use crate::hash::BlockHash;
-use crate::pow::{CompactTarget, Target, Work};
+use crate::pow::{CompactTarget, PowCheck, PowMode, Target, Work};
 use crate::retarget::{HeaderSummary, RetargetParams, RetargetRule};
 use crate::transaction::{OutputKey, Transaction, TxOut, COINBASE_PREFIX_BYTES, MAX_WITNESS_BYTES};
 
@@ -34,6 +34,10 @@ pub struct NetworkSpec {
     /// when the miners turn out slower. None: the limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub genesis_bits: Option<u32>,
+    /// `real` (the default) or `simulated`: headers need not meet their target (custom and
+    /// local networks only, for experiments: see [`PowMode::Simulated`]).
+    #[serde(default, skip_serializing_if = "PowMode::is_real")]
+    pub pow: PowMode,
     /// The first blocks' subsidy, in sats.
     pub initial_subsidy_sats: u64,
     /// Blocks between subsidy halvings.
@@ -74,6 +78,7 @@ impl NetworkSpec {
             genesis_nonce: Some(MAIN_GENESIS_NONCE),
             minimum_chain_work: None,
             genesis_bits: None,
+            pow: PowMode::Real,
         }
     }
 
@@ -95,6 +100,7 @@ impl NetworkSpec {
             genesis_nonce: Some(TESTNET_GENESIS_NONCE),
             minimum_chain_work: None,
             genesis_bits: None,
+            pow: PowMode::Real,
         }
     }
 
@@ -115,6 +121,7 @@ impl NetworkSpec {
             genesis_nonce: Some(REGTEST_GENESIS_NONCE),
             minimum_chain_work: None,
             genesis_bits: None,
+            pow: PowMode::Real,
         }
     }
 }
@@ -267,8 +274,21 @@ impl ChainParams {
                 format!("longer than {room} bytes"),
             ));
         }
+        if spec.pow == PowMode::Simulated && matches!(spec.name.as_str(), "main" | "testnet") {
+            return Err(invalid(
+                "pow",
+                format!(
+                    "simulated proof of work is for custom and local networks, not '{}'",
+                    spec.name
+                ),
+            ));
+        }
         let mut genesis = genesis_template(&spec);
         match spec.genesis_nonce {
+            // No work to prove: the genesis block is as written.
+            _ if spec.pow == PowMode::Simulated => {
+                genesis.header.nonce = spec.genesis_nonce.unwrap_or(0);
+            }
             Some(nonce) => {
                 genesis.header.nonce = nonce;
                 if !genesis_target.is_met_by(genesis.block_hash()) {
@@ -402,6 +422,19 @@ impl ChainParams {
     /// The easiest target allowed.
     pub fn pow_limit(&self) -> Target {
         self.pow_limit
+    }
+
+    /// What headers' proof of work is checked against.
+    pub fn pow_check(&self) -> PowCheck {
+        PowCheck {
+            limit: self.pow_limit,
+            mode: self.spec.pow,
+        }
+    }
+
+    /// Whether headers must meet their target, or blocks are found in simulation.
+    pub fn pow_mode(&self) -> PowMode {
+        self.spec.pow
     }
 
     /// The genesis block.
@@ -564,6 +597,35 @@ mod tests {
             ChainParams::from_toml_str(&pinned).unwrap().genesis_hash(),
             params.genesis_hash()
         );
+    }
+
+    #[test]
+    fn simulated_proof_of_work_skips_the_hash_check_on_local_networks_only() {
+        let simulated = format!("{CUSTOM}\npow = \"simulated\"\ngenesis_bits = 0x1d00ffff");
+        let params = ChainParams::from_toml_str(&simulated).unwrap();
+        assert_eq!(params.pow_mode(), PowMode::Simulated);
+        // A target of Bitcoin's difficulty 1: no search at start-up, nonce 0.
+        assert_eq!(params.genesis_block().header.nonce, 0);
+        let header = params.genesis_block().header;
+        assert!(
+            crate::validation::isolation::check_proof_of_work(&header, params.pow_check()).is_ok()
+        );
+        let real = ChainParams::from_toml_str(&simulated.replace("\"simulated\"", "\"real\""));
+        assert!(
+            real.is_err(),
+            "a real genesis at that target needs its nonce"
+        );
+        for name in ["main", "testnet"] {
+            let text = simulated.replace("\"my-net\"", &format!("\"{name}\""));
+            let error = ChainParams::from_toml_str(&text).unwrap_err().to_string();
+            assert!(
+                error.contains("simulated proof of work is for custom"),
+                "{error}"
+            );
+        }
+        // Real is the default and is left out of written files (the built-ins' bytes stay).
+        let written = toml::to_string(ChainParams::from_toml_str(CUSTOM).unwrap().spec()).unwrap();
+        assert!(!written.contains("pow ="), "{written}");
     }
 
     #[test]

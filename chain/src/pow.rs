@@ -7,6 +7,35 @@ use ruint::aliases::U256;
 
 use crate::hash::BlockHash;
 
+/// How a network's headers prove their work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PowMode {
+    /// The header hash must meet the target.
+    #[default]
+    Real,
+    /// Headers need not meet their target (allowed only on custom and local networks): miners
+    /// find blocks as a Poisson process at a virtual hash rate, so shares are exact and no CPU
+    /// is burned. `bits` still set work, fork choice and retargeting exactly as with real work.
+    Simulated,
+}
+
+impl PowMode {
+    /// Whether this is [`PowMode::Real`] (the default, left out of parameter files).
+    pub fn is_real(&self) -> bool {
+        *self == Self::Real
+    }
+}
+
+/// What a header's proof of work is checked against: the network's limit and mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PowCheck {
+    /// The easiest target allowed.
+    pub limit: Target,
+    /// Whether the hash must meet the target.
+    pub mode: PowMode,
+}
+
 /// The 32-bit compact encoding of a target found in block headers (`nBits`): a base-256
 /// exponent byte and a 23-bit mantissa with a sign bit, exactly as Bitcoin Core encodes it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Encode, Decode)]

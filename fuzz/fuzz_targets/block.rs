@@ -10,6 +10,6 @@ use quarry_chain::{Block, ChainParams};
 
 fuzz_target!(|data: &[u8]| {
     if let Some(block) = consensus::round_trips_if_accepted::<Block>(data) {
-        let _ = check_block(&block, ChainParams::regtest().pow_limit());
+        let _ = check_block(&block, ChainParams::regtest().pow_check());
     }
 });

@@ -60,6 +60,7 @@ fn main() {
             threads,
             kernel: Some(kernel),
             max_hash_rate: None,
+            simulation: None,
         })
         .expect("miner");
         let all = best_of_three(|| {

@@ -4,6 +4,7 @@
 
 pub mod kernel;
 pub mod search;
+pub mod simulated;
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -14,6 +15,7 @@ use quarry_mempool::BlockTemplate;
 
 pub use kernel::{HeaderWork, Kernel, NONCE_SPACE};
 pub use search::{HashRate, Miner, MinerConfig, MinerError, SearchOutcome, MAX_THREADS};
+use simulated::Wait;
 
 /// Why [`Miner::generate`] stopped.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,21 @@ impl Miner {
         payout: OutputKey,
         is_stale: &(dyn Fn() -> bool + Sync),
     ) -> Option<Block> {
+        if let Some(simulation) = self.simulation() {
+            let work = template.bits.to_target()?.to_work().to_f64();
+            let rate = simulation.rate().unwrap_or(0.0);
+            return match simulation.wait(work, is_stale) {
+                Wait::Found(waited) => {
+                    self.count((rate * waited.as_secs_f64()) as u64);
+                    Some(assemble(template, payout, extra_nonce_range()))
+                }
+                Wait::Stale(waited) => {
+                    self.count((rate * waited.as_secs_f64()) as u64);
+                    None
+                }
+                Wait::NoRate => None,
+            };
+        }
         let mut unlimited = u64::MAX;
         self.mine_within(template, payout, NONCE_SPACE, &mut unlimited, is_stale)
     }
@@ -130,6 +147,10 @@ impl Miner {
     ) -> Option<Block> {
         template.bits.to_target()?;
         let range = extra_nonce_range();
+        if self.simulation().is_some() {
+            // Blocks on demand need no proof: the network does not ask for one.
+            return Some(assemble(template, payout, range));
+        }
         for roll in 0..=u64::from(u32::MAX) {
             let extra_nonce = range | roll;
             let span = (*tries_left).min(nonces_per_header);

@@ -2,6 +2,7 @@
 //! take in turn, a stop check between chunks (so stale work is dropped within milliseconds),
 //! an optional hash-rate cap, and hash-rate statistics.
 
+use crate::simulated::Simulation;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -135,8 +136,13 @@ pub struct MinerConfig {
     pub threads: usize,
     /// The kernel; `None` picks the fastest this CPU runs.
     pub kernel: Option<Kernel>,
-    /// Hashes per second at most, for all threads together; `None` is uncapped.
+    /// Hashes per second at most, for all threads together; `None` is uncapped. With
+    /// `simulation`, the virtual hash rate.
     pub max_hash_rate: Option<u64>,
+    /// Simulated proof of work, with this seed: no hashing, blocks found as a Poisson process
+    /// at `max_hash_rate` (see [`crate::simulated`]). Only for networks whose headers need not
+    /// meet their target.
+    pub simulation: Option<u64>,
 }
 
 /// Why a miner could not start.
@@ -166,6 +172,7 @@ pub struct Miner {
     pool: rayon::ThreadPool,
     pacer: Mutex<Option<std::sync::Arc<Pacer>>>,
     stats: Stats,
+    simulation: Option<Simulation>,
 }
 
 impl Miner {
@@ -195,8 +202,13 @@ impl Miner {
             pool,
             pacer: Mutex::new(None),
             stats: Stats::new(),
+            simulation: config
+                .simulation
+                .map(|seed| Simulation::new(config.max_hash_rate, seed)),
         };
-        miner.set_max_hash_rate(config.max_hash_rate);
+        if miner.simulation.is_none() {
+            miner.set_max_hash_rate(config.max_hash_rate);
+        }
         Ok(miner)
     }
 
@@ -214,6 +226,16 @@ impl Miner {
     pub fn set_max_hash_rate(&self, rate: Option<u64>) {
         let pacer = rate.map(|rate| std::sync::Arc::new(Pacer::new(rate)));
         *self.pacer.lock().unwrap_or_else(PoisonError::into_inner) = pacer;
+    }
+
+    /// The simulation, when this miner finds blocks by simulated proof of work.
+    pub fn simulation(&self) -> Option<&Simulation> {
+        self.simulation.as_ref()
+    }
+
+    /// Counts `hashes` done (virtual ones, for a simulated miner).
+    pub(crate) fn count(&self, hashes: u64) {
+        self.stats.add(hashes);
     }
 
     /// Current and average hash rate.

@@ -71,8 +71,11 @@ pub struct MiningConfig {
     pub address: Option<String>,
     /// Mining threads (0: one per CPU).
     pub threads: usize,
-    /// Hashes per second the background miner does at most.
+    /// Hashes per second the background miner does at most (the virtual rate on a network
+    /// with simulated proof of work).
     pub max_hash_rate: Option<u64>,
+    /// Seed of a simulated miner (simulated proof of work only).
+    pub seed: Option<u64>,
 }
 
 impl ConfigFile for FileConfig {
@@ -131,9 +134,13 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub miner_threads: Option<usize>,
     /// Most hashes per second the background miner may do (generatetoaddress, which makes
-    /// blocks on demand, runs at full speed).
+    /// blocks on demand, runs at full speed). On a network with `pow = "simulated"`, the
+    /// miner's virtual hash rate: blocks come as a Poisson process at this rate, no hashing.
     #[arg(long, value_name = "H/S")]
     pub max_hash_rate: Option<u64>,
+    /// Seed of the simulated miner's waits (simulated proof of work only) [default: random].
+    #[arg(long, value_name = "N")]
+    pub mining_seed: Option<u64>,
     /// Log filter: error, warn, info, debug, trace, or per module (quarry_network=debug,info).
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
@@ -231,6 +238,7 @@ impl Settings {
                 mempool: file.mempool,
                 miner_threads: args.miner_threads.unwrap_or(file.mining.threads),
                 max_hash_rate: args.max_hash_rate.or(file.mining.max_hash_rate),
+                mining_seed: args.mining_seed.or(file.mining.seed),
                 sync_writes: args.sync_writes || file.store.sync_writes,
             },
             rpc_bind: args

@@ -87,7 +87,8 @@ impl Daemon {
         Self::launch(name, None, extra, credentials)
     }
 
-    /// Starts `quarryd` on the built-in `network` (e.g. `main`, at real difficulty).
+    /// Starts `quarryd` on `network`: a built-in name (e.g. `main`, at real difficulty) or the
+    /// path of a parameters file.
     pub fn start_on(name: &str, network: &str, extra: &[&str]) -> Self {
         Self::launch(name, Some(network), extra, None)
     }
@@ -167,10 +168,14 @@ impl Daemon {
 
     /// The network's data directory (where the cookie is).
     pub fn data_dir(&self) -> PathBuf {
-        let name = self.network.clone();
-        self.dir
-            .path()
-            .join(name.unwrap_or_else(|| params().name().to_owned()))
+        let name = match &self.network {
+            // A parameters file: the network is named inside it.
+            Some(file) if Path::new(file).is_file() => ChainParams::from_toml_file(Path::new(file))
+                .map_or_else(|_| file.clone(), |params| params.name().to_owned()),
+            Some(name) => name.clone(),
+            None => params().name().to_owned(),
+        };
+        self.dir.path().join(name)
     }
 
     /// The daemon's log so far.

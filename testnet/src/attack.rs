@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use quarry_chain::FeeRate;
-use quarry_chain::{Address, Amount, BlockHash, OutputKey};
+use quarry_chain::{Address, Amount, BlockHash, OutputKey, PowMode};
 use quarry_rpc::types::{BlockchainInfo, VerboseTransaction};
 use serde::Serialize;
 use serde_json::json;
@@ -107,6 +107,8 @@ pub struct AttackSettings {
     pub premined: bool,
     /// The attacker gives up this many blocks behind.
     pub give_up_behind: u32,
+    /// Real hashing, or simulated proof of work (exact shares, no CPU).
+    pub pow: PowMode,
 }
 
 /// Notes what happens, timed from the start of a trial.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use quarry_chain::hash::tagged_hash;
-use quarry_chain::{Address, BlockHash, ChainParams, OutputKey};
+use quarry_chain::{Address, BlockHash, ChainParams, OutputKey, PowMode};
 use quarry_rpc::launch::{binary_path, wait_until_answers, Launch, Lifetime};
 use quarry_rpc::types::{NetworkInfo, PeerInfo};
 use quarry_rpc::{CallError, Endpoint};
@@ -100,6 +100,16 @@ pub struct NodeRecord {
     pub hash_rate: u64,
     /// Its wallet file (passphrase [`WALLET_PASSPHRASE`]); mined coins pay its first address.
     pub wallet: PathBuf,
+}
+
+impl Testnet {
+    /// The seed of node `name`'s simulated miner: fixed by the network (its genesis) and the
+    /// name, so a testnet's blocks can be told apart and a run reproduced from its parameters.
+    pub fn mining_seed(&self, name: &str) -> u64 {
+        let genesis = self.params.genesis_hash().to_byte_array();
+        let hash = tagged_hash("quarry/localnet/mining", &[&genesis, name.as_bytes()]);
+        u64::from_le_bytes(hash[..8].try_into().expect("8 of 32 bytes"))
+    }
 }
 
 /// The passphrase of every testnet wallet: these wallets hold play money.
@@ -332,6 +342,12 @@ impl Testnet {
         ];
         if hash_rate > 0 {
             extra.extend(["--max-hash-rate".to_owned(), hash_rate.to_string()]);
+        }
+        if self.params.pow_mode() == PowMode::Simulated {
+            extra.extend([
+                "--mining-seed".to_owned(),
+                self.mining_seed(&spec.name).to_string(),
+            ]);
         }
         let mut child = launch
             .spawn(&extra, self.lifetime)

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use quarry_chain::{Address, Amount, BlockHash, ChainParams, FeeRate};
+use quarry_chain::{Address, Amount, BlockHash, ChainParams, FeeRate, PowMode};
 use quarry_rpc::types::IndexInfo;
 use serde::Deserialize;
 use serde_json::json;
@@ -190,6 +190,8 @@ pub struct UpOptions {
     pub resume: bool,
     /// Leave the nodes running when this process ends (`down` stops them).
     pub detach: bool,
+    /// Real hashing, or simulated proof of work (hash rates are virtual, no CPU is spent).
+    pub pow: PowMode,
 }
 
 impl UpOptions {
@@ -228,7 +230,12 @@ pub fn up(options: &UpOptions) -> Result<Testnet> {
             // fund_wallets mines the coinbases to mature and one block of payments at once.
             let funding = LOCAL_MATURITY as usize + options.nodes.len() + 1;
             let genesis_time = genesis_time_for(funding, options.spacing);
-            local_params(options.hash_rate, options.spacing, genesis_time)?
+            local_params(
+                options.hash_rate,
+                options.spacing,
+                genesis_time,
+                options.pow,
+            )?
         }
     };
     println!(
@@ -527,11 +534,13 @@ pub fn progress_bar(done: usize, total: usize, caption: &str, every_step: bool) 
 /// Starts the three nodes of an attack (honest miner, merchant, attacker with share `q` of
 /// `hash_rate`) in `report/nodes`, replacing an earlier run's, with a genesis dated for the
 /// `trials` coins the attacker is funded with, and funds it.
+#[allow(clippy::too_many_arguments)]
 fn start_attack_testnet(
     report: &Path,
     q: f64,
     hash_rate: u64,
     spacing: u32,
+    pow: PowMode,
     trials: usize,
     links: Vec<Link>,
     quarryd: &Path,
@@ -543,9 +552,13 @@ fn start_attack_testnet(
     }
     // fund_attacker mines a coin per trial, one more, and the blocks to mature them at once.
     let funding = trials + 1 + LOCAL_MATURITY as usize;
-    let params = local_params(hash_rate, spacing, genesis_time_for(funding, spacing))?;
+    let params = local_params(hash_rate, spacing, genesis_time_for(funding, spacing), pow)?;
     eprintln!(
-        "starting honest miner, merchant and attacker (share {q:.2}) in {}",
+        "starting honest miner, merchant and attacker (share {q:.2}, {} proof of work) in {}",
+        match pow {
+            PowMode::Real => "real",
+            PowMode::Simulated => "simulated",
+        },
         nodes_dir.display()
     );
     let testnet = Testnet::start(
@@ -582,6 +595,7 @@ pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
         run.settings.q,
         run.hash_rate,
         run.spacing,
+        run.settings.pow,
         total,
         Link::plain(links(Topology::Mesh, 3, 0)),
         &run.quarryd,
@@ -618,6 +632,8 @@ pub struct ZeroConfirmationRun {
     pub seed: u64,
     /// The honest miner's hash rate (Finney; the race's miner mines on demand).
     pub hash_rate: u64,
+    /// Real hashing, or simulated proof of work.
+    pub pow: PowMode,
     /// The report folder (the nodes run in its `nodes` subfolder).
     pub report: PathBuf,
     /// Where quarryd is.
@@ -646,6 +662,7 @@ pub fn zero_confirmation(
         0.0,
         hash_rate,
         spacing,
+        run.pow,
         total,
         links,
         &run.quarryd,

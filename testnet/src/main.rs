@@ -52,6 +52,10 @@ enum Command {
         /// Start, fund, print the status once and leave the nodes running.
         #[arg(long)]
         detach: bool,
+        /// Proof of work: real hashing (capped to each miner's share), or simulated (blocks
+        /// as a Poisson process at each miner's virtual hash rate: exact shares, no CPU).
+        #[arg(long, value_enum, default_value_t = Pow::Real)]
+        pow: Pow,
         /// Continue the testnet already in the directory (its network, chains and wallets);
         /// without it, an earlier testnet there is replaced by a fresh one.
         #[arg(long)]
@@ -208,6 +212,9 @@ enum Attack {
         /// Print the report as JSON (as report.json) instead of the summary table.
         #[arg(long)]
         json: bool,
+        /// Proof of work: simulated (exact shares, no CPU) or real hashing.
+        #[arg(long, value_enum, default_value_t = Pow::Simulated)]
+        pow: Pow,
         /// The quarryd binary [default: beside this one, else on PATH].
         #[arg(long, value_name = "PATH")]
         quarryd: Option<PathBuf>,
@@ -264,9 +271,30 @@ struct ExperimentArgs {
     /// Print the report as JSON (as report.json) instead of the summary table.
     #[arg(long)]
     json: bool,
+    /// Proof of work: simulated (exact rates, no CPU) or real hashing.
+    #[arg(long, value_enum, default_value_t = Pow::Simulated)]
+    pow: Pow,
     /// The quarryd binary [default: beside this one, else on PATH].
     #[arg(long, value_name = "PATH")]
     quarryd: Option<PathBuf>,
+}
+
+/// `--pow`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Pow {
+    /// Real SHA-256d hashing.
+    Real,
+    /// Blocks found as a Poisson process at a virtual hash rate.
+    Simulated,
+}
+
+impl From<Pow> for quarry_chain::PowMode {
+    fn from(pow: Pow) -> Self {
+        match pow {
+            Pow::Real => Self::Real,
+            Pow::Simulated => Self::Simulated,
+        }
+    }
 }
 
 /// Where a report goes by default: `reports/KIND` in the default testnet directory.
@@ -323,6 +351,7 @@ fn zero_confirmation(
         trials,
         seed,
         hash_rate,
+        pow: common.pow.into(),
         report: common.report.map_or_else(|| default_report(kind), Ok)?,
         quarryd: cluster::quarryd_path(common.quarryd.as_deref())?,
     };
@@ -370,6 +399,7 @@ fn run(cli: Cli) -> Result<()> {
             spacing,
             scenario,
             detach,
+            pow,
             resume,
             place,
             quarryd,
@@ -383,6 +413,7 @@ fn run(cli: Cli) -> Result<()> {
                 quarryd: cluster::quarryd_path(quarryd.as_deref())?,
                 resume,
                 detach,
+                pow: pow.into(),
             };
             if let Some(path) = scenario {
                 let scenario = Scenario::read(&path)?;
@@ -478,6 +509,7 @@ fn run(cli: Cli) -> Result<()> {
                     spacing,
                     report,
                     json,
+                    pow,
                     quarryd,
                 },
         } => {
@@ -488,6 +520,7 @@ fn run(cli: Cli) -> Result<()> {
                 q: attacker_share,
                 premined: premine,
                 give_up_behind: give_up,
+                pow: pow.into(),
             };
             let options = commands::AttackRun {
                 settings,

@@ -7,7 +7,7 @@
 //! blocks would come too slow or too fast.
 
 use quarry_chain::pow::Target;
-use quarry_chain::{Amount, ChainParams, NetworkSpec, RetargetRule};
+use quarry_chain::{Amount, ChainParams, NetworkSpec, PowMode, RetargetRule};
 use ruint::aliases::U256;
 
 /// Confirmations before a local testnet's coinbase may be spent.
@@ -16,12 +16,13 @@ pub const LOCAL_MATURITY: u32 = 2;
 /// How much easier than the planned work the limit is.
 const LIMIT_HEADROOM: u64 = 4;
 
-/// The local testnet's parameters for miners totalling `hash_rate` hashes per second, with a
-/// genesis block dated `genesis_time`.
+/// The local testnet's parameters for miners totalling `hash_rate` hashes per second (virtual
+/// ones with simulated proof of work), with a genesis block dated `genesis_time`.
 pub fn local_params(
     hash_rate: u64,
     spacing: u32,
     genesis_time: u32,
+    pow: PowMode,
 ) -> anyhow::Result<ChainParams> {
     let hashes_per_block = (hash_rate.max(1) * u64::from(spacing)).max(2 * LIMIT_HEADROOM);
     let target = |hashes: u64| {
@@ -46,6 +47,7 @@ pub fn local_params(
         genesis_message: "Quarry local testnet".into(),
         genesis_nonce: None,
         minimum_chain_work: None,
+        pow,
     };
     Ok(ChainParams::new(spec)?)
 }
@@ -65,7 +67,7 @@ mod tests {
 
     #[test]
     fn the_first_blocks_take_the_planned_work_and_the_limit_leaves_room_to_ease() {
-        let params = local_params(20_000, 2, 1_795_219_200).unwrap();
+        let params = local_params(20_000, 2, 1_795_219_200, PowMode::Real).unwrap();
         let genesis = params.genesis_block().header;
         // 20,000 H/s for 2 s: one block in about 40,000 hashes; the limit four times easier.
         let work = genesis.bits.to_target().unwrap().to_work().to_f64();
@@ -75,9 +77,9 @@ mod tests {
         assert_eq!(params.target_spacing(), 2);
         assert_eq!(params.coinbase_maturity(), LOCAL_MATURITY);
         // The same settings give the same network; another start time, another network.
-        let again = local_params(20_000, 2, 1_795_219_200).unwrap();
+        let again = local_params(20_000, 2, 1_795_219_200, PowMode::Real).unwrap();
         assert_eq!(again.genesis_hash(), params.genesis_hash());
-        let later = local_params(20_000, 2, 1_795_219_201).unwrap();
+        let later = local_params(20_000, 2, 1_795_219_201, PowMode::Real).unwrap();
         assert_ne!(later.genesis_hash(), params.genesis_hash());
     }
 
@@ -89,7 +91,7 @@ mod tests {
         let started = quarry_chain::clock::unix_now() as u32;
         let genesis_time = genesis_time_for(9, spacing);
         assert_eq!(genesis_time, started - 18);
-        let params = local_params(20_000, spacing, genesis_time).unwrap();
+        let params = local_params(20_000, spacing, genesis_time, PowMode::Real).unwrap();
         let genesis = params.genesis_block().header;
         let summary = |height, time| HeaderSummary {
             height,

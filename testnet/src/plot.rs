@@ -547,6 +547,7 @@ pub(crate) mod tests {
         q: 0.3,
         premined: true,
         give_up_behind: 6,
+        pow: quarry_chain::PowMode::Real,
     };
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use quarry_chain::{Amount, BlockHash, ChainParams, NetworkSpec, RetargetRule};
+use quarry_chain::{Amount, BlockHash, ChainParams, NetworkSpec, PowMode, RetargetRule};
 use serde::Serialize;
 use serde_json::json;
 
@@ -80,6 +80,7 @@ fn split_params() -> Result<ChainParams> {
         genesis_nonce: None,
         minimum_chain_work: None,
         genesis_bits: None,
+        pow: PowMode::Real,
     };
     Ok(ChainParams::new(spec)?)
 }

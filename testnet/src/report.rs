@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::analysis::{exact, nakamoto, wilson_interval, AttackModel};
 use crate::attack::{measured_share, successes, AttackSettings, Trial};
+use quarry_chain::PowMode;
 
 /// The results for one number of confirmations.
 #[derive(Clone, Debug, Serialize)]
@@ -57,9 +58,15 @@ pub fn model_text(settings: &AttackSettings) -> String {
          confirmation; the merchant delivers at z confirmations; the attacker {} pre-mine a block \
          before paying; it publishes its branch once it has strictly more work than the honest chain \
          after delivery (on real nodes a tie does not reorganise a node that saw the honest block \
-         first) and gives up {} blocks behind. Difficulty retargeting (ASERT) stays on.",
+         first) and gives up {} blocks behind. Difficulty retargeting (ASERT) stays on. {}",
         if settings.premined { "does" } else { "does not" },
-        settings.give_up_behind
+        settings.give_up_behind,
+        match settings.pow {
+            PowMode::Real => "Proof of work is real hashing, each miner capped to its share \
+                              (shares are approximate: CPU contention, caps).",
+            PowMode::Simulated => "Proof of work is simulated: each miner finds blocks as a \
+                                   Poisson process at its share of the hash rate (exact shares).",
+        }
     )
 }
 
@@ -310,6 +317,7 @@ mod tests {
             q: 0.3,
             premined: false,
             give_up_behind: 6,
+            pow: quarry_chain::PowMode::Real,
         };
         let mut trials: Vec<Trial> = (0..20).map(|i| trial(1, i < 5)).collect();
         // 20 of 20 reversed at z = 2 cannot be squared with an exact value near 0.23.

@@ -16,6 +16,7 @@ use quarry_testnet::commands::{
 use quarry_testnet::status;
 use serde_json::json;
 
+/// The double spend on real nodes with simulated proof of work (the attacks' default).
 fn run(q: f64, z: u32, trials: u32, give_up_behind: u32) -> quarry_testnet::report::Report {
     let dir = tempfile::tempdir().unwrap();
     double_spend(&AttackRun {
@@ -23,6 +24,7 @@ fn run(q: f64, z: u32, trials: u32, give_up_behind: u32) -> quarry_testnet::repo
             q,
             premined: false,
             give_up_behind,
+            pow: quarry_chain::PowMode::Simulated,
         },
         confirmations: vec![z],
         trials,
@@ -45,6 +47,7 @@ fn idle_testnet(dir: &std::path::Path, nodes: usize, links: Vec<Link>) -> UpOpti
         quarryd: quarryd_path(None).unwrap(),
         resume: false,
         detach: false,
+        pow: quarry_chain::PowMode::Real,
     }
 }
 
@@ -166,6 +169,7 @@ fn race_and_finney_trials_reverse_payments_the_merchant_took_unconfirmed() {
             trials: 2,
             seed: 5,
             hash_rate: 20_000,
+            pow: quarry_chain::PowMode::Real,
             report: dir.path().to_path_buf(),
             quarryd: quarryd_path(None).unwrap(),
         };

@@ -1,6 +1,7 @@
 //! A chain over an in-memory store on an easy test network, with helpers to build valid
 //! blocks on any known block. Panics on misuse: it is for tests and benchmarks.
 
+use crate::pow::PowMode;
 use crate::testing::{assemble_block, pay, signed_spend, test_keypair, BlockTemplate, Spendable};
 use crate::{
     Acceptance, Block, BlockHash, Chain, ChainError, ChainParams, MemoryStore, NetworkSpec,
@@ -23,6 +24,7 @@ pub fn unit_params() -> ChainParams {
         genesis_nonce: None,
         minimum_chain_work: None,
         genesis_bits: None,
+        pow: PowMode::Real,
     })
     .unwrap()
 }

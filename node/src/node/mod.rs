@@ -21,7 +21,7 @@ use quarry_chain::clock::unix_now;
 use quarry_chain::actor::{self, ChainService};
 use quarry_chain::{
     Acceptance, BlockHash, Chain, ChainError, ChainHandle, ChainParams, ChainReadHandle, OutputKey,
-    StoreError, TipInfo, Transaction,
+    PowMode, StoreError, TipInfo, Transaction,
 };
 use quarry_mempool::{Accepted, Mempool, MempoolConfig, MempoolError, TipContext};
 use quarry_miner::{GenerateError, Miner, MinerConfig, MinerError};
@@ -54,8 +54,11 @@ pub struct NodeConfig {
     /// Mining threads (0: one per CPU).
     pub miner_threads: usize,
     /// Hashes per second the background miner may do at most (none: as fast as it can);
-    /// `generate` always runs at full speed.
+    /// `generate` always runs at full speed. On a network with simulated proof of work, the
+    /// background miner's virtual hash rate (required to mine there).
     pub max_hash_rate: Option<u64>,
+    /// Seed of the simulated miner's waits (simulated proof of work only; random when absent).
+    pub mining_seed: Option<u64>,
     /// Wait for the disk (fsync) at every chain commit, so a power loss loses no block the
     /// node accepted. Off by default: commits are atomic and a crash of the process loses
     /// nothing; a power loss may lose the last few, and the node reopens at an earlier tip.
@@ -95,6 +98,9 @@ pub enum NodeError {
     /// The template's difficulty bits do not decode.
     #[error("cannot mine: the next block's bits do not decode to a target")]
     BadTemplate,
+    /// Background mining on a simulated-work network was asked for without a rate.
+    #[error("this network's proof of work is simulated: give the miner a virtual hash rate with --max-hash-rate")]
+    NoVirtualHashRate,
     /// A file of the data directory could not be read or written.
     #[error("{path}: {source}")]
     File {
@@ -120,7 +126,7 @@ pub struct Node {
     pool_tip: Arc<PoolTip>,
     network: NetworkService,
     miner: Mutex<Arc<Miner>>,
-    max_hash_rate: Option<u64>,
+    miner_config: MinerConfig,
     mining: Mutex<Option<MiningJob>>,
     index: Arc<AddressIndex>,
     metrics: Arc<Metrics>,
@@ -141,12 +147,20 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn new_miner(threads: usize, max_hash_rate: Option<u64>) -> Result<Arc<Miner>, NodeError> {
-    Ok(Arc::new(Miner::new(MinerConfig {
-        threads,
-        max_hash_rate,
+fn new_miner(config: MinerConfig) -> Result<Arc<Miner>, NodeError> {
+    Ok(Arc::new(Miner::new(config)?))
+}
+
+/// The miner's settings: on a network with simulated proof of work, a simulated miner seeded
+/// with `config.mining_seed` (or at random).
+fn miner_config(config: &NodeConfig, params: &ChainParams) -> MinerConfig {
+    MinerConfig {
+        threads: config.miner_threads,
+        max_hash_rate: config.max_hash_rate,
+        simulation: (params.pow_mode() == PowMode::Simulated)
+            .then(|| config.mining_seed.unwrap_or_else(rand::random)),
         ..MinerConfig::default()
-    })?))
+    }
 }
 
 fn tip_context(params: &ChainParams, tip: &TipInfo) -> TipContext {
@@ -216,7 +230,8 @@ impl Node {
             chain.reader.clone(),
             Arc::clone(&mempool),
         ));
-        let miner = new_miner(config.miner_threads, config.max_hash_rate)?;
+        let miner_config = miner_config(&config, &params);
+        let miner = new_miner(miner_config)?;
         let added_nodes = Arc::new(Mutex::new(BTreeSet::new()));
         let redial = tokio::spawn(redial_added_nodes(
             network.client.clone(),
@@ -236,7 +251,7 @@ impl Node {
             pool_tip,
             network,
             miner: Mutex::new(miner),
-            max_hash_rate: config.max_hash_rate,
+            miner_config,
             mining: Mutex::new(None),
             index,
             metrics,
@@ -296,9 +311,15 @@ impl Node {
     /// threads (`None`: as configured; 0: one per CPU). A running miner is replaced.
     pub fn start_mining(&self, payout: OutputKey, threads: Option<usize>) -> Result<(), NodeError> {
         self.stop_mining();
+        if self.miner_config.simulation.is_some() && self.miner_config.max_hash_rate.is_none() {
+            return Err(NodeError::NoVirtualHashRate);
+        }
         if let Some(threads) = threads {
             if threads != self.miner().threads() || threads == 0 {
-                *lock(&self.miner) = new_miner(threads, self.max_hash_rate)?;
+                *lock(&self.miner) = new_miner(MinerConfig {
+                    threads,
+                    ..self.miner_config
+                })?;
             }
         }
         let miner = self.miner();
@@ -435,9 +456,15 @@ impl Node {
         payout: OutputKey,
         max_tries: u64,
     ) -> Result<Vec<BlockHash>, NodeError> {
-        let miner = match self.max_hash_rate {
-            Some(_) => new_miner(self.miner().threads(), None)?,
-            None => self.miner(),
+        let capped = self.miner_config.max_hash_rate.is_some();
+        let miner = if capped && self.miner_config.simulation.is_none() {
+            new_miner(MinerConfig {
+                threads: self.miner().threads(),
+                max_hash_rate: None,
+                ..self.miner_config
+            })?
+        } else {
+            self.miner()
         };
         let factory = self.block_factory();
         let stopping = Arc::clone(&self.stopping);

@@ -109,6 +109,8 @@ pub struct AttackSettings {
     pub give_up_behind: u32,
     /// Real hashing, or simulated proof of work (exact shares, no CPU).
     pub pow: PowMode,
+    /// Whether difficulty retargeting (ASERT) is on; off, every block has the same work.
+    pub retarget: bool,
 }
 
 /// Notes what happens, timed from the start of a trial.
@@ -240,7 +242,11 @@ pub fn run_trial(testnet: &Testnet, settings: AttackSettings, z: u32) -> Result<
     let mut delivered = false;
     let mut published = false;
     let mut merchant_wallet_at_delivery = None;
-    let (mut honest_height, mut attacker_height) = (fork_height, fork_height);
+    // Start from what the nodes already have: a pre-mined block is noted once, above.
+    let (mut honest_height, mut attacker_height) = (
+        chain_state(testnet, MERCHANT)?.0,
+        chain_state(testnet, ATTACKER)?.0,
+    );
     loop {
         let (m_height, m_work, _) = chain_state(testnet, MERCHANT)?;
         let (a_height, a_work, _) = chain_state(testnet, ATTACKER)?;
@@ -261,8 +267,11 @@ pub fn run_trial(testnet: &Testnet, settings: AttackSettings, z: u32) -> Result<
         }
         // Chain work in fixed-width hex compares as a number.
         if delivered && a_work > m_work {
+            // The race ends here, as in the whitepaper: the honest miner stops until the
+            // merchant's node has decided, so it cannot catch up while the branch travels.
+            set_mining(testnet, HONEST, false)?;
             published = true;
-            clock.note("attacker's branch has more work: published");
+            clock.note("attacker's branch has more work: published (honest mining paused until the merchant's node decides)");
             break;
         }
         let behind = m_height.saturating_sub(a_height);
@@ -302,6 +311,9 @@ pub fn run_trial(testnet: &Testnet, settings: AttackSettings, z: u32) -> Result<
     } else {
         0
     };
+    if published {
+        set_mining(testnet, HONEST, true)?;
+    }
     let wallet_view = merchant_wallet_at_end.as_deref().unwrap_or("not seen");
     clock.note(if reversed {
         format!("merchant's node reorganised {reorg_depth} blocks: the payment is reversed (its wallet: {wallet_view})")

@@ -235,6 +235,7 @@ pub fn up(options: &UpOptions) -> Result<Testnet> {
                 options.spacing,
                 genesis_time,
                 options.pow,
+                true,
             )?
         }
     };
@@ -534,17 +535,28 @@ pub fn progress_bar(done: usize, total: usize, caption: &str, every_step: bool) 
 /// Starts the three nodes of an attack (honest miner, merchant, attacker with share `q` of
 /// `hash_rate`) in `report/nodes`, replacing an earlier run's, with a genesis dated for the
 /// `trials` coins the attacker is funded with, and funds it.
-#[allow(clippy::too_many_arguments)]
-fn start_attack_testnet(
-    report: &Path,
-    q: f64,
+/// The network an attack runs on.
+struct AttackNetwork {
     hash_rate: u64,
     spacing: u32,
     pow: PowMode,
+    retarget: bool,
+}
+
+fn start_attack_testnet(
+    report: &Path,
+    q: f64,
+    network: AttackNetwork,
     trials: usize,
     links: Vec<Link>,
     quarryd: &Path,
 ) -> Result<Testnet> {
+    let AttackNetwork {
+        hash_rate,
+        spacing,
+        pow,
+        retarget,
+    } = network;
     let nodes_dir = report.join("nodes");
     if nodes_dir.exists() {
         std::fs::remove_dir_all(&nodes_dir)
@@ -552,7 +564,8 @@ fn start_attack_testnet(
     }
     // fund_attacker mines a coin per trial, one more, and the blocks to mature them at once.
     let funding = trials + 1 + LOCAL_MATURITY as usize;
-    let params = local_params(hash_rate, spacing, genesis_time_for(funding, spacing), pow)?;
+    let genesis_time = genesis_time_for(funding, spacing);
+    let params = local_params(hash_rate, spacing, genesis_time, pow, retarget)?;
     eprintln!(
         "starting honest miner, merchant and attacker (share {q:.2}, {} proof of work) in {}",
         match pow {
@@ -593,9 +606,12 @@ pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
     let testnet = start_attack_testnet(
         &run.report,
         run.settings.q,
-        run.hash_rate,
-        run.spacing,
-        run.settings.pow,
+        AttackNetwork {
+            hash_rate: run.hash_rate,
+            spacing: run.spacing,
+            pow: run.settings.pow,
+            retarget: run.settings.retarget,
+        },
         total,
         Link::plain(links(Topology::Mesh, 3, 0)),
         &run.quarryd,
@@ -660,9 +676,12 @@ pub fn zero_confirmation(
     let testnet = start_attack_testnet(
         &run.report,
         0.0,
-        hash_rate,
-        spacing,
-        run.pow,
+        AttackNetwork {
+            hash_rate,
+            spacing,
+            pow: run.pow,
+            retarget: true,
+        },
         total,
         links,
         &run.quarryd,

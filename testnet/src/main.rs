@@ -215,6 +215,10 @@ enum Attack {
         /// Proof of work: simulated (exact shares, no CPU) or real hashing.
         #[arg(long, value_enum, default_value_t = Pow::Simulated)]
         pow: Pow,
+        /// Difficulty retargeting: on (ASERT, the branches' blocks may differ in work) or off
+        /// (every block the same work, as the analytic model assumes).
+        #[arg(long, value_enum, default_value_t = Switch::On)]
+        retarget: Switch,
         /// The quarryd binary [default: beside this one, else on PATH].
         #[arg(long, value_name = "PATH")]
         quarryd: Option<PathBuf>,
@@ -277,6 +281,15 @@ struct ExperimentArgs {
     /// The quarryd binary [default: beside this one, else on PATH].
     #[arg(long, value_name = "PATH")]
     quarryd: Option<PathBuf>,
+}
+
+/// An on/off setting.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Switch {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 /// `--pow`.
@@ -510,6 +523,7 @@ fn run(cli: Cli) -> Result<()> {
                     report,
                     json,
                     pow,
+                    retarget,
                     quarryd,
                 },
         } => {
@@ -521,6 +535,7 @@ fn run(cli: Cli) -> Result<()> {
                 premined: premine,
                 give_up_behind: give_up,
                 pow: pow.into(),
+                retarget: retarget == Switch::On,
             };
             let options = commands::AttackRun {
                 settings,

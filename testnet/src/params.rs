@@ -13,16 +13,22 @@ use ruint::aliases::U256;
 /// Confirmations before a local testnet's coinbase may be spent.
 pub const LOCAL_MATURITY: u32 = 2;
 
+/// An ASERT half-life (seconds) that keeps the difficulty where it is for any experiment.
+const FIXED_HALF_LIFE: u32 = 100 * 365 * 24 * 3600;
+
 /// How much easier than the planned work the limit is.
 const LIMIT_HEADROOM: u64 = 4;
 
 /// The local testnet's parameters for miners totalling `hash_rate` hashes per second (virtual
-/// ones with simulated proof of work), with a genesis block dated `genesis_time`.
+/// ones with simulated proof of work), with a genesis block dated `genesis_time`; with
+/// `retarget` false the difficulty stays at the genesis target (an ASERT half-life of a
+/// century: every block has the same work, so more work is more blocks).
 pub fn local_params(
     hash_rate: u64,
     spacing: u32,
     genesis_time: u32,
     pow: PowMode,
+    retarget: bool,
 ) -> anyhow::Result<ChainParams> {
     let hashes_per_block = (hash_rate.max(1) * u64::from(spacing)).max(2 * LIMIT_HEADROOM);
     let target = |hashes: u64| {
@@ -34,7 +40,11 @@ pub fn local_params(
     let spec = NetworkSpec {
         name: "localnet".into(),
         retarget: RetargetRule::Asert {
-            half_life: spacing * 30,
+            half_life: if retarget {
+                spacing * 30
+            } else {
+                FIXED_HALF_LIFE
+            },
         },
         target_spacing: spacing,
         pow_limit_bits: target(hashes_per_block / LIMIT_HEADROOM),
@@ -67,7 +77,7 @@ mod tests {
 
     #[test]
     fn the_first_blocks_take_the_planned_work_and_the_limit_leaves_room_to_ease() {
-        let params = local_params(20_000, 2, 1_795_219_200, PowMode::Real).unwrap();
+        let params = local_params(20_000, 2, 1_795_219_200, PowMode::Real, true).unwrap();
         let genesis = params.genesis_block().header;
         // 20,000 H/s for 2 s: one block in about 40,000 hashes; the limit four times easier.
         let work = genesis.bits.to_target().unwrap().to_work().to_f64();
@@ -77,9 +87,9 @@ mod tests {
         assert_eq!(params.target_spacing(), 2);
         assert_eq!(params.coinbase_maturity(), LOCAL_MATURITY);
         // The same settings give the same network; another start time, another network.
-        let again = local_params(20_000, 2, 1_795_219_200, PowMode::Real).unwrap();
+        let again = local_params(20_000, 2, 1_795_219_200, PowMode::Real, true).unwrap();
         assert_eq!(again.genesis_hash(), params.genesis_hash());
-        let later = local_params(20_000, 2, 1_795_219_201, PowMode::Real).unwrap();
+        let later = local_params(20_000, 2, 1_795_219_201, PowMode::Real, true).unwrap();
         assert_ne!(later.genesis_hash(), params.genesis_hash());
     }
 
@@ -91,7 +101,7 @@ mod tests {
         let started = quarry_chain::clock::unix_now() as u32;
         let genesis_time = genesis_time_for(9, spacing);
         assert_eq!(genesis_time, started - 18);
-        let params = local_params(20_000, spacing, genesis_time, PowMode::Real).unwrap();
+        let params = local_params(20_000, spacing, genesis_time, PowMode::Real, true).unwrap();
         let genesis = params.genesis_block().header;
         let summary = |height, time| HeaderSummary {
             height,
@@ -105,5 +115,10 @@ mod tests {
             / genesis.bits.to_target().unwrap().to_work().to_f64();
         // Three seconds behind schedule at a half-life of 60 s: 2^(-3/60) ≈ 0.966.
         assert!((ratio - 0.966).abs() < 0.01, "{ratio}");
+        // Retargeting off: an hour behind schedule leaves the target where it was.
+        let fixed = local_params(20_000, spacing, genesis_time, PowMode::Simulated, false).unwrap();
+        let late = summary(9, started + 3600);
+        let next = next_work_required(&fixed.retarget_params(), &late, |h| summary(h, started));
+        assert_eq!(next, fixed.genesis_block().header.bits);
     }
 }

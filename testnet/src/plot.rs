@@ -548,6 +548,7 @@ pub(crate) mod tests {
         premined: true,
         give_up_behind: 6,
         pow: quarry_chain::PowMode::Real,
+        retarget: true,
     };
 
     #[test]

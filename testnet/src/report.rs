@@ -34,6 +34,9 @@ pub struct Row {
     pub exact_outside_interval: bool,
     /// Mean depth of the reorganisations that reversed a payment.
     pub mean_reorg_depth: f64,
+    /// Trials where the attacker published a heavier branch and the payment still stood (a
+    /// block in flight when the honest miner paused): the whitepaper's race says reversed.
+    pub published_but_stood: u64,
 }
 
 /// Everything a run produced.
@@ -58,9 +61,15 @@ pub fn model_text(settings: &AttackSettings) -> String {
          confirmation; the merchant delivers at z confirmations; the attacker {} pre-mine a block \
          before paying; it publishes its branch once it has strictly more work than the honest chain \
          after delivery (on real nodes a tie does not reorganise a node that saw the honest block \
-         first) and gives up {} blocks behind. Difficulty retargeting (ASERT) stays on. {}",
+         first) and gives up {} blocks behind. {} {}",
         if settings.premined { "does" } else { "does not" },
         settings.give_up_behind,
+        if settings.retarget {
+            "Difficulty retargeting (ASERT) stays on: the branches' blocks may differ in work, so \
+             more work is not always more blocks (the analytic model counts blocks)."
+        } else {
+            "Retargeting is off: every block has the same work, as the analytic model assumes."
+        },
         match settings.pow {
             PowMode::Real => "Proof of work is real hashing, each miner capped to its share \
                               (shares are approximate: CPU contention, caps).",
@@ -111,6 +120,8 @@ pub fn build(settings: AttackSettings, trials: Vec<Trial>) -> Report {
                     ..model
                 }),
                 exact_outside_interval: exact_value < interval.0 || exact_value > interval.1,
+                published_but_stood: these.iter().filter(|t| t.published && !t.reversed).count()
+                    as u64,
                 mean_reorg_depth: if depths.is_empty() {
                     0.0
                 } else {
@@ -198,6 +209,9 @@ const LEGEND: &[&str] = &[
     "exact, no give-up: the same attacker never giving up (Grunspan and Pérez-Marco's closed form)",
     "Nakamoto: the whitepaper's Poisson approximation of the same race",
     "mean reorg depth: blocks the merchant's node disconnected in the reversed trials",
+    "measured share: the attacker's blocks among both branches' during the races; the stopping \
+     rule (publish when ahead, give up when behind) biases it, and with real hashing so do CPU \
+     contention and the caps",
 ];
 
 /// The summary: measured share and pace, the table per z, what the columns mean and the model.
@@ -255,6 +269,13 @@ pub fn summary(report: &Report, style: Style) -> String {
         })
         .collect();
     let _ = write!(text, "\n{}", table(&headers, &rows, style));
+    let stood: u64 = report.rows.iter().map(|row| row.published_but_stood).sum();
+    if stood > 0 {
+        let _ = writeln!(
+            text,
+            "\n{stood} trial(s) published a heavier branch yet the payment stood (a block in flight when the honest miner paused)."
+        );
+    }
     if report.rows.iter().any(|row| row.exact_outside_interval) {
         let note = "⚠ the exact value for this model lies outside the measured 95% interval for \
                     the flagged rows (reported as measured, not adjusted).";
@@ -263,7 +284,9 @@ pub fn summary(report: &Report, style: Style) -> String {
     let bullet = if style == Style::Markdown { "- " } else { "  " };
     let _ = writeln!(text);
     for line in LEGEND {
-        let _ = writeln!(text, "{bullet}{line}");
+        for (i, part) in wrap(line, 94).lines().enumerate() {
+            let _ = writeln!(text, "{}{part}", if i == 0 { bullet } else { "  " });
+        }
     }
     let _ = writeln!(text, "\n{}", wrap(&format!("Model: {}", report.model), 96));
     text
@@ -318,6 +341,7 @@ mod tests {
             premined: false,
             give_up_behind: 6,
             pow: quarry_chain::PowMode::Real,
+            retarget: true,
         };
         let mut trials: Vec<Trial> = (0..20).map(|i| trial(1, i < 5)).collect();
         // 20 of 20 reversed at z = 2 cannot be squared with an exact value near 0.23.

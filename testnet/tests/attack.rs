@@ -25,6 +25,7 @@ fn run(q: f64, z: u32, trials: u32, give_up_behind: u32) -> quarry_testnet::repo
             premined: false,
             give_up_behind,
             pow: quarry_chain::PowMode::Simulated,
+            retarget: true,
         },
         confirmations: vec![z],
         trials,

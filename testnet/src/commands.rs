@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::cluster::{self, links, wallet_seed, Link, NodeSpec, Testnet, Topology};
-use crate::params::{genesis_time_for, local_params, LOCAL_MATURITY};
+use crate::params::{genesis_time_for, LocalNetwork, LOCAL_MATURITY};
 use crate::status;
 use quarry_rpc::launch::Lifetime;
 
@@ -230,13 +230,11 @@ pub fn up(options: &UpOptions) -> Result<Testnet> {
             // fund_wallets mines the coinbases to mature and one block of payments at once.
             let funding = LOCAL_MATURITY as usize + options.nodes.len() + 1;
             let genesis_time = genesis_time_for(funding, options.spacing);
-            local_params(
-                options.hash_rate,
-                options.spacing,
-                genesis_time,
-                options.pow,
-                true,
-            )?
+            LocalNetwork {
+                pow: options.pow,
+                ..LocalNetwork::new(options.hash_rate, options.spacing)
+            }
+            .params(genesis_time)?
         }
     };
     println!(
@@ -488,7 +486,10 @@ pub struct AttackRun {
     pub hash_rate: u64,
     /// Target seconds between blocks.
     pub spacing: u32,
-    /// The report folder (the nodes run in its `nodes` subfolder).
+    /// Independent attack testnets run side by side, their trials pooled.
+    pub parallel: u32,
+    /// The report folder (the nodes run in its `nodes` subfolder, or `testnet-K/nodes` for
+    /// each of several testnets).
     pub report: PathBuf,
     /// Where quarryd is.
     pub quarryd: PathBuf,
@@ -535,28 +536,14 @@ pub fn progress_bar(done: usize, total: usize, caption: &str, every_step: bool) 
 /// Starts the three nodes of an attack (honest miner, merchant, attacker with share `q` of
 /// `hash_rate`) in `report/nodes`, replacing an earlier run's, with a genesis dated for the
 /// `trials` coins the attacker is funded with, and funds it.
-/// The network an attack runs on.
-struct AttackNetwork {
-    hash_rate: u64,
-    spacing: u32,
-    pow: PowMode,
-    retarget: bool,
-}
-
 fn start_attack_testnet(
     report: &Path,
     q: f64,
-    network: AttackNetwork,
+    network: LocalNetwork,
     trials: usize,
     links: Vec<Link>,
     quarryd: &Path,
 ) -> Result<Testnet> {
-    let AttackNetwork {
-        hash_rate,
-        spacing,
-        pow,
-        retarget,
-    } = network;
     let nodes_dir = report.join("nodes");
     if nodes_dir.exists() {
         std::fs::remove_dir_all(&nodes_dir)
@@ -564,11 +551,10 @@ fn start_attack_testnet(
     }
     // fund_attacker mines a coin per trial, one more, and the blocks to mature them at once.
     let funding = trials + 1 + LOCAL_MATURITY as usize;
-    let genesis_time = genesis_time_for(funding, spacing);
-    let params = local_params(hash_rate, spacing, genesis_time, pow, retarget)?;
+    let params = network.params(genesis_time_for(funding, network.spacing))?;
     eprintln!(
         "starting honest miner, merchant and attacker (share {q:.2}, {} proof of work) in {}",
-        match pow {
+        match network.pow {
             PowMode::Real => "real",
             PowMode::Simulated => "simulated",
         },
@@ -578,7 +564,7 @@ fn start_attack_testnet(
         &nodes_dir,
         &params,
         &crate::attack::node_specs(q),
-        hash_rate,
+        network.hash_rate,
         links,
         quarryd,
         Lifetime::WithThisProcess,
@@ -599,42 +585,109 @@ fn trial_progress(total: usize) -> impl FnMut(usize, u64) {
     }
 }
 
-/// Runs the double-spend attack on a fresh three-node testnet and writes the report.
+/// Runs the double-spend attack on `run.parallel` fresh three-node testnets side by side (the
+/// trials dealt among them, z by z), pools their trials and writes the report.
 pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
+    use crate::attack::Trial;
+    let work: Vec<u32> = run
+        .confirmations
+        .iter()
+        .flat_map(|&z| std::iter::repeat_n(z, run.trials as usize))
+        .collect();
+    let total = work.len();
+    let parallel = (run.parallel.max(1) as usize).min(total.max(1));
+    let started = std::time::Instant::now();
+    let progress = std::sync::Mutex::new((trial_progress(total), 0usize, 0u64));
+    let step = |reversed: bool| {
+        let mut guard = progress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (show, done, successes) = &mut *guard;
+        *done += 1;
+        *successes += u64::from(reversed);
+        show(*done, *successes);
+    };
+    progress
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .0(0, 0);
+    let outcomes: Vec<Result<Vec<Trial>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..parallel)
+            .map(|instance| {
+                let zs: Vec<u32> = work
+                    .iter()
+                    .copied()
+                    .skip(instance)
+                    .step_by(parallel)
+                    .collect();
+                let step = &step;
+                scope.spawn(move || double_spend_on_one_testnet(run, instance, parallel, &zs, step))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("an attack testnet's thread panicked")))
+            })
+            .collect()
+    });
+    let mut trials = Vec::with_capacity(total);
+    for outcome in outcomes {
+        trials.extend(outcome?);
+    }
+    trials.sort_by_key(|trial| trial.z);
+    let mut report = crate::report::build(run.settings, trials);
+    report.wall_seconds = Some(started.elapsed().as_secs_f64());
+    report.testnets = parallel as u32;
+    crate::report::write(&report, &run.report)?;
+    Ok(report)
+}
+
+/// One attack testnet's share of the trials: one per entry of `zs`, `step(reversed)` after
+/// each. Its nodes run in the report folder (or its `testnet-K` subfolder when there are
+/// several).
+fn double_spend_on_one_testnet(
+    run: &AttackRun,
+    instance: usize,
+    parallel: usize,
+    zs: &[u32],
+    step: &(dyn Fn(bool) + Sync),
+) -> Result<Vec<crate::attack::Trial>> {
     use crate::attack;
-    let total = run.confirmations.len() * run.trials as usize;
+    let dir = if parallel > 1 {
+        run.report.join(format!("testnet-{instance}"))
+    } else {
+        run.report.clone()
+    };
     let testnet = start_attack_testnet(
-        &run.report,
+        &dir,
         run.settings.q,
-        AttackNetwork {
-            hash_rate: run.hash_rate,
-            spacing: run.spacing,
+        LocalNetwork {
             pow: run.settings.pow,
             retarget: run.settings.retarget,
+            instance: instance as u32,
+            ..LocalNetwork::new(run.hash_rate, run.spacing)
         },
-        total,
+        zs.len(),
         Link::plain(links(Topology::Mesh, 3, 0)),
         &run.quarryd,
     )?;
     let outcome = (|| -> Result<Vec<attack::Trial>> {
         testnet.run(attack::HONEST, "setgenerate", json!([true, 1]))?;
-        let mut trials = Vec::with_capacity(total);
-        let mut progress = trial_progress(total);
-        progress(0, 0);
-        for &z in &run.confirmations {
-            for _ in 0..run.trials {
-                trials.push(attack::run_trial(&testnet, run.settings, z)?);
-                progress(trials.len(), attack::successes(&trials));
-            }
+        let mut trials = Vec::with_capacity(zs.len());
+        for &z in zs {
+            let trial = attack::run_trial(&testnet, run.settings, z)?;
+            step(trial.reversed);
+            trials.push(trial);
         }
         Ok(trials)
     })();
     let stopped = testnet.shutdown();
     let trials = outcome?;
     stopped?;
-    let report = crate::report::build(run.settings, trials);
-    crate::report::write(&report, &run.report)?;
-    Ok(report)
+    Ok(trials)
 }
 
 /// A race or Finney experiment.
@@ -676,11 +729,9 @@ pub fn zero_confirmation(
     let testnet = start_attack_testnet(
         &run.report,
         0.0,
-        AttackNetwork {
-            hash_rate,
-            spacing,
+        LocalNetwork {
             pow: run.pow,
-            retarget: true,
+            ..LocalNetwork::new(hash_rate, spacing)
         },
         total,
         links,

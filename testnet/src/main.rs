@@ -215,6 +215,10 @@ enum Attack {
         /// Proof of work: simulated (exact shares, no CPU) or real hashing.
         #[arg(long, value_enum, default_value_t = Pow::Simulated)]
         pow: Pow,
+        /// Independent attack testnets run side by side, their trials pooled (with simulated
+        /// proof of work they need no CPU for hashing).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=32))]
+        parallel: u32,
         /// Difficulty retargeting: on (ASERT, the branches' blocks may differ in work) or off
         /// (every block the same work, as the analytic model assumes).
         #[arg(long, value_enum, default_value_t = Switch::On)]
@@ -523,6 +527,7 @@ fn run(cli: Cli) -> Result<()> {
                     report,
                     json,
                     pow,
+                    parallel,
                     retarget,
                     quarryd,
                 },
@@ -543,6 +548,7 @@ fn run(cli: Cli) -> Result<()> {
                 trials,
                 hash_rate,
                 spacing,
+                parallel,
                 report: report.map_or_else(|| default_report("double-spend"), Ok)?,
                 quarryd: cluster::quarryd_path(quarryd.as_deref())?,
             };

@@ -19,17 +19,52 @@ const FIXED_HALF_LIFE: u32 = 100 * 365 * 24 * 3600;
 /// How much easier than the planned work the limit is.
 const LIMIT_HEADROOM: u64 = 4;
 
-/// The local testnet's parameters for miners totalling `hash_rate` hashes per second (virtual
-/// ones with simulated proof of work), with a genesis block dated `genesis_time`; with
-/// `retarget` false the difficulty stays at the genesis target (an ASERT half-life of a
-/// century: every block has the same work, so more work is more blocks).
-pub fn local_params(
-    hash_rate: u64,
-    spacing: u32,
-    genesis_time: u32,
-    pow: PowMode,
-    retarget: bool,
-) -> anyhow::Result<ChainParams> {
+/// A local testnet's network: miners totalling `hash_rate` hashes per second (virtual ones
+/// with simulated proof of work) at a block every `spacing` seconds. With `retarget` false the
+/// difficulty stays at the genesis target (an ASERT half-life of a century: every block has
+/// the same work, so more work is more blocks). `instance` tells apart testnets started in the
+/// same second (`--parallel`): it is written in the genesis block, so each has its own network
+/// and its own simulated miners' seeds.
+#[derive(Clone, Copy, Debug)]
+pub struct LocalNetwork {
+    /// Total hash rate of the miners.
+    pub hash_rate: u64,
+    /// Target seconds between blocks.
+    pub spacing: u32,
+    /// Real or simulated proof of work.
+    pub pow: PowMode,
+    /// Whether ASERT retargets.
+    pub retarget: bool,
+    /// Which of several testnets started together.
+    pub instance: u32,
+}
+
+impl LocalNetwork {
+    /// Real work, retargeting on, the only testnet: what `up` starts by default.
+    pub fn new(hash_rate: u64, spacing: u32) -> Self {
+        Self {
+            hash_rate,
+            spacing,
+            pow: PowMode::Real,
+            retarget: true,
+            instance: 0,
+        }
+    }
+
+    /// The parameters, with a genesis block dated `genesis_time`.
+    pub fn params(self, genesis_time: u32) -> anyhow::Result<ChainParams> {
+        local_params(self, genesis_time)
+    }
+}
+
+fn local_params(network: LocalNetwork, genesis_time: u32) -> anyhow::Result<ChainParams> {
+    let LocalNetwork {
+        hash_rate,
+        spacing,
+        pow,
+        retarget,
+        instance,
+    } = network;
     let hashes_per_block = (hash_rate.max(1) * u64::from(spacing)).max(2 * LIMIT_HEADROOM);
     let target = |hashes: u64| {
         Target::from_u256(U256::MAX / U256::from(hashes))
@@ -54,7 +89,10 @@ pub fn local_params(
         coinbase_maturity: LOCAL_MATURITY,
         max_future_block_time: 2 * 60 * 60,
         genesis_time,
-        genesis_message: "Quarry local testnet".into(),
+        genesis_message: match instance {
+            0 => "Quarry local testnet".into(),
+            n => format!("Quarry local testnet {n}"),
+        },
         genesis_nonce: None,
         minimum_chain_work: None,
         pow,
@@ -77,7 +115,7 @@ mod tests {
 
     #[test]
     fn the_first_blocks_take_the_planned_work_and_the_limit_leaves_room_to_ease() {
-        let params = local_params(20_000, 2, 1_795_219_200, PowMode::Real, true).unwrap();
+        let params = LocalNetwork::new(20_000, 2).params(1_795_219_200).unwrap();
         let genesis = params.genesis_block().header;
         // 20,000 H/s for 2 s: one block in about 40,000 hashes; the limit four times easier.
         let work = genesis.bits.to_target().unwrap().to_work().to_f64();
@@ -87,9 +125,9 @@ mod tests {
         assert_eq!(params.target_spacing(), 2);
         assert_eq!(params.coinbase_maturity(), LOCAL_MATURITY);
         // The same settings give the same network; another start time, another network.
-        let again = local_params(20_000, 2, 1_795_219_200, PowMode::Real, true).unwrap();
+        let again = LocalNetwork::new(20_000, 2).params(1_795_219_200).unwrap();
         assert_eq!(again.genesis_hash(), params.genesis_hash());
-        let later = local_params(20_000, 2, 1_795_219_201, PowMode::Real, true).unwrap();
+        let later = LocalNetwork::new(20_000, 2).params(1_795_219_201).unwrap();
         assert_ne!(later.genesis_hash(), params.genesis_hash());
     }
 
@@ -101,7 +139,9 @@ mod tests {
         let started = quarry_chain::clock::unix_now() as u32;
         let genesis_time = genesis_time_for(9, spacing);
         assert_eq!(genesis_time, started - 18);
-        let params = local_params(20_000, spacing, genesis_time, PowMode::Real, true).unwrap();
+        let params = LocalNetwork::new(20_000, spacing)
+            .params(genesis_time)
+            .unwrap();
         let genesis = params.genesis_block().header;
         let summary = |height, time| HeaderSummary {
             height,
@@ -116,7 +156,22 @@ mod tests {
         // Three seconds behind schedule at a half-life of 60 s: 2^(-3/60) ≈ 0.966.
         assert!((ratio - 0.966).abs() < 0.01, "{ratio}");
         // Retargeting off: an hour behind schedule leaves the target where it was.
-        let fixed = local_params(20_000, spacing, genesis_time, PowMode::Simulated, false).unwrap();
+        let fixed = LocalNetwork {
+            pow: PowMode::Simulated,
+            retarget: false,
+            ..LocalNetwork::new(20_000, spacing)
+        }
+        .params(genesis_time)
+        .unwrap();
+        let other = LocalNetwork {
+            instance: 1,
+            ..LocalNetwork::new(20_000, spacing)
+        };
+        assert_ne!(
+            other.params(genesis_time).unwrap().genesis_hash(),
+            params.genesis_hash(),
+            "testnets started together are different networks"
+        );
         let late = summary(9, started + 3600);
         let next = next_work_required(&fixed.retarget_params(), &late, |h| summary(h, started));
         assert_eq!(next, fixed.genesis_block().header.bits);

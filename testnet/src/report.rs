@@ -52,6 +52,10 @@ pub struct Report {
     pub trials: Vec<Trial>,
     /// The model, in words.
     pub model: String,
+    /// Wall-clock seconds the run took (all testnets together).
+    pub wall_seconds: Option<f64>,
+    /// Attack testnets that ran side by side.
+    pub testnets: u32,
 }
 
 /// The model statement printed with every report.
@@ -136,6 +140,8 @@ pub fn build(settings: AttackSettings, trials: Vec<Trial>) -> Report {
         settings,
         rows,
         trials,
+        wall_seconds: None,
+        testnets: 1,
     }
 }
 
@@ -225,13 +231,16 @@ pub fn summary(report: &Report, style: Style) -> String {
         "attacker share asked {:.3}, measured {share} (blocks of both branches during the races)",
         report.settings.q
     );
-    let seconds: f64 = report.trials.iter().map(|trial| trial.seconds).sum();
+    let seconds = report
+        .wall_seconds
+        .unwrap_or_else(|| report.trials.iter().map(|trial| trial.seconds).sum());
     if seconds > 0.0 {
         let _ = writeln!(
             text,
-            "{} trials in {:.0} s: {:.1} trials per minute",
+            "{} trials in {:.0} s on {} testnet(s): {:.1} trials per minute",
             report.trials.len(),
             seconds,
+            report.testnets,
             report.trials.len() as f64 * 60.0 / seconds
         );
     }
@@ -381,7 +390,7 @@ mod tests {
         let markdown = summary(&report, Style::Markdown);
         assert!(markdown.contains("| z | trials | reversed |"), "{markdown}");
         assert!(
-            text.contains("40 trials in 240 s: 10.0 trials per minute"),
+            text.contains("40 trials in 240 s on 1 testnet(s): 10.0 trials per minute"),
             "{text}"
         );
         let dir = tempfile::tempdir().unwrap();

@@ -17,7 +17,13 @@ use quarry_testnet::status;
 use serde_json::json;
 
 /// The double spend on real nodes with simulated proof of work (the attacks' default).
-fn run(q: f64, z: u32, trials: u32, give_up_behind: u32) -> quarry_testnet::report::Report {
+fn run(
+    q: f64,
+    z: u32,
+    trials: u32,
+    give_up_behind: u32,
+    parallel: u32,
+) -> quarry_testnet::report::Report {
     let dir = tempfile::tempdir().unwrap();
     double_spend(&AttackRun {
         settings: AttackSettings {
@@ -31,6 +37,7 @@ fn run(q: f64, z: u32, trials: u32, give_up_behind: u32) -> quarry_testnet::repo
         trials,
         hash_rate: 20_000,
         spacing: 1,
+        parallel,
         report: dir.path().join("report"),
         quarryd: quarryd_path(None).unwrap(),
     })
@@ -54,8 +61,10 @@ fn idle_testnet(dir: &std::path::Path, nodes: usize, links: Vec<Link>) -> UpOpti
 
 #[test]
 fn an_attacker_without_hash_power_never_reverses_a_payment() {
-    let report = run(0.0, 1, 2, 2);
+    // Two testnets side by side, one trial each, pooled.
+    let report = run(0.0, 1, 2, 2, 2);
     assert_eq!(report.trials.len(), 2);
+    assert_eq!(report.testnets, 2);
     for trial in &report.trials {
         assert!(trial.delivered, "{trial:?}");
         assert!(!trial.published && !trial.reversed, "{trial:?}");
@@ -80,7 +89,7 @@ fn an_attacker_with_most_of_the_hash_power_reverses_a_payment_and_the_merchant_s
         exact(model) > 0.999,
         "the setting must make success all but certain"
     );
-    let report = run(q, z, 1, bound);
+    let report = run(q, z, 1, bound, 1);
     let trial = &report.trials[0];
     assert!(
         trial.delivered && trial.published && trial.reversed,

@@ -128,6 +128,27 @@ pub fn wilson_interval(successes: u64, trials: u64) -> (f64, f64) {
     ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
+/// About how many trials a run needs for its 95% interval to exclude `other` when the true
+/// success probability is `truth`, 80% of the time: the normal approximation
+/// n = ((z_0.975 √(p0(1-p0)) + z_0.8 √(p1(1-p1))) / (p1 - p0))², rounded up. `None` when
+/// the two are equal (no number of trials separates them).
+pub fn trials_to_separate(truth: f64, other: f64) -> Option<u64> {
+    let gap = (truth - other).abs();
+    if gap < 1e-12 {
+        return None;
+    }
+    let (z_alpha, z_power) = (1.959_963_984_540_054, 0.841_621_233_572_914_3);
+    let spread = |p: f64| (p * (1.0 - p)).sqrt();
+    let n = ((z_alpha * spread(other) + z_power * spread(truth)) / gap).powi(2);
+    Some(n.ceil() as u64)
+}
+
+/// Whether the 95% interval of `successes` in `trials` excludes `value`.
+pub fn separates(successes: u64, trials: u64, value: f64) -> bool {
+    let (low, high) = wilson_interval(successes, trials);
+    value < low || value > high
+}
+
 /// The regularised incomplete beta function `I_x(a, b)` (continued fraction, Numerical
 /// Recipes' `betacf`), for Grunspan and Pérez-Marco's closed form.
 fn incomplete_beta(x: f64, a: f64, b: f64) -> f64 {
@@ -331,5 +352,26 @@ mod tests {
         assert_eq!(low, 0.0);
         assert!(close(high, 0.161_1, 1e-3));
         assert_eq!(wilson_interval(0, 0), (0.0, 1.0));
+    }
+
+    #[test]
+    fn the_planner_needs_about_1700_trials_to_tell_nakamoto_from_exact_at_q_0_3_z_6() {
+        let model = AttackModel {
+            q: 0.3,
+            z: 6,
+            premined: true,
+            give_up_behind: None,
+        };
+        let (truth, other) = (exact(model), nakamoto(0.3, 6));
+        let n = trials_to_separate(truth, other).unwrap();
+        // The estimate: about 1,800 (95% interval, 80% power).
+        assert!(
+            (1_400..=2_000).contains(&n),
+            "{n} for {truth} against {other}"
+        );
+        assert_eq!(trials_to_separate(0.5, 0.5), None);
+        // 0 of 100 excludes 0.2; 20 of 100 does not.
+        assert!(separates(0, 100, 0.2));
+        assert!(!separates(20, 100, 0.2));
     }
 }

@@ -488,6 +488,8 @@ pub struct AttackRun {
     pub spacing: u32,
     /// Independent attack testnets run side by side, their trials pooled.
     pub parallel: u32,
+    /// When the run stops.
+    pub stop_rule: StopRule,
     /// The report folder (the nodes run in its `nodes` subfolder, or `testnet-K/nodes` for
     /// each of several testnets).
     pub report: PathBuf,
@@ -585,43 +587,106 @@ fn trial_progress(total: usize) -> impl FnMut(usize, u64) {
     }
 }
 
+/// When a double-spend run stops.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StopRule {
+    /// After `--trials` per number of confirmations.
+    Trials,
+    /// Once the 95% interval excludes `value` (one number of confirmations), or after
+    /// `max_trials`.
+    Separated {
+        /// The value to tell the measured rate from (Nakamoto's or the exact one).
+        value: f64,
+        /// Trials at most.
+        max_trials: usize,
+    },
+}
+
+/// The trials of a run, handed out to its testnets one at a time, and their tally.
+struct Pool<'a> {
+    plan: &'a [u32],
+    stop_rule: StopRule,
+    state: std::sync::Mutex<PoolState>,
+}
+
+struct PoolState {
+    issued: usize,
+    done: usize,
+    reversed: u64,
+    stopped: bool,
+    progress: Box<dyn FnMut(usize, u64) + Send>,
+}
+
+impl Pool<'_> {
+    fn state(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The next trial's number of confirmations, or `None` when the run is over.
+    fn next(&self) -> Option<u32> {
+        let mut state = self.state();
+        let z = match self.stop_rule {
+            _ if state.stopped => None,
+            StopRule::Trials => self.plan.get(state.issued).copied(),
+            StopRule::Separated { max_trials, .. } => {
+                (state.issued < max_trials).then_some(self.plan[0])
+            }
+        };
+        state.issued += usize::from(z.is_some());
+        z
+    }
+
+    /// Counts a finished trial; stops the run once its interval excludes the value asked.
+    fn record(&self, reversed: bool) {
+        let mut state = self.state();
+        state.done += 1;
+        state.reversed += u64::from(reversed);
+        let (done, successes) = (state.done, state.reversed);
+        (state.progress)(done, successes);
+        if let StopRule::Separated { value, .. } = self.stop_rule {
+            state.stopped |= crate::analysis::separates(successes, done as u64, value);
+        }
+    }
+}
+
 /// Runs the double-spend attack on `run.parallel` fresh three-node testnets side by side (the
-/// trials dealt among them, z by z), pools their trials and writes the report.
+/// trials handed out one at a time), pools their trials and writes the report.
 pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
     use crate::attack::Trial;
-    let work: Vec<u32> = run
+    let plan: Vec<u32> = run
         .confirmations
         .iter()
         .flat_map(|&z| std::iter::repeat_n(z, run.trials as usize))
         .collect();
-    let total = work.len();
-    let parallel = (run.parallel.max(1) as usize).min(total.max(1));
-    let started = std::time::Instant::now();
-    let progress = std::sync::Mutex::new((trial_progress(total), 0usize, 0u64));
-    let step = |reversed: bool| {
-        let mut guard = progress
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (show, done, successes) = &mut *guard;
-        *done += 1;
-        *successes += u64::from(reversed);
-        show(*done, *successes);
+    let total = match run.stop_rule {
+        StopRule::Trials => plan.len(),
+        StopRule::Separated { max_trials, .. } => max_trials,
     };
-    progress
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .0(0, 0);
+    if plan.is_empty() {
+        bail!("no trials to run");
+    }
+    let parallel = (run.parallel.max(1) as usize).min(total);
+    let started = std::time::Instant::now();
+    let mut progress = trial_progress(total);
+    progress(0, 0);
+    let pool = Pool {
+        plan: &plan,
+        stop_rule: run.stop_rule,
+        state: std::sync::Mutex::new(PoolState {
+            issued: 0,
+            done: 0,
+            reversed: 0,
+            stopped: false,
+            progress: Box::new(progress),
+        }),
+    };
     let outcomes: Vec<Result<Vec<Trial>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..parallel)
             .map(|instance| {
-                let zs: Vec<u32> = work
-                    .iter()
-                    .copied()
-                    .skip(instance)
-                    .step_by(parallel)
-                    .collect();
-                let step = &step;
-                scope.spawn(move || double_spend_on_one_testnet(run, instance, parallel, &zs, step))
+                let pool = &pool;
+                scope.spawn(move || double_spend_on_one_testnet(run, instance, parallel, pool))
             })
             .collect();
         handles
@@ -645,15 +710,14 @@ pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
     Ok(report)
 }
 
-/// One attack testnet's share of the trials: one per entry of `zs`, `step(reversed)` after
-/// each. Its nodes run in the report folder (or its `testnet-K` subfolder when there are
-/// several).
+/// One attack testnet's trials, taken from `pool` until it is empty. Its nodes run in the
+/// report folder (or its `testnet-K` subfolder when there are several); it is funded for an
+/// even share of the trials, and more as it runs out.
 fn double_spend_on_one_testnet(
     run: &AttackRun,
     instance: usize,
     parallel: usize,
-    zs: &[u32],
-    step: &(dyn Fn(bool) + Sync),
+    pool: &Pool,
 ) -> Result<Vec<crate::attack::Trial>> {
     use crate::attack;
     let dir = if parallel > 1 {
@@ -661,6 +725,11 @@ fn double_spend_on_one_testnet(
     } else {
         run.report.clone()
     };
+    let planned = match run.stop_rule {
+        StopRule::Trials => pool.plan.len(),
+        StopRule::Separated { max_trials, .. } => max_trials.min(1_000),
+    };
+    let share = planned.div_ceil(parallel).max(1);
     let testnet = start_attack_testnet(
         &dir,
         run.settings.q,
@@ -670,16 +739,21 @@ fn double_spend_on_one_testnet(
             instance: instance as u32,
             ..LocalNetwork::new(run.hash_rate, run.spacing)
         },
-        zs.len(),
+        share,
         Link::plain(links(Topology::Mesh, 3, 0)),
         &run.quarryd,
     )?;
     let outcome = (|| -> Result<Vec<attack::Trial>> {
         testnet.run(attack::HONEST, "setgenerate", json!([true, 1]))?;
-        let mut trials = Vec::with_capacity(zs.len());
-        for &z in zs {
+        let mut trials = Vec::new();
+        let mut funded = share;
+        while let Some(z) = pool.next() {
+            if trials.len() == funded {
+                attack::fund_attacker(&testnet, share)?;
+                funded += share;
+            }
             let trial = attack::run_trial(&testnet, run.settings, z)?;
-            step(trial.reversed);
+            pool.record(trial.reversed);
             trials.push(trial);
         }
         Ok(trials)

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use quarry_chain::ChainParams;
 use quarry_testnet::cluster::{self, Link, NodeSpec, Testnet, Topology};
 use quarry_testnet::commands::{self, Scenario, UpOptions};
-use quarry_testnet::{attack, reconverge, report, selfcheck, status, zero_conf};
+use quarry_testnet::{analysis, attack, reconverge, report, selfcheck, status, zero_conf};
 
 /// Local Quarry test networks and scenarios.
 #[derive(Parser, Debug)]
@@ -215,6 +215,14 @@ enum Attack {
         /// Proof of work: simulated (exact shares, no CPU) or real hashing.
         #[arg(long, value_enum, default_value_t = Pow::Simulated)]
         pow: Pow,
+        /// Keep running trials (one number of confirmations) until the 95% interval excludes
+        /// this value: Nakamoto's approximation or the exact probability of the model. A
+        /// planner prints beforehand about how many trials that takes.
+        #[arg(long, value_enum, value_name = "VALUE")]
+        until_separated: Option<Separate>,
+        /// With --until-separated, stop after this many trials at most.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        max_trials: u64,
         /// Independent attack testnets run side by side, their trials pooled (with simulated
         /// proof of work they need no CPU for hashing).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=32))]
@@ -285,6 +293,15 @@ struct ExperimentArgs {
     /// The quarryd binary [default: beside this one, else on PATH].
     #[arg(long, value_name = "PATH")]
     quarryd: Option<PathBuf>,
+}
+
+/// What `--until-separated` tells the measured rate from.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Separate {
+    /// Nakamoto's Poisson approximation.
+    Nakamoto,
+    /// The exact probability of the model run.
+    Exact,
 }
 
 /// An on/off setting.
@@ -527,6 +544,8 @@ fn run(cli: Cli) -> Result<()> {
                     report,
                     json,
                     pow,
+                    until_separated,
+                    max_trials,
                     parallel,
                     retarget,
                     quarryd,
@@ -542,6 +561,39 @@ fn run(cli: Cli) -> Result<()> {
                 pow: pow.into(),
                 retarget: retarget == Switch::On,
             };
+            let stop_rule = match until_separated {
+                None => commands::StopRule::Trials,
+                Some(separate) => {
+                    let [z] = confirmations[..] else {
+                        bail!("--until-separated runs one number of confirmations: give one --confirmations");
+                    };
+                    let model = analysis::AttackModel {
+                        q: attacker_share,
+                        z,
+                        premined: premine,
+                        give_up_behind: Some(give_up),
+                    };
+                    let (exact, nakamoto) = (
+                        analysis::exact(model),
+                        analysis::nakamoto(attacker_share, z),
+                    );
+                    let (value, truth, name) = match separate {
+                        Separate::Nakamoto => (nakamoto, exact, "Nakamoto's"),
+                        Separate::Exact => (exact, nakamoto, "the exact"),
+                    };
+                    let needed = analysis::trials_to_separate(truth, value).map_or_else(
+                        || "cannot be told apart".to_owned(),
+                        |n| format!("needs about {n} trials (95% interval, 80% power)"),
+                    );
+                    eprintln!(
+                        "planner: telling {name} {value:.4} from {truth:.4} at q = {attacker_share}, z = {z} {needed}; at most {max_trials}"
+                    );
+                    commands::StopRule::Separated {
+                        value,
+                        max_trials: max_trials as usize,
+                    }
+                }
+            };
             let options = commands::AttackRun {
                 settings,
                 confirmations,
@@ -549,6 +601,7 @@ fn run(cli: Cli) -> Result<()> {
                 hash_rate,
                 spacing,
                 parallel,
+                stop_rule,
                 report: report.map_or_else(|| default_report("double-spend"), Ok)?,
                 quarryd: cluster::quarryd_path(quarryd.as_deref())?,
             };

@@ -11,7 +11,7 @@ use quarry_testnet::analysis::{exact, AttackModel};
 use quarry_testnet::attack::AttackSettings;
 use quarry_testnet::cluster::{links, quarryd_path, Link, Topology};
 use quarry_testnet::commands::{
-    double_spend, partition_note, up, wait_for_sync, AttackRun, UpOptions,
+    double_spend, partition_note, up, wait_for_sync, AttackRun, StopRule, UpOptions,
 };
 use quarry_testnet::status;
 use serde_json::json;
@@ -23,6 +23,17 @@ fn run(
     trials: u32,
     give_up_behind: u32,
     parallel: u32,
+) -> quarry_testnet::report::Report {
+    run_until(q, z, trials, give_up_behind, parallel, StopRule::Trials)
+}
+
+fn run_until(
+    q: f64,
+    z: u32,
+    trials: u32,
+    give_up_behind: u32,
+    parallel: u32,
+    stop_rule: StopRule,
 ) -> quarry_testnet::report::Report {
     let dir = tempfile::tempdir().unwrap();
     double_spend(&AttackRun {
@@ -38,6 +49,7 @@ fn run(
         hash_rate: 20_000,
         spacing: 1,
         parallel,
+        stop_rule,
         report: dir.path().join("report"),
         quarryd: quarryd_path(None).unwrap(),
     })
@@ -73,6 +85,23 @@ fn an_attacker_without_hash_power_never_reverses_a_payment() {
     }
     assert_eq!(report.rows[0].reversed, 0);
     assert_eq!(report.rows[0].exact, 0.0);
+}
+
+/// `--until-separated` stops as soon as the interval excludes the value, or at the maximum.
+#[test]
+fn a_run_stops_once_its_interval_excludes_the_value_or_at_its_maximum() {
+    // No hash power: 0 of 1 already excludes 0.9 (Wilson's upper bound for 0/1 is 0.79).
+    let separated = StopRule::Separated {
+        value: 0.9,
+        max_trials: 20,
+    };
+    assert_eq!(run_until(0.0, 1, 1, 2, 1, separated).trials.len(), 1);
+    // 0 is never excluded by 0 of n: the run ends at its maximum.
+    let never = StopRule::Separated {
+        value: 0.0,
+        max_trials: 2,
+    };
+    assert_eq!(run_until(0.0, 1, 1, 2, 1, never).trials.len(), 2);
 }
 
 #[test]

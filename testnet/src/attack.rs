@@ -31,8 +31,9 @@ pub const ATTACKER: usize = 2;
 
 /// How long one trial may take before it is abandoned as a give-up.
 const TRIAL_TIMEOUT: Duration = Duration::from_secs(600);
-/// How often the nodes are polled.
-const POLL: Duration = Duration::from_millis(100);
+/// How often the nodes are polled: well under a block interval, so that the attacker
+/// publishes (or gives up) at the block that decides, not one poll later.
+const POLL: Duration = Duration::from_millis(20);
 
 /// The nodes of an attack testnet for attacker share `q`.
 pub fn node_specs(q: f64) -> Vec<NodeSpec> {
@@ -111,6 +112,8 @@ pub struct AttackSettings {
     pub pow: PowMode,
     /// Whether difficulty retargeting (ASERT) is on; off, every block has the same work.
     pub retarget: bool,
+    /// Blocks this many times faster than the spacing (simulated work, retargeting off).
+    pub speedup: u32,
 }
 
 /// Notes what happens, timed from the start of a trial.

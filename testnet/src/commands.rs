@@ -566,7 +566,7 @@ fn start_attack_testnet(
         &nodes_dir,
         &params,
         &crate::attack::node_specs(q),
-        network.hash_rate,
+        network.miners_hash_rate(),
         links,
         quarryd,
         Lifetime::WithThisProcess,
@@ -737,6 +737,7 @@ fn double_spend_on_one_testnet(
             pow: run.settings.pow,
             retarget: run.settings.retarget,
             instance: instance as u32,
+            speedup: run.settings.speedup,
             ..LocalNetwork::new(run.hash_rate, run.spacing)
         },
         share,

@@ -223,6 +223,11 @@ enum Attack {
         /// With --until-separated, stop after this many trials at most.
         #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
         max_trials: u64,
+        /// Blocks K times faster than the spacing: the miners' virtual hash rates are K times
+        /// the planned one (needs --pow simulated and --retarget off; every block keeps the
+        /// same work, so the race in blocks is unchanged and trials take 1/K of the time).
+        #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+        speedup: u32,
         /// Independent attack testnets run side by side, their trials pooled (with simulated
         /// proof of work they need no CPU for hashing).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=32))]
@@ -546,6 +551,7 @@ fn run(cli: Cli) -> Result<()> {
                     pow,
                     until_separated,
                     max_trials,
+                    speedup,
                     parallel,
                     retarget,
                     quarryd,
@@ -560,6 +566,7 @@ fn run(cli: Cli) -> Result<()> {
                 give_up_behind: give_up,
                 pow: pow.into(),
                 retarget: retarget == Switch::On,
+                speedup,
             };
             let stop_rule = match until_separated {
                 None => commands::StopRule::Trials,

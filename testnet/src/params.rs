@@ -37,6 +37,10 @@ pub struct LocalNetwork {
     pub retarget: bool,
     /// Which of several testnets started together.
     pub instance: u32,
+    /// The miners' virtual hash rates are this many times `hash_rate` (simulated proof of
+    /// work with retargeting off only): blocks come `speedup` times faster than `spacing`,
+    /// every block still the same work.
+    pub speedup: u32,
 }
 
 impl LocalNetwork {
@@ -48,7 +52,14 @@ impl LocalNetwork {
             pow: PowMode::Real,
             retarget: true,
             instance: 0,
+            speedup: 1,
         }
+    }
+
+    /// The miners' total hash rate: `hash_rate × speedup`.
+    pub fn miners_hash_rate(self) -> u64 {
+        self.hash_rate
+            .saturating_mul(u64::from(self.speedup.max(1)))
     }
 
     /// The parameters, with a genesis block dated `genesis_time`.
@@ -64,7 +75,14 @@ fn local_params(network: LocalNetwork, genesis_time: u32) -> anyhow::Result<Chai
         pow,
         retarget,
         instance,
+        speedup,
     } = network;
+    if speedup > 1 && (pow != PowMode::Simulated || retarget) {
+        anyhow::bail!(
+            "a speed-up needs simulated proof of work and retargeting off (real hashing cannot \
+             go faster, and retargeting would slow the blocks back down)"
+        );
+    }
     let hashes_per_block = (hash_rate.max(1) * u64::from(spacing)).max(2 * LIMIT_HEADROOM);
     let target = |hashes: u64| {
         Target::from_u256(U256::MAX / U256::from(hashes))
@@ -167,6 +185,14 @@ mod tests {
             instance: 1,
             ..LocalNetwork::new(20_000, spacing)
         };
+        let refused = LocalNetwork {
+            speedup: 5,
+            ..LocalNetwork::new(20_000, spacing)
+        };
+        assert!(
+            refused.params(genesis_time).is_err(),
+            "a speed-up with real work"
+        );
         assert_ne!(
             other.params(genesis_time).unwrap().genesis_hash(),
             params.genesis_hash(),

@@ -549,6 +549,7 @@ pub(crate) mod tests {
         give_up_behind: 6,
         pow: quarry_chain::PowMode::Real,
         retarget: true,
+        speedup: 1,
     };
 
     #[test]

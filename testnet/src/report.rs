@@ -71,8 +71,16 @@ pub fn model_text(settings: &AttackSettings) -> String {
         if settings.retarget {
             "Difficulty retargeting (ASERT) stays on: the branches' blocks may differ in work, so \
              more work is not always more blocks (the analytic model counts blocks)."
+                .to_owned()
+        } else if settings.speedup > 1 {
+            format!(
+                "Retargeting is off: every block has the same work, as the analytic model \
+                 assumes; blocks came {}× faster than the spacing.",
+                settings.speedup
+            )
         } else {
             "Retargeting is off: every block has the same work, as the analytic model assumes."
+                .to_owned()
         },
         match settings.pow {
             PowMode::Real => "Proof of work is real hashing, each miner capped to its share \
@@ -351,6 +359,7 @@ mod tests {
             give_up_behind: 6,
             pow: quarry_chain::PowMode::Real,
             retarget: true,
+            speedup: 1,
         };
         let mut trials: Vec<Trial> = (0..20).map(|i| trial(1, i < 5)).collect();
         // 20 of 20 reversed at z = 2 cannot be squared with an exact value near 0.23.

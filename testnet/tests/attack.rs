@@ -16,34 +16,30 @@ use quarry_testnet::commands::{
 use quarry_testnet::status;
 use serde_json::json;
 
-/// The double spend on real nodes with simulated proof of work (the attacks' default).
-fn run(
-    q: f64,
-    z: u32,
-    trials: u32,
-    give_up_behind: u32,
-    parallel: u32,
-) -> quarry_testnet::report::Report {
-    run_until(q, z, trials, give_up_behind, parallel, StopRule::Trials)
+/// The double spend's settings with simulated proof of work (the attacks' default).
+fn settings(q: f64, give_up_behind: u32) -> AttackSettings {
+    AttackSettings {
+        q,
+        premined: false,
+        give_up_behind,
+        pow: quarry_chain::PowMode::Simulated,
+        retarget: true,
+        speedup: 1,
+    }
 }
 
-fn run_until(
-    q: f64,
+/// The double spend on real nodes with `settings`, `trials` trials with `z` confirmations on
+/// `parallel` testnets (or until `stop_rule` says).
+fn run(
+    settings: AttackSettings,
     z: u32,
     trials: u32,
-    give_up_behind: u32,
     parallel: u32,
     stop_rule: StopRule,
 ) -> quarry_testnet::report::Report {
     let dir = tempfile::tempdir().unwrap();
     double_spend(&AttackRun {
-        settings: AttackSettings {
-            q,
-            premined: false,
-            give_up_behind,
-            pow: quarry_chain::PowMode::Simulated,
-            retarget: true,
-        },
+        settings,
         confirmations: vec![z],
         trials,
         hash_rate: 20_000,
@@ -74,7 +70,7 @@ fn idle_testnet(dir: &std::path::Path, nodes: usize, links: Vec<Link>) -> UpOpti
 #[test]
 fn an_attacker_without_hash_power_never_reverses_a_payment() {
     // Two testnets side by side, one trial each, pooled.
-    let report = run(0.0, 1, 2, 2, 2);
+    let report = run(settings(0.0, 2), 1, 2, 2, StopRule::Trials);
     assert_eq!(report.trials.len(), 2);
     assert_eq!(report.testnets, 2);
     for trial in &report.trials {
@@ -95,13 +91,13 @@ fn a_run_stops_once_its_interval_excludes_the_value_or_at_its_maximum() {
         value: 0.9,
         max_trials: 20,
     };
-    assert_eq!(run_until(0.0, 1, 1, 2, 1, separated).trials.len(), 1);
+    assert_eq!(run(settings(0.0, 2), 1, 1, 1, separated).trials.len(), 1);
     // 0 is never excluded by 0 of n: the run ends at its maximum.
     let never = StopRule::Separated {
         value: 0.0,
         max_trials: 2,
     };
-    assert_eq!(run_until(0.0, 1, 1, 2, 1, never).trials.len(), 2);
+    assert_eq!(run(settings(0.0, 2), 1, 1, 1, never).trials.len(), 2);
 }
 
 #[test]
@@ -118,7 +114,13 @@ fn an_attacker_with_most_of_the_hash_power_reverses_a_payment_and_the_merchant_s
         exact(model) > 0.999,
         "the setting must make success all but certain"
     );
-    let report = run(q, z, 1, bound, 1);
+    // Retargeting off and blocks five times faster than the spacing: the same race in blocks.
+    let fast = AttackSettings {
+        retarget: false,
+        speedup: 5,
+        ..settings(q, bound)
+    };
+    let report = run(fast, z, 1, 1, StopRule::Trials);
     let trial = &report.trials[0];
     assert!(
         trial.delivered && trial.published && trial.reversed,

@@ -218,19 +218,20 @@ pub(crate) fn conflicting_pair(testnet: &Testnet) -> Result<(String, String, Str
 /// Runs one trial with `z` confirmations.
 pub fn run_trial(testnet: &Testnet, settings: AttackSettings, z: u32) -> Result<Trial> {
     let mut clock = Clock(Instant::now(), Vec::new());
+    // Between races nobody mines: the nodes settle on one tip however fast blocks come, and
+    // the race starts with the payment (waits are memoryless: the pause changes no odds).
+    set_mining(testnet, HONEST, false)?;
     wait_for_sync(testnet, Duration::from_secs(120))?;
     let (fork_height, _, fork) = chain_state(testnet, MERCHANT)?;
     clock.note(format!("fork point: block {fork_height} ({})", &fork[..12]));
     testnet.partition(&[ATTACKER], &[HONEST, MERCHANT])?;
     clock.note("attacker's node cut off: its blocks stay private");
     if settings.premined && settings.q > 0.0 {
-        set_mining(testnet, HONEST, false)?;
         set_mining(testnet, ATTACKER, true)?;
         while chain_state(testnet, ATTACKER)?.0 <= fork_height {
             std::thread::sleep(POLL);
         }
         clock.note("attacker pre-mined one secret block");
-        set_mining(testnet, HONEST, true)?;
     }
     let (payment, pay_hex, conflicting, back_hex) = conflicting_pair(testnet)?;
     testnet.run(MERCHANT, "sendrawtransaction", json!([pay_hex]))?;
@@ -240,6 +241,7 @@ pub fn run_trial(testnet: &Testnet, settings: AttackSettings, z: u32) -> Result<
         "attacker's secret spend of the same coin: {}",
         &conflicting[..12]
     ));
+    set_mining(testnet, HONEST, true)?;
     set_mining(testnet, ATTACKER, true)?;
 
     let mut delivered = false;
@@ -274,7 +276,7 @@ pub fn run_trial(testnet: &Testnet, settings: AttackSettings, z: u32) -> Result<
             // merchant's node has decided, so it cannot catch up while the branch travels.
             set_mining(testnet, HONEST, false)?;
             published = true;
-            clock.note("attacker's branch has more work: published (honest mining paused until the merchant's node decides)");
+            clock.note("attacker's branch has more work: published (mining paused until the merchant's node decides)");
             break;
         }
         let behind = m_height.saturating_sub(a_height);
@@ -288,6 +290,7 @@ pub fn run_trial(testnet: &Testnet, settings: AttackSettings, z: u32) -> Result<
         }
         std::thread::sleep(POLL);
     }
+    set_mining(testnet, HONEST, false)?;
     set_mining(testnet, ATTACKER, false)?;
     // Blocks gossiped just before the cut reach both sides: the branches part at the last
     // block they share.
@@ -314,9 +317,6 @@ pub fn run_trial(testnet: &Testnet, settings: AttackSettings, z: u32) -> Result<
     } else {
         0
     };
-    if published {
-        set_mining(testnet, HONEST, true)?;
-    }
     let wallet_view = merchant_wallet_at_end.as_deref().unwrap_or("not seen");
     clock.note(if reversed {
         format!("merchant's node reorganised {reorg_depth} blocks: the payment is reversed (its wallet: {wallet_view})")

@@ -745,7 +745,6 @@ fn double_spend_on_one_testnet(
         &run.quarryd,
     )?;
     let outcome = (|| -> Result<Vec<attack::Trial>> {
-        testnet.run(attack::HONEST, "setgenerate", json!([true, 1]))?;
         let mut trials = Vec::new();
         let mut funded = share;
         while let Some(z) = pool.next() {

@@ -31,6 +31,9 @@ pub const ATTACKER: usize = 2;
 
 /// How long one trial may take before it is abandoned as a give-up.
 const TRIAL_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long the nodes may take to agree after a race before a tie is assumed.
+const TIE_WAIT: Duration = Duration::from_secs(5);
+
 /// How often the nodes are polled: well under a block interval, so that the attacker
 /// publishes (or gives up) at the block that decides, not one poll later.
 const POLL: Duration = Duration::from_millis(20);
@@ -307,7 +310,17 @@ pub fn run_trial(testnet: &Testnet, settings: AttackSettings, z: u32) -> Result<
     let payment_block = confirmations(testnet, MERCHANT, &payment).1;
     let conflicting_block = confirmations(testnet, ATTACKER, &conflicting).1;
     testnet.heal()?;
-    wait_for_sync(testnet, Duration::from_secs(120))?;
+    if wait_for_sync(testnet, TIE_WAIT).is_err() {
+        // A block in flight when mining paused can leave the branches tied in work, each node
+        // keeping the one it saw first: the next block decides, as it would on a live network.
+        clock.note("the branches are tied: both miners mine on until the next block decides");
+        set_mining(testnet, HONEST, true)?;
+        set_mining(testnet, ATTACKER, true)?;
+        let settled = wait_for_sync(testnet, Duration::from_secs(120));
+        set_mining(testnet, HONEST, false)?;
+        set_mining(testnet, ATTACKER, false)?;
+        settled?;
+    }
     let (confirmed, _) = confirmations(testnet, MERCHANT, &payment);
     let (back_confirmed, _) = confirmations(testnet, MERCHANT, &conflicting);
     let reversed = delivered && confirmed == 0 && back_confirmed > 0;

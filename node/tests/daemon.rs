@@ -500,25 +500,14 @@ fn an_external_miner_works_from_getblocktemplate_to_submitblock() {
 
 #[test]
 fn a_transaction_goes_from_sendrawtransaction_through_the_mempool_into_a_block() {
-    use quarry_chain::encode::{decode, encode};
-    use quarry_chain::testing::{pay, signed_spend, test_keypair, Spendable};
-    use quarry_chain::Transaction;
+    use quarry_chain::encode::encode;
+    use quarry_chain::testing::{pay, signed_spend};
 
     let node = Daemon::start("node", &[]);
-    let blocks = node.rpc("generatetoaddress", json!([1, address(1)]));
-    node.rpc("generatetoaddress", json!([3, address(2)]));
-    let block = node.rpc("getblock", json!([blocks[0]]));
-    let coinbase_hex = node.rpc("getrawtransaction", json!([block["tx"][0]]));
-    let coinbase: Transaction =
-        decode(&hex::decode(coinbase_hex.as_str().unwrap()).unwrap()).unwrap();
+    let (coinbase, coin) = node.mature_coin();
     let genesis = quarry_rpc::testing::params().genesis_hash();
-    let coin = Spendable::output_of(&coinbase, 0, test_keypair(1));
     // 50 coins: 30 to key 5, 19.999 back to key 1, 0.001 fee.
-    let spend = signed_spend(
-        genesis,
-        &[coin],
-        vec![pay(5, 3_000_000_000), pay(1, 1_999_900_000)],
-    );
+    let spend = Daemon::spend_of(coin);
     let spend_hex = hex::encode(encode(&spend));
     let txid = spend.txid().to_string();
 

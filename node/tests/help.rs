@@ -2,9 +2,7 @@
 //! node with a peer, an added node, a ban, a mempool transaction and confirmed blocks, and
 //! every key of its reply must appear in its help's Result section.
 
-use quarry_chain::encode::{decode, encode};
-use quarry_chain::testing::{pay, signed_spend, test_keypair, Spendable};
-use quarry_chain::Transaction;
+use quarry_chain::encode::encode;
 use quarry_rpc::testing::{address, eventually, Daemon};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -32,22 +30,12 @@ fn help_describes_every_field_each_method_answers() {
     let stranger_id = stranger.rpc("getnetworkinfo", json!([]))["peerid"].clone();
     node.rpc("setban", json!([stranger_id, "add"]));
 
-    let blocks = node.rpc("generatetoaddress", json!([1, address(1)]));
-    let later = node.rpc("generatetoaddress", json!([3, address(2)]));
-    let unspent_coinbase = node.rpc("getblock", json!([later[0]]))["tx"][0].clone();
-    let block_hash = blocks[0].clone();
-    let block = node.rpc("getblock", json!([block_hash]));
-    let coinbase_txid = block["tx"][0].clone();
-    let coinbase_hex = node.rpc("getrawtransaction", json!([coinbase_txid]));
-    let coinbase: Transaction =
-        decode(&hex::decode(coinbase_hex.as_str().unwrap()).unwrap()).unwrap();
-    let genesis = quarry_rpc::testing::params().genesis_hash();
-    let coin = Spendable::output_of(&coinbase, 0, test_keypair(1));
-    let spend = signed_spend(
-        genesis,
-        &[coin],
-        vec![pay(5, 3_000_000_000), pay(1, 1_999_900_000)],
-    );
+    let (coinbase, coin) = node.mature_coin();
+    let coinbase_txid = json!(coinbase.txid().to_string());
+    let block_hash = node.rpc("getblockhash", json!([1]));
+    let unspent_coinbase =
+        node.rpc("getblock", json!([node.rpc("getblockhash", json!([2]))]))["tx"][0].clone();
+    let spend = Daemon::spend_of(coin);
     let spend_hex = hex::encode(encode(&spend));
     let txid = spend.txid().to_string();
     let allowed = node.rpc("testmempoolaccept", json!([[spend_hex]]));

@@ -8,7 +8,7 @@ use std::process::{Child, Command, ExitStatus};
 use std::time::Duration;
 
 use base64::Engine;
-use quarry_chain::testing::{test_key, unit_params};
+use quarry_chain::testing::{test_key, test_keypair, unit_params, Spendable};
 use quarry_chain::{Address, ChainParams};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -176,6 +176,32 @@ impl Daemon {
             None => params().name().to_owned(),
         };
         self.dir.path().join(name)
+    }
+
+    /// Mines a block paying test key 1, then three paying key 2 so that its coinbase matures;
+    /// returns that coinbase and its 50 coins as a coin key 1 can spend.
+    pub fn mature_coin(&self) -> (quarry_chain::Transaction, Spendable) {
+        let blocks = self.rpc("generatetoaddress", json!([1, address(1)]));
+        self.rpc("generatetoaddress", json!([3, address(2)]));
+        let block = self.rpc("getblock", json!([blocks[0]]));
+        let hex = self.rpc("getrawtransaction", json!([block["tx"][0]]));
+        let coinbase: quarry_chain::Transaction =
+            quarry_chain::encode::decode(&hex::decode(hex.as_str().unwrap()).unwrap()).unwrap();
+        let coin = Spendable::output_of(&coinbase, 0, test_keypair(1));
+        (coinbase, coin)
+    }
+
+    /// A spend of [`Daemon::mature_coin`]'s coin: 30 coins to key 5, 19.999 back to key 1,
+    /// a fee of 0.001.
+    pub fn spend_of(coin: Spendable) -> quarry_chain::Transaction {
+        quarry_chain::testing::signed_spend(
+            params().genesis_hash(),
+            &[coin],
+            vec![
+                quarry_chain::testing::pay(5, 3_000_000_000),
+                quarry_chain::testing::pay(1, 1_999_900_000),
+            ],
+        )
     }
 
     /// The daemon's log so far.

@@ -205,16 +205,6 @@ enum Attack {
         /// Target seconds between blocks.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=600))]
         spacing: u32,
-        /// The report folder; the nodes run in its `nodes` subfolder
-        /// [default: ~/.quarry/localnet/reports/double-spend].
-        #[arg(long, value_name = "DIR")]
-        report: Option<PathBuf>,
-        /// Print the report as JSON (as report.json) instead of the summary table.
-        #[arg(long)]
-        json: bool,
-        /// Proof of work: simulated (exact shares, no CPU) or real hashing.
-        #[arg(long, value_enum, default_value_t = Pow::Simulated)]
-        pow: Pow,
         /// Keep running trials (one number of confirmations) until the 95% interval excludes
         /// this value: Nakamoto's approximation or the exact probability of the model. A
         /// planner prints beforehand about how many trials that takes.
@@ -236,18 +226,14 @@ enum Attack {
         /// (every block the same work, as the analytic model assumes).
         #[arg(long, value_enum, default_value_t = Switch::On)]
         retarget: Switch,
-        /// The quarryd binary [default: beside this one, else on PATH].
-        #[arg(long, value_name = "PATH")]
-        quarryd: Option<PathBuf>,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// The race attack, TRIALS times: the attacker gives the merchant's node the payment and
     /// the miner's node a conflicting spend, OFFSET ms apart (uniform in ±SPREAD); every link
     /// delays LATENCY ms. Success rate, 95% interval and the model's probability, and a report
     /// folder (JSON, markdown, SVG of every trial's outcome against its offset).
     Race {
-        /// Trials.
-        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-        trials: u32,
         /// One-way delay of every link, milliseconds.
         #[arg(long, value_name = "MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(0..=10_000))]
         latency: u64,
@@ -262,9 +248,6 @@ enum Attack {
     /// (uniform up to MAX_HOLD ms) while the honest miner mines every SPACING s on average.
     /// Success rate, 95% interval and the model's probability, and a report folder.
     Finney {
-        /// Trials.
-        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-        trials: u32,
         /// The longest hold, milliseconds.
         #[arg(long, value_name = "MS", default_value_t = 4_000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
         max_hold: u64,
@@ -282,22 +265,43 @@ enum Attack {
 /// What every zero-confirmation experiment takes.
 #[derive(clap::Args, Debug)]
 struct ExperimentArgs {
+    /// Trials.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    trials: u32,
     /// The seed the trials' timings are drawn from [default: from the clock; printed].
     #[arg(long)]
     seed: Option<u64>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// What every attack experiment takes: where its report goes, how it is printed, its proof of
+/// work and the node binary.
+#[derive(clap::Args, Debug)]
+struct RunArgs {
     /// The report folder; the nodes run in its `nodes` subfolder
-    /// [default: ~/.quarry/localnet/reports/race or …/finney].
+    /// [default: ~/.quarry/localnet/reports/ATTACK].
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
     /// Print the report as JSON (as report.json) instead of the summary table.
     #[arg(long)]
     json: bool,
-    /// Proof of work: simulated (exact rates, no CPU) or real hashing.
+    /// Proof of work: simulated (exact shares, no CPU) or real hashing.
     #[arg(long, value_enum, default_value_t = Pow::Simulated)]
     pow: Pow,
     /// The quarryd binary [default: beside this one, else on PATH].
     #[arg(long, value_name = "PATH")]
     quarryd: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// The report folder: as given, else `reports/KIND` in the default testnet directory.
+    fn report(&self, kind: &str) -> Result<PathBuf> {
+        match &self.report {
+            Some(dir) => Ok(dir.clone()),
+            None => default_report(kind),
+        }
+    }
 }
 
 /// What `--until-separated` tells the measured rate from.
@@ -369,10 +373,45 @@ fn group(testnet: &Testnet, names: &str) -> Result<Vec<usize>> {
         .collect()
 }
 
+/// The stop rule of `--until-separated`: the value to tell the rate from, after printing how
+/// many trials that should take.
+fn separation_plan(
+    settings: &attack::AttackSettings,
+    confirmations: &[u32],
+    separate: Separate,
+    max_trials: u64,
+) -> Result<commands::StopRule> {
+    let [z] = confirmations[..] else {
+        bail!("--until-separated runs one number of confirmations: give one --confirmations");
+    };
+    let q = settings.q;
+    let model = analysis::AttackModel {
+        q,
+        z,
+        premined: settings.premined,
+        give_up_behind: Some(settings.give_up_behind),
+    };
+    let (exact, nakamoto) = (analysis::exact(model), analysis::nakamoto(q, z));
+    let (value, truth, name) = match separate {
+        Separate::Nakamoto => (nakamoto, exact, "Nakamoto's"),
+        Separate::Exact => (exact, nakamoto, "the exact"),
+    };
+    let needed = analysis::trials_to_separate(truth, value).map_or_else(
+        || "cannot be told apart".to_owned(),
+        |n| format!("needs about {n} trials (95% interval, 80% power)"),
+    );
+    eprintln!(
+        "planner: telling {name} {value:.4} from {truth:.4} at q = {q}, z = {z} {needed}; at most {max_trials}"
+    );
+    Ok(commands::StopRule::Separated {
+        value,
+        max_trials: max_trials as usize,
+    })
+}
+
 /// Runs a race or Finney experiment and prints its summary (or JSON).
 fn zero_confirmation(
     timing: zero_conf::Timing,
-    trials: u32,
     hash_rate: u64,
     common: ExperimentArgs,
 ) -> Result<()> {
@@ -387,15 +426,15 @@ fn zero_confirmation(
     });
     let run = commands::ZeroConfirmationRun {
         timing,
-        trials,
+        trials: common.trials,
         seed,
         hash_rate,
-        pow: common.pow.into(),
-        report: common.report.map_or_else(|| default_report(kind), Ok)?,
-        quarryd: cluster::quarryd_path(common.quarryd.as_deref())?,
+        pow: common.run.pow.into(),
+        report: common.run.report(kind)?,
+        quarryd: cluster::quarryd_path(common.run.quarryd.as_deref())?,
     };
     let report = commands::zero_confirmation(&run)?;
-    if common.json {
+    if common.run.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("{}", zero_conf::summary(&report, report::Style::Terminal));
@@ -546,15 +585,12 @@ fn run(cli: Cli) -> Result<()> {
                     give_up,
                     hash_rate,
                     spacing,
-                    report,
-                    json,
-                    pow,
                     until_separated,
                     max_trials,
                     speedup,
                     parallel,
                     retarget,
-                    quarryd,
+                    run,
                 },
         } => {
             if !(0.0..1.0).contains(&attacker_share) {
@@ -564,42 +600,13 @@ fn run(cli: Cli) -> Result<()> {
                 q: attacker_share,
                 premined: premine,
                 give_up_behind: give_up,
-                pow: pow.into(),
+                pow: run.pow.into(),
                 retarget: retarget == Switch::On,
                 speedup,
             };
             let stop_rule = match until_separated {
                 None => commands::StopRule::Trials,
-                Some(separate) => {
-                    let [z] = confirmations[..] else {
-                        bail!("--until-separated runs one number of confirmations: give one --confirmations");
-                    };
-                    let model = analysis::AttackModel {
-                        q: attacker_share,
-                        z,
-                        premined: premine,
-                        give_up_behind: Some(give_up),
-                    };
-                    let (exact, nakamoto) = (
-                        analysis::exact(model),
-                        analysis::nakamoto(attacker_share, z),
-                    );
-                    let (value, truth, name) = match separate {
-                        Separate::Nakamoto => (nakamoto, exact, "Nakamoto's"),
-                        Separate::Exact => (exact, nakamoto, "the exact"),
-                    };
-                    let needed = analysis::trials_to_separate(truth, value).map_or_else(
-                        || "cannot be told apart".to_owned(),
-                        |n| format!("needs about {n} trials (95% interval, 80% power)"),
-                    );
-                    eprintln!(
-                        "planner: telling {name} {value:.4} from {truth:.4} at q = {attacker_share}, z = {z} {needed}; at most {max_trials}"
-                    );
-                    commands::StopRule::Separated {
-                        value,
-                        max_trials: max_trials as usize,
-                    }
-                }
+                Some(separate) => separation_plan(&settings, &confirmations, separate, max_trials)?,
             };
             let options = commands::AttackRun {
                 settings,
@@ -609,11 +616,11 @@ fn run(cli: Cli) -> Result<()> {
                 spacing,
                 parallel,
                 stop_rule,
-                report: report.map_or_else(|| default_report("double-spend"), Ok)?,
-                quarryd: cluster::quarryd_path(quarryd.as_deref())?,
+                report: run.report("double-spend")?,
+                quarryd: cluster::quarryd_path(run.quarryd.as_deref())?,
             };
             let report = commands::double_spend(&options)?;
-            if json {
+            if run.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 println!("{}", report::summary(&report, report::Style::Terminal));
@@ -624,7 +631,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Attack {
             attack:
                 Attack::Race {
-                    trials,
                     latency,
                     spread,
                     common,
@@ -634,12 +640,11 @@ fn run(cli: Cli) -> Result<()> {
                 latency_ms: latency,
                 spread_ms: spread,
             };
-            zero_confirmation(timing, trials, 0, common)
+            zero_confirmation(timing, 0, common)
         }
         Command::Attack {
             attack:
                 Attack::Finney {
-                    trials,
                     max_hold,
                     spacing,
                     hash_rate,
@@ -650,7 +655,7 @@ fn run(cli: Cli) -> Result<()> {
                 max_hold_ms: max_hold,
                 spacing,
             };
-            zero_confirmation(timing, trials, hash_rate, common)
+            zero_confirmation(timing, hash_rate, common)
         }
         Command::Wallet { place, node, args } => {
             let testnet = Testnet::load(&place.dir()?)?;

@@ -165,6 +165,16 @@ pub fn block_tree_svg(trial: &Trial, settings: &AttackSettings) -> String {
     svg
 }
 
+/// A tick on the x axis at `x` (the axis at height `bottom`) with its label under it.
+fn x_tick(svg: &mut String, x: f64, bottom: f64, label: &str) {
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{x}" y1="{bottom}" x2="{x}" y2="{}" stroke="black"/><text x="{x}" y="{}" text-anchor="middle">{label}</text>"##,
+        bottom + 5.0,
+        bottom + 20.0
+    );
+}
+
 /// A probability as a function of z.
 type Curve<'a> = &'a dyn Fn(u32) -> f64;
 
@@ -209,13 +219,7 @@ pub fn rate_plot_svg(report: &Report) -> String {
         left + plot_width
     );
     for &z in &zs {
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{0}" y1="{bottom}" x2="{0}" y2="{1}" stroke="black"/><text x="{0}" y="{2}" text-anchor="middle">{z}</text>"##,
-            x(z),
-            bottom + 5.0,
-            bottom + 20.0
-        );
+        x_tick(&mut svg, x(z), bottom, &z.to_string());
     }
     let _ = writeln!(
         svg,
@@ -334,13 +338,7 @@ pub fn outcomes_svg(report: &ZeroConfirmationReport) -> String {
         top + plot_height / 2.0,
     );
     for tick in [low, (low + high) / 2.0, high] {
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{0}" y1="{bottom}" x2="{0}" y2="{1}" stroke="black"/><text x="{0}" y="{2}" text-anchor="middle">{tick:.0}</text>"##,
-            x(tick),
-            bottom + 5.0,
-            bottom + 20.0
-        );
+        x_tick(&mut svg, x(tick), bottom, &format!("{tick:.0}"));
     }
     let curve: Vec<String> = (0..=200)
         .map(|i| {

@@ -228,6 +228,17 @@ const LEGEND: &[&str] = &[
      contention and the caps",
 ];
 
+/// A measured rate, its 95% interval and the model's value as table cells, the model flagged
+/// (⚠) when outside the interval.
+pub fn rate_cells(rate: f64, interval: (f64, f64), model: f64, outside: bool) -> [String; 3] {
+    let flag = if outside { " ⚠" } else { "" };
+    [
+        format!("{rate:.3}"),
+        format!("[{:.3}, {:.3}]", interval.0, interval.1),
+        format!("{model:.4}{flag}"),
+    ]
+}
+
 /// The summary: measured share and pace, the table per z, what the columns mean and the model.
 pub fn summary(report: &Report, style: Style) -> String {
     let mut text = String::new();
@@ -267,18 +278,19 @@ pub fn summary(report: &Report, style: Style) -> String {
         .rows
         .iter()
         .map(|row| {
-            let flag = if row.exact_outside_interval {
-                " ⚠"
-            } else {
-                ""
-            };
+            let [rate, interval, exact] = rate_cells(
+                row.rate,
+                row.interval,
+                row.exact,
+                row.exact_outside_interval,
+            );
             vec![
                 row.z.to_string(),
                 row.trials.to_string(),
                 row.reversed.to_string(),
-                format!("{:.3}", row.rate),
-                format!("[{:.3}, {:.3}]", row.interval.0, row.interval.1),
-                format!("{:.4}{flag}", row.exact),
+                rate,
+                interval,
+                exact,
                 format!("{:.4}", row.exact_unbounded),
                 format!("{:.4}", row.nakamoto),
                 format!("{:.1}", row.mean_reorg_depth),

@@ -450,11 +450,6 @@ pub fn build(
 /// The summary: the table and the model.
 pub fn summary(report: &ZeroConfirmationReport, style: crate::report::Style) -> String {
     use crate::report::{table, wrap};
-    let flag = if report.model_outside_interval {
-        " ⚠"
-    } else {
-        ""
-    };
     let headers = [
         "trials",
         "reversed",
@@ -463,13 +458,19 @@ pub fn summary(report: &ZeroConfirmationReport, style: crate::report::Style) -> 
         "95% interval",
         "model",
     ];
+    let [rate, interval, model] = crate::report::rate_cells(
+        report.rate,
+        report.interval,
+        report.model,
+        report.model_outside_interval,
+    );
     let row = vec![
         report.trials.to_string(),
         report.reversed.to_string(),
         report.refused.to_string(),
-        format!("{:.3}", report.rate),
-        format!("[{:.3}, {:.3}]", report.interval.0, report.interval.1),
-        format!("{:.4}{flag}", report.model),
+        rate,
+        interval,
+        model,
     ];
     let mut text = format!(
         "{} on real nodes (seed {})\n\n{}",

@@ -131,7 +131,8 @@ impl MethodInfo {
                 ));
             }
         }
-        text.push_str(&format!("\nResult:\n{}", results::result_of(self.name)));
+        text.push_str("\nResult:\n");
+        text.push_str(&results::result_of(self.name).concat());
         text
     }
 }

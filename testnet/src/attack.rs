@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use quarry_chain::FeeRate;
-use quarry_chain::{Address, Amount, BlockHash, OutputKey, PowMode};
+use quarry_chain::{Address, Amount, BlockHash, OutputKey, PowMode, Txid};
 use quarry_rpc::types::{BlockchainInfo, VerboseTransaction};
 use serde::Serialize;
 use serde_json::json;
@@ -218,13 +218,29 @@ pub(crate) fn conflicting_pair(testnet: &Testnet) -> Result<(String, String, Str
     ))
 }
 
+/// Waits for the nodes to agree, and confirms whatever a trial left in the merchant's or the
+/// attacker's mempool (a payment or spend of a race that ended in between), so the attacker's
+/// coins are settled everywhere before it plans the next pair. Nobody must be mining.
+pub(crate) fn settle(testnet: &Testnet) -> Result<()> {
+    wait_for_sync(testnet, Duration::from_secs(120))?;
+    let pending = |node| testnet.call::<Vec<Txid>>(node, "getrawmempool", json!([]));
+    if !pending(MERCHANT)?.is_empty() || !pending(ATTACKER)?.is_empty() {
+        let honest = testnet.state.nodes[HONEST]
+            .address(&testnet.params)
+            .to_string();
+        testnet.generate(HONEST, 1, &honest)?;
+        wait_for_sync(testnet, Duration::from_secs(120))?;
+    }
+    Ok(())
+}
+
 /// Runs one trial with `z` confirmations.
 pub fn run_trial(testnet: &Testnet, settings: AttackSettings, z: u32) -> Result<Trial> {
     let mut clock = Clock(Instant::now(), Vec::new());
     // Between races nobody mines: the nodes settle on one tip however fast blocks come, and
     // the race starts with the payment (waits are memoryless: the pause changes no odds).
     set_mining(testnet, HONEST, false)?;
-    wait_for_sync(testnet, Duration::from_secs(120))?;
+    settle(testnet)?;
     let (fork_height, _, fork) = chain_state(testnet, MERCHANT)?;
     clock.note(format!("fork point: block {fork_height} ({})", &fork[..12]));
     testnet.partition(&[ATTACKER], &[HONEST, MERCHANT])?;

@@ -27,8 +27,8 @@ use serde_json::json;
 
 use crate::analysis::wilson_interval;
 use crate::attack::{
-    confirmations, conflicting_pair, set_mining, wallet_status, Clock, Event, ATTACKER, HONEST,
-    MERCHANT,
+    confirmations, conflicting_pair, set_mining, settle, wallet_status, Clock, Event, ATTACKER,
+    HONEST, MERCHANT,
 };
 use crate::cluster::Testnet;
 use crate::commands::wait_for_sync;
@@ -258,20 +258,9 @@ fn blocks_paying(testnet: &Testnet, reader: usize, miner: usize, height: u64) ->
 /// Also returns how long the honest miner mined and the blocks it found on the final chain.
 fn finney_trial(testnet: &Testnet, hold_ms: i64) -> Result<(ZeroConfirmationTrial, Duration, u64)> {
     let mut clock = Clock(Instant::now(), Vec::new());
-    // Between trials nobody mines; what the last trial left in the mempools is confirmed, so
-    // the attacker's coins are settled before it plans the next pair.
+    // Between trials nobody mines; what the last trial left in the mempools is confirmed.
     set_mining(testnet, HONEST, false)?;
-    wait_for_sync(testnet, Duration::from_secs(120))?;
-    if !testnet
-        .call::<Vec<Txid>>(MERCHANT, "getrawmempool", json!([]))?
-        .is_empty()
-    {
-        let honest = testnet.state.nodes[HONEST]
-            .address(&testnet.params)
-            .to_string();
-        testnet.generate(HONEST, 1, &honest)?;
-        wait_for_sync(testnet, Duration::from_secs(120))?;
-    }
+    settle(testnet)?;
     let start_height: u64 = testnet.call(MERCHANT, "getblockcount", json!([]))?;
     let (payment, pay_hex, conflicting, back_hex) = conflicting_pair(testnet)?;
     testnet.partition(&[ATTACKER], &[HONEST, MERCHANT])?;

@@ -592,11 +592,14 @@ fn trial_progress(total: usize) -> impl FnMut(usize, u64) {
 pub enum StopRule {
     /// After `--trials` per number of confirmations.
     Trials,
-    /// Once the 95% interval excludes `value` (one number of confirmations), or after
-    /// `max_trials`.
+    /// Once the 95% interval excludes `value` (one number of confirmations) after at least
+    /// `min_trials`, or after `max_trials`. Looking after every trial, a run would otherwise
+    /// stop on the first lucky streak (two reversals in three trials already exclude 0.13).
     Separated {
         /// The value to tell the measured rate from (Nakamoto's or the exact one).
         value: f64,
+        /// Trials at least.
+        min_trials: usize,
         /// Trials at most.
         max_trials: usize,
     },
@@ -645,8 +648,12 @@ impl Pool<'_> {
         state.reversed += u64::from(reversed);
         let (done, successes) = (state.done, state.reversed);
         (state.progress)(done, successes);
-        if let StopRule::Separated { value, .. } = self.stop_rule {
-            state.stopped |= crate::analysis::separates(successes, done as u64, value);
+        if let StopRule::Separated {
+            value, min_trials, ..
+        } = self.stop_rule
+        {
+            state.stopped |=
+                done >= min_trials && crate::analysis::separates(successes, done as u64, value);
         }
     }
 }

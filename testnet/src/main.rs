@@ -213,6 +213,10 @@ enum Attack {
         /// With --until-separated, stop after this many trials at most.
         #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
         max_trials: u64,
+        /// With --until-separated, run at least this many trials before looking (a run that
+        /// looks after every trial stops on the first lucky streak).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        min_trials: u64,
         /// Blocks K times faster than the spacing: the miners' virtual hash rates are K times
         /// the planned one (needs --pow simulated and --retarget off; every block keeps the
         /// same work, so the race in blocks is unchanged and trials take 1/K of the time).
@@ -379,7 +383,7 @@ fn separation_plan(
     settings: &attack::AttackSettings,
     confirmations: &[u32],
     separate: Separate,
-    max_trials: u64,
+    (min_trials, max_trials): (u64, u64),
 ) -> Result<commands::StopRule> {
     let [z] = confirmations[..] else {
         bail!("--until-separated runs one number of confirmations: give one --confirmations");
@@ -401,10 +405,11 @@ fn separation_plan(
         |n| format!("needs about {n} trials (95% interval, 80% power)"),
     );
     eprintln!(
-        "planner: telling {name} {value:.4} from {truth:.4} at q = {q}, z = {z} {needed}; at most {max_trials}"
+        "planner: telling {name} {value:.4} from {truth:.4} at q = {q}, z = {z} {needed}; at least {min_trials}, at most {max_trials}"
     );
     Ok(commands::StopRule::Separated {
         value,
+        min_trials: min_trials as usize,
         max_trials: max_trials as usize,
     })
 }
@@ -587,6 +592,7 @@ fn run(cli: Cli) -> Result<()> {
                     spacing,
                     until_separated,
                     max_trials,
+                    min_trials,
                     speedup,
                     parallel,
                     retarget,
@@ -606,7 +612,12 @@ fn run(cli: Cli) -> Result<()> {
             };
             let stop_rule = match until_separated {
                 None => commands::StopRule::Trials,
-                Some(separate) => separation_plan(&settings, &confirmations, separate, max_trials)?,
+                Some(separate) => separation_plan(
+                    &settings,
+                    &confirmations,
+                    separate,
+                    (min_trials, max_trials),
+                )?,
             };
             let options = commands::AttackRun {
                 settings,

@@ -224,8 +224,8 @@ const LEGEND: &[&str] = &[
     "Nakamoto: the whitepaper's Poisson approximation of the same race",
     "mean reorg depth: blocks the merchant's node disconnected in the reversed trials",
     "measured share: the attacker's blocks among both branches' during the races; the stopping \
-     rule (publish when ahead, give up when behind) biases it, and with real hashing so do CPU \
-     contention and the caps",
+     rule (publish when ahead, give up when behind) and a pre-mined block bias it, and with real \
+     hashing so do CPU contention and the caps",
 ];
 
 /// A measured rate, its 95% interval and the model's value as table cells, the model flagged

@@ -86,15 +86,18 @@ fn an_attacker_without_hash_power_never_reverses_a_payment() {
 /// `--until-separated` stops as soon as the interval excludes the value, or at the maximum.
 #[test]
 fn a_run_stops_once_its_interval_excludes_the_value_or_at_its_maximum() {
-    // No hash power: 0 of 1 already excludes 0.9 (Wilson's upper bound for 0/1 is 0.79).
+    // No hash power: 0 of 1 already excludes 0.9 (Wilson's upper bound for 0/1 is 0.79), but
+    // the run looks only from its second trial.
     let separated = StopRule::Separated {
         value: 0.9,
+        min_trials: 2,
         max_trials: 20,
     };
-    assert_eq!(run(settings(0.0, 2), 1, 1, 1, separated).trials.len(), 1);
+    assert_eq!(run(settings(0.0, 2), 1, 1, 1, separated).trials.len(), 2);
     // 0 is never excluded by 0 of n: the run ends at its maximum.
     let never = StopRule::Separated {
         value: 0.0,
+        min_trials: 1,
         max_trials: 2,
     };
     assert_eq!(run(settings(0.0, 2), 1, 1, 1, never).trials.len(), 2);

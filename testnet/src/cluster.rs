@@ -553,7 +553,24 @@ impl Testnet {
                 }
             }
         }
-        Ok(())
+        // A ban closes its connections a moment later: a heal in between would find them
+        // still open, take the link as made, and leave the sides apart until a redial.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut open = false;
+            for &x in a {
+                for &y in b {
+                    open |= self.connected(x, y)? || self.connected(y, x)?;
+                }
+            }
+            if !open {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the partition's connections did not close within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Lifts every ban and restores the topology's links.

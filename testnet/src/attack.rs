@@ -218,18 +218,21 @@ pub(crate) fn conflicting_pair(testnet: &Testnet) -> Result<(String, String, Str
     ))
 }
 
-/// Waits for the nodes to agree, and confirms whatever a trial left in the merchant's or the
-/// attacker's mempool (a payment or spend of a race that ended in between), so the attacker's
-/// coins are settled everywhere before it plans the next pair. Nobody must be mining.
+/// Waits for the nodes to agree, and confirms whatever a trial left in any mempool (a payment
+/// or spend of a race that ended in between: each node may hold a different one of the pair,
+/// so each node with leftovers mines a block of its own), so the attacker's coins are settled
+/// everywhere before it plans the next pair. Nobody must be mining.
 pub(crate) fn settle(testnet: &Testnet) -> Result<()> {
     wait_for_sync(testnet, Duration::from_secs(120))?;
-    let pending = |node| testnet.call::<Vec<Txid>>(node, "getrawmempool", json!([]));
-    if !pending(MERCHANT)?.is_empty() || !pending(ATTACKER)?.is_empty() {
-        let honest = testnet.state.nodes[HONEST]
-            .address(&testnet.params)
-            .to_string();
-        testnet.generate(HONEST, 1, &honest)?;
-        wait_for_sync(testnet, Duration::from_secs(120))?;
+    for node in [HONEST, MERCHANT, ATTACKER] {
+        let pending: Vec<Txid> = testnet.call(node, "getrawmempool", json!([]))?;
+        if !pending.is_empty() {
+            let payee = testnet.state.nodes[node]
+                .address(&testnet.params)
+                .to_string();
+            testnet.generate(node, 1, &payee)?;
+            wait_for_sync(testnet, Duration::from_secs(120))?;
+        }
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ pub mod attack;
 pub mod cluster;
 pub mod commands;
 pub mod delay;
+pub mod experiment;
 pub mod params;
 pub mod plot;
 pub mod reconverge;

@@ -11,7 +11,9 @@ use clap::{Parser, Subcommand};
 use quarry_chain::ChainParams;
 use quarry_testnet::cluster::{self, Link, NodeSpec, Testnet, Topology};
 use quarry_testnet::commands::{self, Scenario, UpOptions};
-use quarry_testnet::{analysis, attack, reconverge, report, selfcheck, status, zero_conf};
+use quarry_testnet::{
+    analysis, attack, experiment, reconverge, report, selfcheck, status, zero_conf,
+};
 
 /// Local Quarry test networks and scenarios.
 #[derive(Parser, Debug)]
@@ -384,7 +386,7 @@ fn separation_plan(
     confirmations: &[u32],
     separate: Separate,
     (min_trials, max_trials): (u64, u64),
-) -> Result<commands::StopRule> {
+) -> Result<experiment::StopRule> {
     let [z] = confirmations[..] else {
         bail!("--until-separated runs one number of confirmations: give one --confirmations");
     };
@@ -407,7 +409,7 @@ fn separation_plan(
     eprintln!(
         "planner: telling {name} {value:.4} from {truth:.4} at q = {q}, z = {z} {needed}; at least {min_trials}, at most {max_trials}"
     );
-    Ok(commands::StopRule::Separated {
+    Ok(experiment::StopRule::Separated {
         value,
         min_trials: min_trials as usize,
         max_trials: max_trials as usize,
@@ -429,7 +431,7 @@ fn zero_confirmation(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_nanos() as u64)
     });
-    let run = commands::ZeroConfirmationRun {
+    let run = experiment::ZeroConfirmationRun {
         timing,
         trials: common.trials,
         seed,
@@ -438,7 +440,7 @@ fn zero_confirmation(
         report: common.run.report(kind)?,
         quarryd: cluster::quarryd_path(common.run.quarryd.as_deref())?,
     };
-    let report = commands::zero_confirmation(&run)?;
+    let report = experiment::zero_confirmation(&run)?;
     if common.run.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -611,7 +613,7 @@ fn run(cli: Cli) -> Result<()> {
                 speedup,
             };
             let stop_rule = match until_separated {
-                None => commands::StopRule::Trials,
+                None => experiment::StopRule::Trials,
                 Some(separate) => separation_plan(
                     &settings,
                     &confirmations,
@@ -619,7 +621,7 @@ fn run(cli: Cli) -> Result<()> {
                     (min_trials, max_trials),
                 )?,
             };
-            let options = commands::AttackRun {
+            let options = experiment::AttackRun {
                 settings,
                 confirmations,
                 trials,
@@ -630,7 +632,7 @@ fn run(cli: Cli) -> Result<()> {
                 report: run.report("double-spend")?,
                 quarryd: cluster::quarryd_path(run.quarryd.as_deref())?,
             };
-            let report = commands::double_spend(&options)?;
+            let report = experiment::double_spend(&options)?;
             if run.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -10,9 +10,8 @@ use quarry_rpc::types::ChainTip;
 use quarry_testnet::analysis::{exact, AttackModel};
 use quarry_testnet::attack::AttackSettings;
 use quarry_testnet::cluster::{links, quarryd_path, Link, Topology};
-use quarry_testnet::commands::{
-    double_spend, partition_note, up, wait_for_sync, AttackRun, StopRule, UpOptions,
-};
+use quarry_testnet::commands::{partition_note, up, wait_for_sync, UpOptions};
+use quarry_testnet::experiment::{double_spend, AttackRun, StopRule};
 use quarry_testnet::status;
 use serde_json::json;
 
@@ -194,7 +193,7 @@ fn a_healed_partition_converges_on_the_chain_with_the_most_work() {
 /// the link delay, and a Finney hold far shorter than the honest miner's spacing.
 #[test]
 fn race_and_finney_trials_reverse_payments_the_merchant_took_unconfirmed() {
-    use quarry_testnet::commands::{zero_confirmation, ZeroConfirmationRun};
+    use quarry_testnet::experiment::{zero_confirmation, ZeroConfirmationRun};
     use quarry_testnet::zero_conf::Timing;
     let timings = [
         Timing::Race {

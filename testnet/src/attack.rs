@@ -244,6 +244,10 @@ pub fn run_trial(testnet: &Testnet, settings: AttackSettings, z: u32) -> Result<
     // the race starts with the payment (waits are memoryless: the pause changes no odds).
     set_mining(testnet, HONEST, false)?;
     settle(testnet)?;
+    // The pair is planned on the chain every node shares: after a pre-mined block the
+    // attacker's wallet would count one more confirmation than the merchant's node, and could
+    // pick a coinbase that is mature only on the attacker's branch.
+    let (payment, pay_hex, conflicting, back_hex) = conflicting_pair(testnet)?;
     let (fork_height, _, fork) = chain_state(testnet, MERCHANT)?;
     clock.note(format!("fork point: block {fork_height} ({})", &fork[..12]));
     testnet.partition(&[ATTACKER], &[HONEST, MERCHANT])?;
@@ -255,7 +259,6 @@ pub fn run_trial(testnet: &Testnet, settings: AttackSettings, z: u32) -> Result<
         }
         clock.note("attacker pre-mined one secret block");
     }
-    let (payment, pay_hex, conflicting, back_hex) = conflicting_pair(testnet)?;
     testnet.run(MERCHANT, "sendrawtransaction", json!([pay_hex]))?;
     clock.note(format!("attacker paid the merchant: {}", &payment[..12]));
     testnet.run(ATTACKER, "sendrawtransaction", json!([back_hex]))?;

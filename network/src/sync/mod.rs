@@ -437,6 +437,13 @@ where
                 let validation = match &result {
                     Ok(Acceptance::Accepted) => {
                         self.remember_gossiped(hash);
+                        // Stored but not the tip: an ancestor's body may be missing here (a
+                        // branch known by its headers only, as after a partition heals with
+                        // equal work). The sender has it; without asking, the block would wait
+                        // for the next header poll.
+                        if self.reader.tip().hash != hash {
+                            self.fetch_headers(source, None);
+                        }
                         Validation::Accept
                     }
                     Ok(Acceptance::AlreadyKnown | Acceptance::Ignored) => Validation::Ignore,

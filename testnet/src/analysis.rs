@@ -128,6 +128,22 @@ pub fn wilson_interval(successes: u64, trials: u64) -> (f64, f64) {
     ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
+/// The 95% interval of the difference `p1 - p2` of two measured rates (Newcombe's hybrid
+/// score interval, from the two Wilson intervals): two measurements agree when it holds 0.
+pub fn difference_interval(first: (u64, u64), second: (u64, u64)) -> (f64, f64) {
+    let rate = |(successes, trials): (u64, u64)| successes as f64 / trials.max(1) as f64;
+    let (p1, p2) = (rate(first), rate(second));
+    let ((l1, u1), (l2, u2)) = (
+        wilson_interval(first.0, first.1),
+        wilson_interval(second.0, second.1),
+    );
+    let d = p1 - p2;
+    (
+        d - ((p1 - l1).powi(2) + (u2 - p2).powi(2)).sqrt(),
+        d + ((u1 - p1).powi(2) + (p2 - l2).powi(2)).sqrt(),
+    )
+}
+
 /// About how many trials a run needs for its 95% interval to exclude `other` when the true
 /// success probability is `truth`, 80% of the time: the normal approximation
 /// n = ((z_0.975 √(p0(1-p0)) + z_0.8 √(p1(1-p1))) / (p1 - p0))², rounded up. `None` when
@@ -342,6 +358,18 @@ mod tests {
                 "q={q} z={z}: {measured} vs {expected}"
             );
         }
+    }
+
+    #[test]
+    fn the_difference_interval_matches_newcombes_worked_example() {
+        // Newcombe (1998), example (a): 56/70 against 48/80, method 10: [0.0524, 0.3339].
+        let (low, high) = difference_interval((56, 70), (48, 80));
+        assert!(
+            close(low, 0.0524, 1e-4) && close(high, 0.3339, 1e-4),
+            "{low} {high}"
+        );
+        let (low, high) = difference_interval((30, 100), (30, 100));
+        assert!(low < 0.0 && high > 0.0);
     }
 
     #[test]

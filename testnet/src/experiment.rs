@@ -1,6 +1,6 @@
-//! Attack experiments on real nodes: attack testnets started, funded and stopped; trials
-//! handed out to one or several testnets side by side until the plan or the stop rule says;
-//! the reports written.
+//! Attack experiments: on real nodes (attack testnets started, funded and stopped) or in the
+//! virtual-time engine; trials handed out to one or several testnets (or engine threads) side
+//! by side until the plan or the stop rule says; the reports written.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,6 +11,7 @@ use quarry_rpc::launch::Lifetime;
 
 use crate::cluster::{links, Link, Testnet, Topology};
 use crate::commands::progress_bar;
+use crate::engine::EngineKind;
 use crate::params::{genesis_time_for, LocalNetwork, LOCAL_MATURITY};
 
 /// A double-spend run.
@@ -35,6 +36,10 @@ pub struct AttackRun {
     pub report: PathBuf,
     /// Where quarryd is.
     pub quarryd: PathBuf,
+    /// Real nodes or the virtual-time engine.
+    pub engine: EngineKind,
+    /// The engine's seed (trial `k` draws from [`crate::engine::trial_seed`]`(seed, k)`).
+    pub seed: u64,
 }
 
 /// The attack's progress caption: trials done, reversals, time spent and the time left at the
@@ -98,12 +103,22 @@ fn start_attack_testnet(
     Ok(testnet)
 }
 
-/// A progress bar of `total` trials with elapsed time and ETA: call with (done, reversed).
-fn trial_progress(total: usize) -> impl FnMut(usize, u64) {
+/// How often the progress bar is redrawn at most: the engine finishes thousands of trials a
+/// second, and a log would otherwise get a line for each.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// A progress bar of `total` trials with elapsed time and ETA: call with (done, reversed,
+/// whether the run stopped).
+fn trial_progress(total: usize) -> impl FnMut(usize, u64, bool) {
     let started = std::time::Instant::now();
-    move |done: usize, reversed: u64| {
-        let caption = trial_caption(done, total, reversed, started.elapsed());
-        progress_bar(done, total, &caption, true);
+    let mut drawn: Option<std::time::Instant> = None;
+    move |done: usize, reversed: u64, stopped: bool| {
+        let due = drawn.is_none_or(|at| at.elapsed() >= PROGRESS_EVERY);
+        if due || stopped || done == total {
+            drawn = Some(std::time::Instant::now());
+            let caption = trial_caption(done, total, reversed, started.elapsed());
+            progress_bar(done, if stopped { done } else { total }, &caption, true);
+        }
     }
 }
 
@@ -125,6 +140,9 @@ pub enum StopRule {
     },
 }
 
+/// A trial and its number in the run.
+type NumberedTrial = (usize, crate::attack::Trial);
+
 /// The trials of a run, handed out to its testnets one at a time, and their tally.
 struct Pool<'a> {
     plan: &'a [u32],
@@ -137,7 +155,7 @@ struct PoolState {
     done: usize,
     reversed: u64,
     stopped: bool,
-    progress: Box<dyn FnMut(usize, u64) + Send>,
+    progress: Box<dyn FnMut(usize, u64, bool) + Send>,
 }
 
 impl Pool<'_> {
@@ -147,8 +165,8 @@ impl Pool<'_> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The next trial's number of confirmations, or `None` when the run is over.
-    fn next(&self) -> Option<u32> {
+    /// The next trial's number and number of confirmations, or `None` when the run is over.
+    fn next(&self) -> Option<(usize, u32)> {
         let mut state = self.state();
         let z = match self.stop_rule {
             _ if state.stopped => None,
@@ -157,8 +175,9 @@ impl Pool<'_> {
                 (state.issued < max_trials).then_some(self.plan[0])
             }
         };
+        let index = state.issued;
         state.issued += usize::from(z.is_some());
-        z
+        z.map(|z| (index, z))
     }
 
     /// Counts a finished trial; stops the run once its interval excludes the value asked.
@@ -167,7 +186,6 @@ impl Pool<'_> {
         state.done += 1;
         state.reversed += u64::from(reversed);
         let (done, successes) = (state.done, state.reversed);
-        (state.progress)(done, successes);
         if let StopRule::Separated {
             value, min_trials, ..
         } = self.stop_rule
@@ -175,6 +193,8 @@ impl Pool<'_> {
             state.stopped |=
                 done >= min_trials && crate::analysis::separates(successes, done as u64, value);
         }
+        let stopped = state.stopped;
+        (state.progress)(done, successes, stopped);
     }
 }
 
@@ -197,7 +217,7 @@ pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
     let parallel = (run.parallel.max(1) as usize).min(total);
     let started = std::time::Instant::now();
     let mut progress = trial_progress(total);
-    progress(0, 0);
+    progress(0, 0, false);
     let pool = Pool {
         plan: &plan,
         stop_rule: run.stop_rule,
@@ -209,11 +229,14 @@ pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
             progress: Box::new(progress),
         }),
     };
-    let outcomes: Vec<Result<Vec<Trial>>> = std::thread::scope(|scope| {
+    let outcomes: Vec<Result<Vec<NumberedTrial>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..parallel)
             .map(|instance| {
                 let pool = &pool;
-                scope.spawn(move || double_spend_on_one_testnet(run, instance, parallel, pool))
+                scope.spawn(move || match run.engine {
+                    EngineKind::Nodes => double_spend_on_one_testnet(run, instance, parallel, pool),
+                    EngineKind::Sim => double_spend_in_engine(run, pool),
+                })
             })
             .collect();
         handles
@@ -225,14 +248,19 @@ pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
             })
             .collect()
     });
-    let mut trials = Vec::with_capacity(total);
+    let mut numbered = Vec::with_capacity(total);
     for outcome in outcomes {
-        trials.extend(outcome?);
+        numbered.extend(outcome?);
     }
-    trials.sort_by_key(|trial| trial.z);
+    // In the order issued (the plan's order of confirmations): a seeded engine run's report
+    // does not depend on which thread ran what.
+    numbered.sort_by_key(|(index, _)| *index);
+    let trials: Vec<Trial> = numbered.into_iter().map(|(_, trial)| trial).collect();
     let mut report = crate::report::build(run.settings, trials);
     report.wall_seconds = Some(started.elapsed().as_secs_f64());
     report.testnets = parallel as u32;
+    report.engine = run.engine;
+    report.seed = (run.engine == EngineKind::Sim).then_some(run.seed);
     crate::report::write(&report, &run.report)?;
     Ok(report)
 }
@@ -245,7 +273,7 @@ fn double_spend_on_one_testnet(
     instance: usize,
     parallel: usize,
     pool: &Pool,
-) -> Result<Vec<crate::attack::Trial>> {
+) -> Result<Vec<NumberedTrial>> {
     use crate::attack;
     let dir = if parallel > 1 {
         run.report.join(format!("testnet-{instance}"))
@@ -271,23 +299,42 @@ fn double_spend_on_one_testnet(
         Link::plain(links(Topology::Mesh, 3, 0)),
         &run.quarryd,
     )?;
-    let outcome = (|| -> Result<Vec<attack::Trial>> {
+    let outcome = (|| -> Result<Vec<NumberedTrial>> {
         let mut trials = Vec::new();
         let mut funded = share;
-        while let Some(z) = pool.next() {
+        while let Some((index, z)) = pool.next() {
             if trials.len() == funded {
                 attack::fund_attacker(&testnet, share)?;
                 funded += share;
             }
             let trial = attack::run_trial(&testnet, run.settings, z)?;
             pool.record(trial.reversed);
-            trials.push(trial);
+            trials.push((index, trial));
         }
         Ok(trials)
     })();
     let stopped = testnet.shutdown();
     let trials = outcome?;
     stopped?;
+    Ok(trials)
+}
+
+/// Trials taken from `pool` and run in the virtual-time engine until it is empty.
+fn double_spend_in_engine(run: &AttackRun, pool: &Pool) -> Result<Vec<NumberedTrial>> {
+    use crate::engine::{double_spend, trial_seed, GENESIS_TIME};
+    let network = LocalNetwork {
+        pow: PowMode::Simulated,
+        retarget: run.settings.retarget,
+        ..LocalNetwork::new(run.hash_rate, run.spacing)
+    };
+    let setup = double_spend::Setup::new(network.params(GENESIS_TIME)?, run.hash_rate as f64, 0.0);
+    let mut trials = Vec::new();
+    while let Some((index, z)) = pool.next() {
+        let seed = trial_seed(run.seed, index as u64);
+        let trial = double_spend::run_trial(&setup, run.settings, z, seed)?;
+        pool.record(trial.reversed);
+        trials.push((index, trial));
+    }
     Ok(trials)
 }
 
@@ -339,8 +386,14 @@ pub fn zero_confirmation(
         &run.quarryd,
     )?;
     let mut progress = trial_progress(total);
-    progress(0, 0);
-    let outcome = zero_conf::run_trials(&testnet, run.timing, run.trials, run.seed, progress);
+    progress(0, 0, false);
+    let outcome = zero_conf::run_trials(
+        &testnet,
+        run.timing,
+        run.trials,
+        run.seed,
+        |done, reversed| progress(done, reversed, false),
+    );
     let stopped = testnet.shutdown();
     let trials = outcome?;
     stopped?;

@@ -11,8 +11,11 @@ use clap::{Parser, Subcommand};
 use quarry_chain::ChainParams;
 use quarry_testnet::cluster::{self, Link, NodeSpec, Testnet, Topology};
 use quarry_testnet::commands::{self, Scenario, UpOptions};
+use quarry_testnet::engine::selfish::{self, Retarget, SelfishResult, SelfishSettings};
+use quarry_testnet::engine::EngineKind;
 use quarry_testnet::{
-    analysis, attack, experiment, reconverge, report, selfcheck, status, zero_conf,
+    analysis, attack, engine_check, experiment, reconverge, report, selfcheck, selfish_report,
+    status, zero_conf,
 };
 
 /// Local Quarry test networks and scenarios.
@@ -184,29 +187,9 @@ enum Attack {
         /// The attacker's share of the hash rate, in [0, 1).
         #[arg(long, value_name = "Q")]
         attacker_share: f64,
-        /// Confirmations the merchant waits for; several give the curve (e.g. 1,2,3).
-        #[arg(
-            long,
-            value_name = "Z[,Z...]",
-            value_delimiter = ',',
-            default_value = "1"
-        )]
-        confirmations: Vec<u32>,
         /// Trials per number of confirmations.
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         trials: u32,
-        /// The attacker pre-mines one secret block before paying (Rosenfeld's setup).
-        #[arg(long)]
-        premine: bool,
-        /// The attacker gives up this many blocks behind.
-        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=1_000))]
-        give_up: u32,
-        /// Total hash rate of the two miners, hashes per second.
-        #[arg(long, default_value_t = 20_000)]
-        hash_rate: u64,
-        /// Target seconds between blocks.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=600))]
-        spacing: u32,
         /// Keep running trials (one number of confirmations) until the 95% interval excludes
         /// this value: Nakamoto's approximation or the exact probability of the model. A
         /// planner prints beforehand about how many trials that takes.
@@ -219,21 +202,72 @@ enum Attack {
         /// looks after every trial stops on the first lucky streak).
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
         min_trials: u64,
-        /// Blocks K times faster than the spacing: the miners' virtual hash rates are K times
-        /// the planned one (needs --pow simulated and --retarget off; every block keeps the
-        /// same work, so the race in blocks is unchanged and trials take 1/K of the time).
-        #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000))]
-        speedup: u32,
-        /// Independent attack testnets run side by side, their trials pooled (with simulated
-        /// proof of work they need no CPU for hashing).
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=32))]
-        parallel: u32,
-        /// Difficulty retargeting: on (ASERT, the branches' blocks may differ in work) or off
-        /// (every block the same work, as the analytic model assumes).
-        #[arg(long, value_enum, default_value_t = Switch::On)]
-        retarget: Switch,
+        /// Where the trials run: real quarryd processes, or the virtual-time engine (the same
+        /// consensus code over in-memory stores, simulated network and proof of work: seeded,
+        /// thousands of trials a minute).
+        #[arg(long, value_enum, default_value_t = EngineKind::Nodes)]
+        engine: EngineKind,
         #[command(flatten)]
-        run: RunArgs,
+        race: RaceArgs,
+    },
+    /// Runs the double-spend grid (each attacker share × each number of confirmations) on real
+    /// nodes and in the virtual-time engine, and shows both rates with their 95% intervals
+    /// beside the exact value, and whether they agree. Exit status 1 if any point disagrees.
+    CheckEngine {
+        /// Attacker shares, each in [0, 1).
+        #[arg(
+            long,
+            value_name = "Q[,Q...]",
+            value_delimiter = ',',
+            default_value = "0.1,0.3"
+        )]
+        attacker_share: Vec<f64>,
+        /// Trials per point on real nodes.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        trials: u32,
+        /// Trials per point in the engine.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        engine_trials: u32,
+        #[command(flatten)]
+        race: RaceArgs,
+    },
+    /// Selfish mining (Eyal and Sirer) in the virtual-time engine: an attacker with share α
+    /// keeps a private branch and races or overrides honest blocks; γ is set by how many of
+    /// the 20 honest nodes hear the attacker's blocks first and measured from the run. Prints
+    /// the attacker's revenue with 95% intervals beside the closed form, and with retargeting
+    /// the revenue per unit time before and after the difficulty adjusts; writes a report
+    /// folder (JSON, markdown, revenue plot).
+    SelfishMining {
+        /// Attacker shares of the hash rate, each in [0, 0.5).
+        #[arg(
+            long,
+            value_name = "A[,A...]",
+            value_delimiter = ',',
+            default_value = "0.1,0.2,0.25,0.3,0.35,0.4,0.45"
+        )]
+        alpha: Vec<f64>,
+        /// The share of honest power that hears the attacker's block first in a race, in
+        /// [0, 1] (rounded to twentieths: whole honest nodes).
+        #[arg(long, default_value_t = 0.5)]
+        gamma: f64,
+        /// Main-chain blocks per attacker share.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(200..=1_000_000))]
+        blocks: u32,
+        /// Target seconds between blocks.
+        #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..=86_400))]
+        spacing: u32,
+        /// Difficulty retargeting: off, ASERT, or Bitcoin's epochs (144 blocks each).
+        #[arg(long, value_enum, default_value_t = Retarget::Off)]
+        retarget: Retarget,
+        /// The engine's seed [default: from the clock; printed].
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The report folder [default: ~/.quarry/localnet/reports/selfish-mining].
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
+        /// Print the report as JSON instead of the summary table.
+        #[arg(long)]
+        json: bool,
     },
     /// The race attack, TRIALS times: the attacker gives the merchant's node the payment and
     /// the miner's node a conflicting spend, OFFSET ms apart (uniform in ±SPREAD); every link
@@ -266,6 +300,109 @@ enum Attack {
         #[command(flatten)]
         common: ExperimentArgs,
     },
+}
+
+/// The private-chain race's settings, on real nodes or in the engine.
+#[derive(clap::Args, Debug)]
+struct RaceArgs {
+    /// Confirmations the merchant waits for; several give the curve (e.g. 1,2,3).
+    #[arg(
+        long,
+        value_name = "Z[,Z...]",
+        value_delimiter = ',',
+        default_value = "1"
+    )]
+    confirmations: Vec<u32>,
+    /// The attacker pre-mines one secret block before paying (Rosenfeld's setup).
+    #[arg(long)]
+    premine: bool,
+    /// The attacker gives up this many blocks behind.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    give_up: u32,
+    /// Total hash rate of the two miners, hashes per second.
+    #[arg(long, default_value_t = 20_000)]
+    hash_rate: u64,
+    /// Target seconds between blocks.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=600))]
+    spacing: u32,
+    /// Blocks K times faster than the spacing on real nodes: the miners' virtual hash rates
+    /// are K times the planned one (needs --pow simulated and --retarget off; every block
+    /// keeps the same work, so the race in blocks is unchanged and trials take 1/K of the
+    /// time).
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    speedup: u32,
+    /// Independent attack testnets run side by side, their trials pooled (with simulated
+    /// proof of work they need no CPU for hashing); in the engine, threads
+    /// [default: 1 testnet; every core for the engine].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=32))]
+    parallel: Option<u32>,
+    /// Difficulty retargeting: on (ASERT, the branches' blocks may differ in work) or off
+    /// (every block the same work, as the analytic model assumes).
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    retarget: Switch,
+    /// The engine's seed [default: from the clock; printed].
+    #[arg(long)]
+    seed: Option<u64>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+impl RaceArgs {
+    /// The run these settings describe for attacker share `q`, `trials` per point.
+    fn attack_run(
+        &self,
+        q: f64,
+        trials: u32,
+        engine: EngineKind,
+        stop_rule: experiment::StopRule,
+        kind: &str,
+    ) -> Result<experiment::AttackRun> {
+        if engine == EngineKind::Sim && (matches!(self.run.pow, Pow::Real) || self.speedup > 1) {
+            bail!(
+                "--engine sim runs in virtual time on simulated proof of work: --pow real and \
+                 --speedup apply to real nodes only"
+            );
+        }
+        let seed = self.seed.unwrap_or_else(seed_from_clock);
+        if engine == EngineKind::Sim || kind == "check-engine" {
+            eprintln!("engine seed {seed} (--seed {seed} reproduces the engine's trials)");
+        }
+        Ok(experiment::AttackRun {
+            settings: self.settings(q)?,
+            confirmations: self.confirmations.clone(),
+            trials,
+            hash_rate: self.hash_rate,
+            spacing: self.spacing,
+            parallel: self.parallel.unwrap_or(match engine {
+                EngineKind::Nodes => 1,
+                EngineKind::Sim => {
+                    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+                }
+            }),
+            stop_rule,
+            report: self.run.report(kind)?,
+            quarryd: match engine {
+                EngineKind::Sim => PathBuf::new(),
+                EngineKind::Nodes => cluster::quarryd_path(self.run.quarryd.as_deref())?,
+            },
+            engine,
+            seed,
+        })
+    }
+
+    fn settings(&self, q: f64) -> Result<attack::AttackSettings> {
+        if !(0.0..1.0).contains(&q) {
+            bail!("--attacker-share must be at least 0 and below 1, not {q}");
+        }
+        Ok(attack::AttackSettings {
+            q,
+            premined: self.premine,
+            give_up_behind: self.give_up,
+            pow: self.run.pow.into(),
+            retarget: self.retarget == Switch::On,
+            speedup: self.speedup,
+        })
+    }
 }
 
 /// What every zero-confirmation experiment takes.
@@ -416,6 +553,67 @@ fn separation_plan(
     })
 }
 
+/// Runs selfish mining at every setting, on every core, with a progress bar.
+fn selfish_mining(
+    settings: &[SelfishSettings],
+    seed: u64,
+) -> Result<selfish_report::SelfishReport> {
+    let started = std::time::Instant::now();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done = std::sync::Mutex::new(0usize);
+    let total = settings.len();
+    commands::progress_bar(0, total, "selfish-mining runs", true);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut results: Vec<(usize, SelfishResult)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.min(total))
+            .map(|_| {
+                scope.spawn(|| -> Result<Vec<(usize, SelfishResult)>> {
+                    let mut mine = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&setting) = settings.get(index) else {
+                            return Ok(mine);
+                        };
+                        mine.push((index, selfish::run(setting)?));
+                        let mut done = done
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        *done += 1;
+                        let caption = format!(
+                            "{}/{total} attacker shares, {:.0} s",
+                            *done,
+                            started.elapsed().as_secs_f64()
+                        );
+                        commands::progress_bar(*done, total, &caption, true);
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a selfish-mining run panicked")))
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(|parts| parts.into_iter().flatten().collect())
+    })?;
+    results.sort_by_key(|(index, _)| *index);
+    Ok(selfish_report::SelfishReport {
+        results: results.into_iter().map(|(_, result)| result).collect(),
+        wall_seconds: started.elapsed().as_secs_f64(),
+        seed,
+    })
+}
+
+/// A seed from the clock, for runs not given one (printed, so they can be repeated).
+fn seed_from_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos() as u64)
+}
+
 /// Runs a race or Finney experiment and prints its summary (or JSON).
 fn zero_confirmation(
     timing: zero_conf::Timing,
@@ -426,11 +624,7 @@ fn zero_confirmation(
         zero_conf::ZeroConfirmation::Race => "race",
         zero_conf::ZeroConfirmation::Finney => "finney",
     };
-    let seed = common.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_nanos() as u64)
-    });
+    let seed = common.seed.unwrap_or_else(seed_from_clock);
     let run = experiment::ZeroConfirmationRun {
         timing,
         trials: common.trials,
@@ -586,58 +780,114 @@ fn run(cli: Cli) -> Result<()> {
             attack:
                 Attack::DoubleSpend {
                     attacker_share,
-                    confirmations,
                     trials,
-                    premine,
-                    give_up,
-                    hash_rate,
-                    spacing,
                     until_separated,
                     max_trials,
                     min_trials,
-                    speedup,
-                    parallel,
-                    retarget,
-                    run,
+                    engine,
+                    race,
                 },
         } => {
-            if !(0.0..1.0).contains(&attacker_share) {
-                bail!("--attacker-share must be at least 0 and below 1, not {attacker_share}");
-            }
-            let settings = attack::AttackSettings {
-                q: attacker_share,
-                premined: premine,
-                give_up_behind: give_up,
-                pow: run.pow.into(),
-                retarget: retarget == Switch::On,
-                speedup,
-            };
             let stop_rule = match until_separated {
                 None => experiment::StopRule::Trials,
                 Some(separate) => separation_plan(
-                    &settings,
-                    &confirmations,
+                    &race.settings(attacker_share)?,
+                    &race.confirmations,
                     separate,
                     (min_trials, max_trials),
                 )?,
             };
-            let options = experiment::AttackRun {
-                settings,
-                confirmations,
-                trials,
-                hash_rate,
-                spacing,
-                parallel,
-                stop_rule,
-                report: run.report("double-spend")?,
-                quarryd: cluster::quarryd_path(run.quarryd.as_deref())?,
-            };
+            let options =
+                race.attack_run(attacker_share, trials, engine, stop_rule, "double-spend")?;
             let report = experiment::double_spend(&options)?;
-            if run.json {
+            if race.run.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 println!("{}", report::summary(&report, report::Style::Terminal));
                 println!("report: {}", options.report.join("report.md").display());
+            }
+            Ok(())
+        }
+        Command::Attack {
+            attack:
+                Attack::CheckEngine {
+                    attacker_share,
+                    trials,
+                    engine_trials,
+                    race,
+                },
+        } => {
+            let first = attacker_share.first().copied().unwrap_or_default();
+            let options = race.attack_run(
+                first,
+                trials,
+                EngineKind::Nodes,
+                experiment::StopRule::Trials,
+                "check-engine",
+            )?;
+            for &q in &attacker_share {
+                race.settings(q)?;
+            }
+            let rows = engine_check::check(&options, &attacker_share, trials, engine_trials)?;
+            if race.run.json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{}", engine_check::summary(&rows, report::Style::Terminal));
+                println!("grid: {}", options.report.join("check.json").display());
+            }
+            if rows.iter().all(|row| row.agree) {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
+        Command::Attack {
+            attack:
+                Attack::SelfishMining {
+                    alpha,
+                    gamma,
+                    blocks,
+                    spacing,
+                    retarget,
+                    seed,
+                    report: report_dir,
+                    json,
+                },
+        } => {
+            if let Some(bad) = alpha.iter().find(|alpha| !(0.0..0.5).contains(*alpha)) {
+                bail!("--alpha must be at least 0 and below 0.5 (a majority needs no strategy), not {bad}");
+            }
+            if !(0.0..=1.0).contains(&gamma) {
+                bail!("--gamma must be between 0 and 1, not {gamma}");
+            }
+            let seed = seed.unwrap_or_else(seed_from_clock);
+            eprintln!("engine seed {seed} (--seed {seed} reproduces this run)");
+            let dir = match report_dir {
+                Some(dir) => dir,
+                None => default_report("selfish-mining")?,
+            };
+            let settings: Vec<SelfishSettings> = alpha
+                .iter()
+                .enumerate()
+                .map(|(index, &alpha)| SelfishSettings {
+                    alpha,
+                    gamma,
+                    blocks,
+                    spacing,
+                    retarget,
+                    seed: quarry_testnet::engine::trial_seed(seed, index as u64),
+                })
+                .collect();
+            let report = selfish_mining(&settings, seed)?;
+            selfish_report::write(&report, &dir)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "{}",
+                    selfish_report::summary(&report, report::Style::Terminal)
+                );
+                println!("report: {}", dir.join("report.md").display());
             }
             Ok(())
         }

@@ -8,7 +8,9 @@ use std::fmt::Write;
 
 use crate::analysis::{exact, nakamoto, AttackModel};
 use crate::attack::{AttackSettings, Trial};
+use crate::engine::selfish::closed_form;
 use crate::report::Report;
+use crate::selfish_report::SelfishReport;
 use crate::zero_conf::{Timing, ZeroConfirmationReport};
 
 fn escape(text: &str) -> String {
@@ -289,6 +291,113 @@ pub fn rate_plot_svg(report: &Report) -> String {
     svg
 }
 
+/// An SVG of selfish mining's revenue share against the attacker's share α: each measured
+/// point with its 95% interval over Eyal and Sirer's curves for γ = 0, 0.5 and 1, and the fair
+/// share (honest mining) as a diagonal.
+pub fn revenue_plot_svg(report: &SelfishReport) -> String {
+    let (width, height) = (660.0, 460.0);
+    let (left, top, plot_width, plot_height) = (90.0, 60.0, 530.0, 260.0);
+    let x = |alpha: f64| left + plot_width * (alpha / 0.5).clamp(0.0, 1.0);
+    let y = |share: f64| top + plot_height * (1.0 - share.clamp(0.0, 1.0));
+    let bottom = top + plot_height;
+    let subtitle = report.results.first().map_or_else(String::new, |first| {
+        format!(
+            "{} main-chain blocks per point, γ asked {:.2}, engine seed {}",
+            first.settings.blocks, first.settings.gamma, report.seed
+        )
+    });
+    let mut svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="DejaVu Sans, sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="{left}" y="22" font-size="15">Selfish mining: the attacker's share of the main chain</text>
+<text x="{left}" y="42">{subtitle}</text>
+"##
+    );
+    for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{left}" y1="{0}" x2="{1}" y2="{0}" stroke="#e5e5e5"/><text x="{2}" y="{3}" text-anchor="end">{tick:.2}</text>"##,
+            y(tick),
+            left + plot_width,
+            left - 8.0,
+            y(tick) + 4.0
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{left}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="black"/><line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="black"/>"##,
+        left + plot_width
+    );
+    for tick in [0.0, 0.1, 0.2, 0.3, 0.4, 0.5] {
+        x_tick(&mut svg, x(tick), bottom, &format!("{tick:.1}"));
+    }
+    let _ = writeln!(
+        svg,
+        r##"<text x="{}" y="{}" text-anchor="middle">attacker's share of the hash rate α</text>
+<text transform="translate(24,{}) rotate(-90)" text-anchor="middle">attacker's share of the main chain</text>"##,
+        left + plot_width / 2.0,
+        bottom + 40.0,
+        top + plot_height / 2.0
+    );
+    let curves: [(f64, &str, &str); 3] = [
+        (0.0, "#1f77b4", r#"stroke-width="2""#),
+        (0.5, "#2ca02c", r#"stroke-width="2""#),
+        (1.0, "#9467bd", r#"stroke-width="2""#),
+    ];
+    let alphas: Vec<f64> = (0..=49).map(|step| f64::from(step) / 100.0).collect();
+    for (gamma, colour, style) in curves {
+        let points: Vec<String> = alphas
+            .iter()
+            .map(|&alpha| format!("{:.1},{:.1}", x(alpha), y(closed_form(alpha, gamma))))
+            .collect();
+        let _ = writeln!(
+            svg,
+            r#"<polyline points="{}" fill="none" stroke="{colour}" {style}/>"#,
+            points.join(" ")
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#777" stroke-dasharray="6,4"/>"##,
+        x(0.0),
+        y(0.0),
+        x(0.5),
+        y(0.5)
+    );
+    for result in &report.results {
+        let cx = x(result.settings.alpha);
+        let share = result.revenue_share;
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{cx}" y1="{}" x2="{cx}" y2="{}" stroke="#d62728" stroke-width="2"/><circle cx="{cx}" cy="{}" r="5" fill="#d62728"/>"##,
+            y(share.interval.0),
+            y(share.interval.1),
+            y(share.value)
+        );
+    }
+    let legend_y = bottom + 66.0;
+    let entries = [
+        ("#d62728", "measured, with its 95% interval"),
+        ("#1f77b4", "Eyal and Sirer, γ = 0"),
+        ("#2ca02c", "Eyal and Sirer, γ = 0.5"),
+        ("#9467bd", "Eyal and Sirer, γ = 1"),
+        ("#777", "honest mining (revenue = α)"),
+    ];
+    for (i, (colour, label)) in entries.iter().enumerate() {
+        let (column, row) = (i % 2, i / 2);
+        let entry_x = left + 270.0 * column as f64;
+        let row_y = legend_y + 18.0 * row as f64;
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{entry_x}" y="{}" width="14" height="4" fill="{colour}"/><text x="{}" y="{row_y}">{label}</text>"#,
+            row_y - 6.0,
+            entry_x + 22.0
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
 /// An SVG of a zero-confirmation experiment: every trial's outcome (reversed at the top,
 /// stands or refused at the bottom) against its timing, under the model's probability of a
 /// reversal at each timing.
@@ -562,6 +671,34 @@ pub(crate) mod tests {
             assert!(svg.contains("pre-mined block"));
             assert!(!svg.contains("0000"), "no hash prefixes");
         }
+    }
+
+    #[test]
+    fn the_revenue_plot_is_readable() {
+        use crate::engine::selfish::{run, Retarget, SelfishSettings};
+        let results = [0.2, 0.4]
+            .into_iter()
+            .map(|alpha| {
+                run(SelfishSettings {
+                    alpha,
+                    gamma: 0.5,
+                    blocks: 300,
+                    spacing: 600,
+                    retarget: Retarget::Off,
+                    seed: 1,
+                })
+                .unwrap()
+            })
+            .collect();
+        let report = SelfishReport {
+            results,
+            wall_seconds: 1.0,
+            seed: 1,
+        };
+        let svg = revenue_plot_svg(&report);
+        assert_eq!(svg.matches("<circle").count(), 2);
+        assert!(svg.contains("γ = 0.5") && svg.contains("attacker's share of the hash rate α"));
+        assert_readable(&svg);
     }
 
     #[test]

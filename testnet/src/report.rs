@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::analysis::{exact, nakamoto, wilson_interval, AttackModel};
 use crate::attack::{measured_share, successes, AttackSettings, Trial};
+use crate::engine::EngineKind;
 use quarry_chain::PowMode;
 
 /// The results for one number of confirmations.
@@ -54,8 +55,12 @@ pub struct Report {
     pub model: String,
     /// Wall-clock seconds the run took (all testnets together).
     pub wall_seconds: Option<f64>,
-    /// Attack testnets that ran side by side.
+    /// Attack testnets (or engine threads) that ran side by side.
     pub testnets: u32,
+    /// Real nodes or the virtual-time engine.
+    pub engine: EngineKind,
+    /// The engine's seed.
+    pub seed: Option<u64>,
 }
 
 /// The model statement printed with every report.
@@ -150,6 +155,8 @@ pub fn build(settings: AttackSettings, trials: Vec<Trial>) -> Report {
         trials,
         wall_seconds: None,
         testnets: 1,
+        engine: EngineKind::Nodes,
+        seed: None,
     }
 }
 
@@ -254,12 +261,19 @@ pub fn summary(report: &Report, style: Style) -> String {
         .wall_seconds
         .unwrap_or_else(|| report.trials.iter().map(|trial| trial.seconds).sum());
     if seconds > 0.0 {
+        let place = match report.engine {
+            EngineKind::Nodes => format!("{} testnet(s) of real nodes", report.testnets),
+            EngineKind::Sim => format!(
+                "the virtual-time engine ({} thread(s), seed {})",
+                report.testnets,
+                report.seed.unwrap_or_default()
+            ),
+        };
         let _ = writeln!(
             text,
-            "{} trials in {:.0} s on {} testnet(s): {:.1} trials per minute",
+            "{} trials in {:.1} s on {place}: {:.1} trials per minute",
             report.trials.len(),
             seconds,
-            report.testnets,
             report.trials.len() as f64 * 60.0 / seconds
         );
     }
@@ -334,7 +348,11 @@ pub fn write(report: &Report, dir: &Path) -> Result<()> {
         .find(|trial| trial.reversed)
         .or(report.trials.first());
     let mut markdown = format!(
-        "# Double-spend attack on real nodes\n\n{}\n",
+        "# Double-spend attack {}\n\n{}\n",
+        match report.engine {
+            EngineKind::Nodes => "on real nodes",
+            EngineKind::Sim => "in the virtual-time engine",
+        },
         summary(report, Style::Markdown)
     );
     if let Some(trial) = shown {
@@ -346,7 +364,11 @@ pub fn write(report: &Report, dir: &Path) -> Result<()> {
             "\n![block tree of one trial](block-tree.svg)\n\n## Timeline of that trial\n\n",
         );
         for event in &trial.timeline {
-            let _ = writeln!(markdown, "- {:>7.2} s  {}", event.at, event.what);
+            let unit = match report.engine {
+                EngineKind::Nodes => "s",
+                EngineKind::Sim => "s (virtual)",
+            };
+            let _ = writeln!(markdown, "- {:>7.2} {unit}  {}", event.at, event.what);
         }
     }
     std::fs::write(
@@ -411,7 +433,9 @@ mod tests {
         let markdown = summary(&report, Style::Markdown);
         assert!(markdown.contains("| z | trials | reversed |"), "{markdown}");
         assert!(
-            text.contains("40 trials in 240 s on 1 testnet(s): 10.0 trials per minute"),
+            text.contains(
+                "40 trials in 240.0 s on 1 testnet(s) of real nodes: 10.0 trials per minute"
+            ),
             "{text}"
         );
         let dir = tempfile::tempdir().unwrap();

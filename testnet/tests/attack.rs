@@ -11,6 +11,7 @@ use quarry_testnet::analysis::{exact, AttackModel};
 use quarry_testnet::attack::AttackSettings;
 use quarry_testnet::cluster::{links, quarryd_path, Link, Topology};
 use quarry_testnet::commands::{partition_note, up, wait_for_sync, UpOptions};
+use quarry_testnet::engine::EngineKind;
 use quarry_testnet::experiment::{double_spend, AttackRun, StopRule};
 use quarry_testnet::status;
 use serde_json::json;
@@ -47,6 +48,8 @@ fn run(
         stop_rule,
         report: dir.path().join("report"),
         quarryd: quarryd_path(None).unwrap(),
+        engine: EngineKind::Nodes,
+        seed: 0,
     })
     .unwrap()
 }

@@ -116,10 +116,18 @@ pub fn exact(model: AttackModel) -> f64 {
 
 /// The Wilson score interval of `successes` in `trials` at 95% confidence.
 pub fn wilson_interval(successes: u64, trials: u64) -> (f64, f64) {
+    wilson_interval_at(successes, trials, Z_95)
+}
+
+/// The two-sided 95% normal quantile.
+const Z_95: f64 = 1.959_963_984_540_054;
+
+/// The Wilson score interval of `successes` in `trials` at the confidence whose two-sided
+/// normal quantile is `z` (1.96: 95%, 3.29: 99.9%).
+pub fn wilson_interval_at(successes: u64, trials: u64, z: f64) -> (f64, f64) {
     if trials == 0 {
         return (0.0, 1.0);
     }
-    let z = 1.959_963_984_540_054_f64;
     let n = trials as f64;
     let phat = successes as f64 / n;
     let denominator = 1.0 + z * z / n;
@@ -131,11 +139,16 @@ pub fn wilson_interval(successes: u64, trials: u64) -> (f64, f64) {
 /// The 95% interval of the difference `p1 - p2` of two measured rates (Newcombe's hybrid
 /// score interval, from the two Wilson intervals): two measurements agree when it holds 0.
 pub fn difference_interval(first: (u64, u64), second: (u64, u64)) -> (f64, f64) {
+    difference_interval_at(first, second, Z_95)
+}
+
+/// [`difference_interval`] at the confidence whose two-sided normal quantile is `z`.
+pub fn difference_interval_at(first: (u64, u64), second: (u64, u64), z: f64) -> (f64, f64) {
     let rate = |(successes, trials): (u64, u64)| successes as f64 / trials.max(1) as f64;
     let (p1, p2) = (rate(first), rate(second));
     let ((l1, u1), (l2, u2)) = (
-        wilson_interval(first.0, first.1),
-        wilson_interval(second.0, second.1),
+        wilson_interval_at(first.0, first.1, z),
+        wilson_interval_at(second.0, second.1, z),
     );
     let d = p1 - p2;
     (

@@ -143,6 +143,9 @@ pub enum StopRule {
 /// A trial and its number in the run.
 type NumberedTrial = (usize, crate::attack::Trial);
 
+/// What one worker of a run produced: its trials, and its testnet's seeds (real nodes).
+type WorkerOutput = (Vec<NumberedTrial>, Option<crate::report::TestnetSeeds>);
+
 /// The trials of a run, handed out to its testnets one at a time, and their tally.
 struct Pool<'a> {
     plan: &'a [u32],
@@ -229,13 +232,15 @@ pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
             progress: Box::new(progress),
         }),
     };
-    let outcomes: Vec<Result<Vec<NumberedTrial>>> = std::thread::scope(|scope| {
+    let outcomes: Vec<Result<WorkerOutput>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..parallel)
             .map(|instance| {
                 let pool = &pool;
                 scope.spawn(move || match run.engine {
                     EngineKind::Nodes => double_spend_on_one_testnet(run, instance, parallel, pool),
-                    EngineKind::Sim => double_spend_in_engine(run, pool),
+                    EngineKind::Sim => {
+                        double_spend_in_engine(run, pool).map(|trials| (trials, None))
+                    }
                 })
             })
             .collect();
@@ -249,8 +254,11 @@ pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
             .collect()
     });
     let mut numbered = Vec::with_capacity(total);
+    let mut seeds = Vec::new();
     for outcome in outcomes {
-        numbered.extend(outcome?);
+        let (trials, testnet) = outcome?;
+        numbered.extend(trials);
+        seeds.extend(testnet);
     }
     // In the order issued (the plan's order of confirmations): a seeded engine run's report
     // does not depend on which thread ran what.
@@ -261,6 +269,8 @@ pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
     report.testnets = parallel as u32;
     report.engine = run.engine;
     report.seed = (run.engine == EngineKind::Sim).then_some(run.seed);
+    seeds.sort_by_key(|testnet| testnet.instance);
+    report.testnet_seeds = seeds;
     crate::report::write(&report, &run.report)?;
     Ok(report)
 }
@@ -273,7 +283,7 @@ fn double_spend_on_one_testnet(
     instance: usize,
     parallel: usize,
     pool: &Pool,
-) -> Result<Vec<NumberedTrial>> {
+) -> Result<WorkerOutput> {
     use crate::attack;
     let dir = if parallel > 1 {
         run.report.join(format!("testnet-{instance}"))
@@ -313,10 +323,20 @@ fn double_spend_on_one_testnet(
         }
         Ok(trials)
     })();
+    let seeds = crate::report::TestnetSeeds {
+        instance: instance as u32,
+        genesis: testnet.params.genesis_hash().to_string(),
+        miners: testnet
+            .state
+            .nodes
+            .iter()
+            .map(|node| (node.name.clone(), testnet.mining_seed(&node.name)))
+            .collect(),
+    };
     let stopped = testnet.shutdown();
     let trials = outcome?;
     stopped?;
-    Ok(trials)
+    Ok((trials, Some(seeds)))
 }
 
 /// Trials taken from `pool` and run in the virtual-time engine until it is empty.

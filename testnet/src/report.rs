@@ -61,6 +61,20 @@ pub struct Report {
     pub engine: EngineKind,
     /// The engine's seed.
     pub seed: Option<u64>,
+    /// Each real-node testnet's network and its simulated miners' seeds.
+    pub testnet_seeds: Vec<TestnetSeeds>,
+}
+
+/// What a real-node testnet of a run drew its blocks from: its network (the genesis, which the
+/// start time and instance fix) and each node's simulated-miner seed.
+#[derive(Clone, Debug, Serialize)]
+pub struct TestnetSeeds {
+    /// Which testnet of the run.
+    pub instance: u32,
+    /// Its genesis block.
+    pub genesis: String,
+    /// Each node's name and miner seed.
+    pub miners: Vec<(String, u64)>,
 }
 
 /// The model statement printed with every report.
@@ -157,6 +171,7 @@ pub fn build(settings: AttackSettings, trials: Vec<Trial>) -> Report {
         testnets: 1,
         engine: EngineKind::Nodes,
         seed: None,
+        testnet_seeds: Vec::new(),
     }
 }
 

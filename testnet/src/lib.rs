@@ -14,6 +14,7 @@ pub mod plot;
 pub mod reconverge;
 pub mod report;
 pub mod selfcheck;
+pub mod selfish_nodes;
 pub mod selfish_report;
 pub mod status;
 pub mod zero_conf;

@@ -14,8 +14,8 @@ use quarry_testnet::commands::{self, Scenario, UpOptions};
 use quarry_testnet::engine::selfish::{self, Retarget, SelfishResult, SelfishSettings};
 use quarry_testnet::engine::EngineKind;
 use quarry_testnet::{
-    analysis, attack, engine_check, experiment, reconverge, report, selfcheck, selfish_report,
-    status, zero_conf,
+    analysis, attack, engine_check, experiment, reconverge, report, selfcheck, selfish_nodes,
+    selfish_report, status, zero_conf,
 };
 
 /// Local Quarry test networks and scenarios.
@@ -231,12 +231,14 @@ enum Attack {
         #[command(flatten)]
         race: RaceArgs,
     },
-    /// Selfish mining (Eyal and Sirer) in the virtual-time engine: an attacker with share α
-    /// keeps a private branch and races or overrides honest blocks; γ is set by how many of
-    /// the 20 honest nodes hear the attacker's blocks first and measured from the run. Prints
-    /// the attacker's revenue with 95% intervals beside the closed form, and with retargeting
-    /// the revenue per unit time before and after the difficulty adjusts; writes a report
-    /// folder (JSON, markdown, revenue plot).
+    /// Selfish mining (Eyal and Sirer): an attacker with share α keeps a private branch and
+    /// races or overrides honest blocks; γ is set by how many honest nodes hear the attacker's
+    /// blocks first, and measured from the run. In the virtual-time engine (20 honest nodes,
+    /// the default) or on real nodes (the attacker's quarryd mines alone; a controller hands it
+    /// the honest blocks and releases its blocks with submitblock). Prints the attacker's
+    /// revenue with 95% intervals beside the closed form, and with retargeting the revenue per
+    /// unit time before and after the difficulty adjusts; writes a report folder (JSON,
+    /// markdown, revenue plot).
     SelfishMining {
         /// Attacker shares of the hash rate, each in [0, 0.5).
         #[arg(
@@ -247,27 +249,41 @@ enum Attack {
         )]
         alpha: Vec<f64>,
         /// The share of honest power that hears the attacker's block first in a race, in
-        /// [0, 1] (rounded to twentieths: whole honest nodes).
+        /// [0, 1] (rounded to whole honest nodes).
         #[arg(long, default_value_t = 0.5)]
         gamma: f64,
-        /// Main-chain blocks per attacker share.
-        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(200..=1_000_000))]
-        blocks: u32,
-        /// Target seconds between blocks.
-        #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..=86_400))]
-        spacing: u32,
+        /// Main-chain blocks per attacker share [default: 10000 in the engine, 200 on nodes].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(20..=1_000_000))]
+        blocks: Option<u32>,
+        /// Target seconds between blocks [default: 600 in the engine, 2 on nodes].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=86_400))]
+        spacing: Option<u32>,
         /// Difficulty retargeting: off, ASERT, or Bitcoin's epochs (144 blocks each).
         #[arg(long, value_enum, default_value_t = Retarget::Off)]
         retarget: Retarget,
+        /// Where it runs: the virtual-time engine, or real quarryd processes.
+        #[arg(long, value_enum, default_value_t = EngineKind::Sim)]
+        engine: EngineKind,
+        /// Honest nodes on real nodes (the engine has 20).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=32))]
+        honest_nodes: u64,
+        /// One-way delay of the links between honest real nodes, milliseconds (the attacker
+        /// reaches the near nodes faster: it must, for γ to mean anything).
+        #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        delay: u64,
         /// The engine's seed [default: from the clock; printed].
         #[arg(long)]
         seed: Option<u64>,
-        /// The report folder [default: ~/.quarry/localnet/reports/selfish-mining].
+        /// The report folder [default: ~/.quarry/localnet/reports/selfish-mining]; real nodes
+        /// run in its `nodes` subfolder.
         #[arg(long, value_name = "DIR")]
         report: Option<PathBuf>,
         /// Print the report as JSON instead of the summary table.
         #[arg(long)]
         json: bool,
+        /// The quarryd binary, for real nodes [default: beside this one, else on PATH].
+        #[arg(long, value_name = "PATH")]
+        quarryd: Option<PathBuf>,
     },
     /// The race attack, TRIALS times: the attacker gives the merchant's node the payment and
     /// the miner's node a conflicting spend, OFFSET ms apart (uniform in ±SPREAD); every link
@@ -607,6 +623,41 @@ fn selfish_mining(
     })
 }
 
+/// Runs selfish mining on real nodes at every setting in turn, each on a fresh testnet in
+/// `report/nodes`.
+fn selfish_on_nodes(
+    settings: &[SelfishSettings],
+    honest_nodes: usize,
+    delay_ms: u64,
+    report: &std::path::Path,
+    quarryd: &std::path::Path,
+) -> Result<selfish_report::SelfishReport> {
+    let started = std::time::Instant::now();
+    let mut results = Vec::new();
+    for (index, &setting) in settings.iter().enumerate() {
+        eprintln!(
+            "α = {} ({} of {}): attacker and {honest_nodes} honest nodes, {} blocks",
+            setting.alpha,
+            index + 1,
+            settings.len(),
+            setting.blocks
+        );
+        results.push(selfish_nodes::run(&selfish_nodes::NodesRun {
+            settings: setting,
+            honest_nodes,
+            delay_ms,
+            hash_rate: 20_000,
+            dir: report.join("nodes"),
+            quarryd: quarryd.to_owned(),
+        })?);
+    }
+    Ok(selfish_report::SelfishReport {
+        results,
+        wall_seconds: started.elapsed().as_secs_f64(),
+        seed: 0,
+    })
+}
+
 /// A seed from the clock, for runs not given one (printed, so they can be repeated).
 fn seed_from_clock() -> u64 {
     std::time::SystemTime::now()
@@ -849,9 +900,13 @@ fn run(cli: Cli) -> Result<()> {
                     blocks,
                     spacing,
                     retarget,
+                    engine,
+                    honest_nodes,
+                    delay,
                     seed,
                     report: report_dir,
                     json,
+                    quarryd,
                 },
         } => {
             if let Some(bad) = alpha.iter().find(|alpha| !(0.0..0.5).contains(*alpha)) {
@@ -861,7 +916,10 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("--gamma must be between 0 and 1, not {gamma}");
             }
             let seed = seed.unwrap_or_else(seed_from_clock);
-            eprintln!("engine seed {seed} (--seed {seed} reproduces this run)");
+            let on_nodes = engine == EngineKind::Nodes;
+            if !on_nodes {
+                eprintln!("engine seed {seed} (--seed {seed} reproduces this run)");
+            }
             let dir = match report_dir {
                 Some(dir) => dir,
                 None => default_report("selfish-mining")?,
@@ -872,13 +930,19 @@ fn run(cli: Cli) -> Result<()> {
                 .map(|(index, &alpha)| SelfishSettings {
                     alpha,
                     gamma,
-                    blocks,
-                    spacing,
+                    blocks: blocks.unwrap_or(if on_nodes { 200 } else { 10_000 }),
+                    spacing: spacing.unwrap_or(if on_nodes { 2 } else { 600 }),
                     retarget,
                     seed: quarry_testnet::engine::trial_seed(seed, index as u64),
+                    engine,
                 })
                 .collect();
-            let report = selfish_mining(&settings, seed)?;
+            let report = if on_nodes {
+                let quarryd = cluster::quarryd_path(quarryd.as_deref())?;
+                selfish_on_nodes(&settings, honest_nodes as usize, delay, &dir, &quarryd)?
+            } else {
+                selfish_mining(&settings, seed)?
+            };
             selfish_report::write(&report, &dir)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

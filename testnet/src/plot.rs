@@ -686,6 +686,7 @@ pub(crate) mod tests {
                     spacing: 600,
                     retarget: Retarget::Off,
                     seed: 1,
+                    engine: crate::engine::EngineKind::Sim,
                 })
                 .unwrap()
             })

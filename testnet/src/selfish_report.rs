@@ -8,7 +8,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::engine::selfish::{Retarget, SelfishResult, HONEST_NODES, RETARGET_BLOCKS};
+use crate::engine::selfish::{Retarget, SelfishResult, RETARGET_BLOCKS};
+use crate::engine::EngineKind;
 use crate::report::{table, wrap, Style};
 
 /// A selfish-mining run over several attacker shares.
@@ -99,12 +100,16 @@ pub fn summary(report: &SelfishReport, style: Style) -> String {
     let mut text = String::new();
     if let Some(first) = report.results.first() {
         let settings = first.settings;
+        let place = match settings.engine {
+            EngineKind::Sim => format!("in the virtual-time engine (seed {})", report.seed),
+            EngineKind::Nodes => "on real nodes".to_owned(),
+        };
         let _ = writeln!(
             text,
-            "selfish mining in the virtual-time engine: {} main-chain blocks per share, {} honest \
-             nodes ({} hear the attacker first, γ asked {:.2}), retargeting {}, seed {}; {:.1} s",
+            "selfish mining {place}: {} main-chain blocks per share, {} honest nodes ({} hear \
+             the attacker first, γ asked {:.2}), retargeting {}; {:.1} s",
             settings.blocks,
-            HONEST_NODES,
+            first.honest_nodes,
             first.near_nodes,
             settings.gamma,
             match settings.retarget {
@@ -112,7 +117,6 @@ pub fn summary(report: &SelfishReport, style: Style) -> String {
                 Retarget::Asert => format!("ASERT (half-life {RETARGET_BLOCKS} intervals)"),
                 Retarget::Epoch => format!("every {RETARGET_BLOCKS} blocks (Bitcoin's rule)"),
             },
-            report.seed,
             report.wall_seconds
         );
     }

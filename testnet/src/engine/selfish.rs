@@ -64,6 +64,8 @@ pub struct SelfishSettings {
     pub retarget: Retarget,
     /// The engine's seed.
     pub seed: u64,
+    /// Real nodes or the virtual-time engine.
+    pub engine: super::EngineKind,
 }
 
 /// A value measured over the run with its 95% interval.
@@ -93,7 +95,9 @@ pub struct Window {
 pub struct SelfishResult {
     /// The settings.
     pub settings: SelfishSettings,
-    /// Honest nodes hearing the attacker's blocks first.
+    /// Honest nodes.
+    pub honest_nodes: usize,
+    /// Of which hearing the attacker's blocks first.
     pub near_nodes: usize,
     /// The attacker's share of all blocks mined (its hash share, measured).
     pub alpha_measured: f64,
@@ -122,8 +126,8 @@ pub struct SelfishResult {
     pub threshold: f64,
     /// Revenue before the difficulty adjusted and after (retargeting on only).
     pub windows: Vec<Window>,
-    /// Virtual seconds the run covered.
-    pub virtual_seconds: f64,
+    /// Seconds the run covered: virtual in the engine, wall-clock on real nodes.
+    pub seconds: f64,
 }
 
 /// Eyal and Sirer's relative revenue of a selfish pool with share `alpha` when a share
@@ -140,14 +144,20 @@ pub fn threshold(gamma: f64) -> f64 {
     (1.0 - gamma) / (3.0 - 2.0 * gamma)
 }
 
-/// The network: simulated work, `spacing`, the retarget rule asked for.
-pub fn network(spacing: u32, retarget: Retarget, hash_rate: u64) -> anyhow::Result<ChainParams> {
+/// The network: simulated work at `hash_rate`, `spacing`, the retarget rule asked for, the
+/// genesis dated `genesis_time`.
+pub fn network(
+    spacing: u32,
+    retarget: Retarget,
+    hash_rate: u64,
+    genesis_time: u32,
+) -> anyhow::Result<ChainParams> {
     let fixed = LocalNetwork {
         pow: quarry_chain::PowMode::Simulated,
         retarget: false,
         ..LocalNetwork::new(hash_rate, spacing)
     }
-    .params(GENESIS_TIME)?;
+    .params(genesis_time)?;
     let mut spec = fixed.spec().clone();
     match retarget {
         Retarget::Off => return Ok(fixed),
@@ -179,7 +189,7 @@ struct Strategy {
 /// Runs selfish mining with `settings`.
 pub fn run(settings: SelfishSettings) -> anyhow::Result<SelfishResult> {
     const HASH_RATE: u64 = 1_000_000;
-    let params = network(settings.spacing, settings.retarget, HASH_RATE)?;
+    let params = network(settings.spacing, settings.retarget, HASH_RATE, GENESIS_TIME)?;
     let spacing = f64::from(settings.spacing);
     let alpha = settings.alpha;
     let near_nodes = (settings.gamma * HONEST_NODES as f64).round() as usize;
@@ -267,46 +277,105 @@ pub fn run(settings: SelfishSettings) -> anyhow::Result<SelfishResult> {
         .map(|hash| engine.block(reference, hash).expect("main-chain block"))
         .collect();
     let by_attacker = |block: &Block| block.transactions[0].outputs[0].pubkey == attacker_key;
-    let attacker_main = main.iter().filter(|block| by_attacker(block)).count() as u64;
-    let main_blocks = main.len() as u64;
-    let gamma_measured = (decided_by_honest > 0).then(|| Estimate {
-        value: on_attacker as f64 / decided_by_honest as f64,
-        interval: crate::analysis::wilson_interval(on_attacker, decided_by_honest),
-    });
-    let alpha_measured =
-        mined_by_attacker as f64 / (mined_by_attacker + mined_by_honest).max(1) as f64;
-    let gamma_for_model = gamma_measured.map_or(settings.gamma, |gamma| gamma.value);
-    let times: Vec<f64> = main
-        .iter()
-        .map(|block| f64::from(block.header.time))
-        .collect();
-    let flags: Vec<bool> = main.iter().map(|block| by_attacker(block)).collect();
-    Ok(SelfishResult {
+    let chain = MainChain {
+        by_attacker: main.iter().map(|block| by_attacker(block)).collect(),
+        times: main
+            .iter()
+            .map(|block| f64::from(block.header.time))
+            .collect(),
+        start: f64::from(GENESIS_TIME),
+    };
+    let tally = Tally {
+        mined_by_attacker,
+        mined_by_honest,
+        decided_by_honest,
+        on_attacker,
+    };
+    let seconds = engine.now() - f64::from(GENESIS_TIME);
+    Ok(summarize(
         settings,
+        (HONEST_NODES, near_nodes),
+        &tally,
+        &chain,
+        seconds,
+    ))
+}
+
+/// What a run counted as blocks were found.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tally {
+    /// Blocks the attacker mined (published or not).
+    pub mined_by_attacker: u64,
+    /// Blocks honest miners mined.
+    pub mined_by_honest: u64,
+    /// Races after a tie decided by an honest block.
+    pub decided_by_honest: u64,
+    /// Of which on the attacker's block.
+    pub on_attacker: u64,
+}
+
+/// The main chain a run ended with, above where it started.
+#[derive(Clone, Debug, Default)]
+pub struct MainChain {
+    /// Whether each block is the attacker's, lowest first.
+    pub by_attacker: Vec<bool>,
+    /// Each block's timestamp.
+    pub times: Vec<f64>,
+    /// The time the run started from (the timestamp of the block below the first).
+    pub start: f64,
+}
+
+/// The result of a run from its tally and main chain.
+pub fn summarize(
+    settings: SelfishSettings,
+    (honest_nodes, near_nodes): (usize, usize),
+    tally: &Tally,
+    chain: &MainChain,
+    seconds: f64,
+) -> SelfishResult {
+    let spacing = f64::from(settings.spacing);
+    let flags = &chain.by_attacker;
+    let times = &chain.times;
+    let attacker_main = flags.iter().filter(|&&mine| mine).count() as u64;
+    let main_blocks = flags.len() as u64;
+    let gamma_measured = (tally.decided_by_honest > 0).then(|| Estimate {
+        value: tally.on_attacker as f64 / tally.decided_by_honest as f64,
+        interval: crate::analysis::wilson_interval(tally.on_attacker, tally.decided_by_honest),
+    });
+    let mined = tally.mined_by_attacker + tally.mined_by_honest;
+    let alpha_measured = tally.mined_by_attacker as f64 / mined.max(1) as f64;
+    let gamma_for_model = gamma_measured.map_or(settings.gamma, |gamma| gamma.value);
+    let time_before = |index: usize| {
+        if index == 0 {
+            chain.start
+        } else {
+            times[index - 1]
+        }
+    };
+    SelfishResult {
+        settings,
+        honest_nodes,
         near_nodes,
         alpha_measured,
-        races_decided_by_honest: decided_by_honest,
-        races_on_attacker_block: on_attacker,
+        races_decided_by_honest: tally.decided_by_honest,
+        races_on_attacker_block: tally.on_attacker,
         gamma_measured,
         main_blocks,
         attacker_main_blocks: attacker_main,
-        honest_orphaned: mined_by_honest.saturating_sub(main_blocks - attacker_main),
-        attacker_orphaned: mined_by_attacker.saturating_sub(attacker_main),
-        revenue_share: batch_means(&flags, |batch, _| share(batch)),
-        revenue_per_interval: batch_means(&flags, |batch, range| {
-            let start = if range.0 == 0 {
-                f64::from(GENESIS_TIME)
-            } else {
-                times[range.0 - 1]
-            };
-            let intervals = (times[range.1 - 1] - start) / spacing;
+        honest_orphaned: tally
+            .mined_by_honest
+            .saturating_sub(main_blocks - attacker_main),
+        attacker_orphaned: tally.mined_by_attacker.saturating_sub(attacker_main),
+        revenue_share: batch_means(flags, |batch, _| share(batch)),
+        revenue_per_interval: batch_means(flags, |batch, range| {
+            let intervals = (times[range.1 - 1] - time_before(range.0)) / spacing;
             batch.iter().filter(|&&mine| mine).count() as f64 / intervals.max(f64::EPSILON)
         }),
         closed_form: closed_form(alpha_measured, gamma_for_model),
         threshold: threshold(gamma_for_model),
-        windows: windows(&flags, &times, spacing, settings.retarget),
-        virtual_seconds: engine.now() - f64::from(GENESIS_TIME),
-    })
+        windows: windows(chain, spacing, settings.retarget),
+        seconds,
+    }
 }
 
 /// Eyal and Sirer's reaction to a block the attacker hears of (its own released blocks come
@@ -345,31 +414,23 @@ fn react_to_honest_block(
     let on_own_branch = engine
         .block(ATTACKER, &tip)
         .is_some_and(|block| block.transactions[0].outputs[0].pubkey == attacker_key);
-    if !on_own_branch {
-        // The public chain is longer: adopt it (the chain already did), lose the private blocks.
-        strategy.unpublished.clear();
-        strategy.race = None;
-        return;
-    }
-    let lead = engine.tip_height(ATTACKER).saturating_sub(height);
     strategy.race = None;
-    match lead {
-        // As high as the honest block: publish and race.
-        0 => {
+    let lead = engine.tip_height(ATTACKER).saturating_sub(height);
+    match reaction(on_own_branch, lead) {
+        Reaction::Adopt => strategy.unpublished.clear(),
+        Reaction::Race => {
             let blocks = std::mem::take(&mut strategy.unpublished);
             if let Some(last) = blocks.last() {
                 strategy.race = Some((last.block_hash(), hash));
             }
             engine.release(ATTACKER, &blocks);
         }
-        // One ahead: publish everything, the honest block is orphaned.
-        1 => {
+        Reaction::Override => {
             let blocks = std::mem::take(&mut strategy.unpublished);
             engine.release(ATTACKER, &blocks);
             strategy.public_height = engine.tip_height(ATTACKER);
         }
-        // Further ahead: publish up to the honest block's height, keep the rest.
-        _ => {
+        Reaction::Match => {
             let keep_from = strategy
                 .unpublished
                 .iter()
@@ -378,6 +439,30 @@ fn react_to_honest_block(
             let released: Vec<Arc<Block>> = strategy.unpublished.drain(..keep_from).collect();
             engine.release(ATTACKER, &released);
         }
+    }
+}
+
+/// What the selfish miner does when the public chain grows by an honest block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reaction {
+    /// The public chain is longer than its branch: adopt it, lose the private blocks.
+    Adopt,
+    /// As high as the honest block: publish its branch and race.
+    Race,
+    /// One ahead: publish everything, the honest block is orphaned.
+    Override,
+    /// Further ahead: publish its blocks up to the honest block's height, keep the rest.
+    Match,
+}
+
+/// Eyal and Sirer's rule, from whether the attacker's chain is still its own branch and its
+/// lead over the public chain once the honest block is counted.
+pub fn reaction(on_own_branch: bool, lead: u32) -> Reaction {
+    match (on_own_branch, lead) {
+        (false, _) => Reaction::Adopt,
+        (true, 0) => Reaction::Race,
+        (true, 1) => Reaction::Override,
+        (true, _) => Reaction::Match,
     }
 }
 
@@ -415,13 +500,14 @@ fn batch_means(flags: &[bool], measure: impl Fn(&[bool], (usize, usize)) -> f64)
 /// With retargeting, the attacker's revenue per planned interval over the first
 /// [`RETARGET_BLOCKS`] blocks (the genesis difficulty: orphaned blocks slow the chain) and the
 /// last half of the run (the difficulty has adjusted).
-fn windows(flags: &[bool], times: &[f64], spacing: f64, retarget: Retarget) -> Vec<Window> {
+fn windows(chain: &MainChain, spacing: f64, retarget: Retarget) -> Vec<Window> {
+    let (flags, times) = (&chain.by_attacker, &chain.times);
     if retarget == Retarget::Off || flags.len() < 4 * RETARGET_BLOCKS as usize {
         return Vec::new();
     }
     let window = |label: &str, start: usize, end: usize| {
         let from = if start == 0 {
-            f64::from(GENESIS_TIME)
+            chain.start
         } else {
             times[start - 1]
         };
@@ -456,6 +542,7 @@ mod tests {
             spacing: 600,
             retarget,
             seed: 5,
+            engine: crate::engine::EngineKind::Sim,
         }
     }
 

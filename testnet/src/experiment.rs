@@ -358,6 +358,37 @@ fn double_spend_in_engine(run: &AttackRun, pool: &Pool) -> Result<Vec<NumberedTr
     Ok(trials)
 }
 
+/// A race or Finney experiment in the virtual-time engine.
+fn zero_confirmation_in_engine(
+    run: &ZeroConfirmationRun,
+) -> Result<crate::zero_conf::ZeroConfirmationReport> {
+    use crate::engine::{double_spend::Setup, zero_conf::run_trials, GENESIS_TIME};
+    use crate::zero_conf::{self, Timing};
+    let (spacing, delay) = match run.timing {
+        Timing::Race { latency_ms, .. } => (1, latency_ms as f64 / 1000.0),
+        Timing::Finney { spacing, .. } => (spacing, 0.0),
+    };
+    let network = LocalNetwork {
+        pow: PowMode::Simulated,
+        ..LocalNetwork::new(run.hash_rate, spacing)
+    };
+    let setup = Setup::new(network.params(GENESIS_TIME)?, run.hash_rate as f64, delay);
+    let total = run.trials as usize;
+    let mut progress = trial_progress(total);
+    progress(0, 0, false);
+    let trials = run_trials(
+        &setup,
+        run.timing,
+        run.trials,
+        run.seed,
+        |done, reversed| progress(done, reversed, false),
+    )?;
+    let mut report = zero_conf::build(run.timing, run.seed, trials);
+    report.engine = EngineKind::Sim;
+    zero_conf::write(&report, &run.report)?;
+    Ok(report)
+}
+
 /// A race or Finney experiment.
 #[derive(Clone, Debug)]
 pub struct ZeroConfirmationRun {
@@ -375,13 +406,19 @@ pub struct ZeroConfirmationRun {
     pub report: PathBuf,
     /// Where quarryd is.
     pub quarryd: PathBuf,
+    /// Real nodes or the virtual-time engine.
+    pub engine: EngineKind,
 }
 
-/// Runs a race or Finney experiment on a fresh three-node testnet and writes the report.
+/// Runs a race or Finney experiment on a fresh three-node testnet (or in the engine) and
+/// writes the report.
 pub fn zero_confirmation(
     run: &ZeroConfirmationRun,
 ) -> Result<crate::zero_conf::ZeroConfirmationReport> {
     use crate::zero_conf::{self, Timing};
+    if run.engine == EngineKind::Sim {
+        return zero_confirmation_in_engine(run);
+    }
     let (hash_rate, spacing, links) = match run.timing {
         // Nobody mines in the background: the miner mines one block after each race.
         Timing::Race { latency_ms, .. } => {

@@ -430,6 +430,10 @@ struct ExperimentArgs {
     /// The seed the trials' timings are drawn from [default: from the clock; printed].
     #[arg(long)]
     seed: Option<u64>,
+    /// Where the trials run: real quarryd processes, or the virtual-time engine (seeded,
+    /// first-seen mempools, no wall clock).
+    #[arg(long, value_enum, default_value_t = EngineKind::Nodes)]
+    engine: EngineKind,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -683,8 +687,17 @@ fn zero_confirmation(
         hash_rate,
         pow: common.run.pow.into(),
         report: common.run.report(kind)?,
-        quarryd: cluster::quarryd_path(common.run.quarryd.as_deref())?,
+        quarryd: match common.engine {
+            EngineKind::Nodes => cluster::quarryd_path(common.run.quarryd.as_deref())?,
+            EngineKind::Sim => PathBuf::new(),
+        },
+        engine: common.engine,
     };
+    if common.engine == EngineKind::Sim && matches!(common.run.pow, Pow::Real) {
+        bail!(
+            "--engine sim runs on simulated proof of work: --pow real applies to real nodes only"
+        );
+    }
     let report = experiment::zero_confirmation(&run)?;
     if common.run.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

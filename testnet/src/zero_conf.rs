@@ -82,7 +82,7 @@ impl Timing {
     }
 
     /// Draws one trial's timing, in milliseconds: the race's offset or the Finney hold.
-    fn draw(self, rng: &mut impl Rng) -> i64 {
+    pub(crate) fn draw(self, rng: &mut impl Rng) -> i64 {
         match self {
             Self::Race { spread_ms, .. } => {
                 let spread = spread_ms as i64;
@@ -420,6 +420,8 @@ pub struct ZeroConfirmationReport {
     pub model_text: String,
     /// Every trial.
     pub trial_list: Vec<ZeroConfirmationTrial>,
+    /// Real nodes or the virtual-time engine.
+    pub engine: crate::engine::EngineKind,
 }
 
 /// The Finney model's probability over the holds `trials` had, honest blocks coming every
@@ -470,6 +472,7 @@ pub fn build(
         model_at_measured_spacing,
         model_text: timing.model_text(),
         trial_list,
+        engine: crate::engine::EngineKind::Nodes,
     }
 }
 
@@ -499,8 +502,12 @@ pub fn summary(report: &ZeroConfirmationReport, style: crate::report::Style) -> 
         model,
     ];
     let mut text = format!(
-        "{} on real nodes (seed {})\n\n{}",
+        "{} {} (seed {})\n\n{}",
         report.attack.title(),
+        match report.engine {
+            crate::engine::EngineKind::Nodes => "on real nodes",
+            crate::engine::EngineKind::Sim => "in the virtual-time engine",
+        },
         report.seed,
         table(&headers, &[row], style)
     );

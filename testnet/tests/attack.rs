@@ -218,6 +218,7 @@ fn race_and_finney_trials_reverse_payments_the_merchant_took_unconfirmed() {
             pow: quarry_chain::PowMode::Real,
             report: dir.path().to_path_buf(),
             quarryd: quarryd_path(None).unwrap(),
+            engine: EngineKind::Nodes,
         };
         let report = zero_confirmation(&run).unwrap();
         assert!(report.model > 0.99, "{report:#?}");

@@ -2,7 +2,7 @@
 //! step for step, on engine nodes instead of real ones, with the same report.
 
 use quarry_chain::testing::{signed_spend, test_key, test_keypair, Spendable};
-use quarry_chain::{Amount, Block, BlockHash, ChainParams, OutPoint, TxOut};
+use quarry_chain::{Amount, Block, BlockHash, ChainParams, OutPoint, Transaction, TxOut};
 
 use super::{funding_blocks, Engine, Happened, NodeId};
 use crate::attack::{AttackSettings, Event, Trial, ATTACKER, HONEST, MERCHANT};
@@ -39,6 +39,28 @@ impl Setup {
         }
     }
 
+    /// The attacker's payment to the merchant and its spend of the same coin back to itself.
+    pub(crate) fn conflicting_pair(&self) -> (Transaction, Transaction) {
+        let coin = self.coin();
+        let spend_to = |node: NodeId| {
+            signed_spend(
+                self.params.genesis_hash(),
+                &[coin],
+                vec![TxOut {
+                    value: Amount::from_sat(coin.output.value.to_sat() - FEE),
+                    pubkey: test_key(key_number(node)),
+                }],
+            )
+        };
+        (spend_to(MERCHANT), spend_to(ATTACKER))
+    }
+
+    /// An engine on this setup: honest miner, merchant and attacker at `rates`.
+    pub(crate) fn engine(&self, rates: &[f64; 3], seed: u64) -> anyhow::Result<Engine> {
+        let keys: Vec<_> = (0..3).map(|node| test_key(key_number(node))).collect();
+        Engine::new(&self.params, rates, &keys, self.delay, &self.base, seed)
+    }
+
     fn coin(&self) -> Spendable {
         let coinbase = &self.base[0].transactions[0];
         Spendable {
@@ -53,13 +75,26 @@ impl Setup {
 }
 
 /// Notes events in virtual seconds since the trial started.
-struct Timeline {
+pub(crate) struct Timeline {
     start: f64,
     events: Vec<Event>,
 }
 
 impl Timeline {
-    fn note(&mut self, engine: &Engine, what: impl Into<String>) {
+    /// A timeline starting now.
+    pub(crate) fn new(engine: &Engine) -> Self {
+        Self {
+            start: engine.now(),
+            events: Vec::new(),
+        }
+    }
+
+    /// The events noted, in order.
+    pub(crate) fn events(self) -> Vec<Event> {
+        self.events
+    }
+
+    pub(crate) fn note(&mut self, engine: &Engine, what: impl Into<String>) {
         self.events.push(Event {
             at: engine.now() - self.start,
             what: what.into(),
@@ -67,7 +102,7 @@ impl Timeline {
     }
 }
 
-fn short(hash: &impl ToString) -> String {
+pub(crate) fn short(hash: &impl ToString) -> String {
     hash.to_string()[..12].to_owned()
 }
 
@@ -84,26 +119,9 @@ pub fn run_trial(
 ) -> anyhow::Result<Trial> {
     let q = settings.q;
     let rates = [(1.0 - q) * setup.hash_rate, 0.0, q * setup.hash_rate];
-    let keys: Vec<_> = (0..3).map(|node| test_key(key_number(node))).collect();
-    let mut engine = Engine::new(&setup.params, &rates, &keys, setup.delay, &setup.base, seed)?;
-    let mut timeline = Timeline {
-        start: engine.now(),
-        events: Vec::new(),
-    };
-    let genesis = setup.params.genesis_hash();
-    let coin = setup.coin();
-    let value = |sats: u64| Amount::from_sat(sats);
-    let spend_to = |node: NodeId| {
-        signed_spend(
-            genesis,
-            &[coin],
-            vec![TxOut {
-                value: value(coin.output.value.to_sat() - FEE),
-                pubkey: test_key(key_number(node)),
-            }],
-        )
-    };
-    let (payment, conflicting) = (spend_to(MERCHANT), spend_to(ATTACKER));
+    let mut engine = setup.engine(&rates, seed)?;
+    let mut timeline = Timeline::new(&engine);
+    let (payment, conflicting) = setup.conflicting_pair();
     let (payment_id, conflicting_id) = (payment.txid(), conflicting.txid());
     let fork_height = engine.tip_height(MERCHANT);
     timeline.note(
@@ -229,7 +247,7 @@ pub fn run_trial(
         merchant_wallet_at_delivery: None,
         merchant_wallet_at_end: None,
         seconds: engine.now() - timeline.start,
-        timeline: timeline.events,
+        timeline: timeline.events(),
     })
 }
 

@@ -14,6 +14,7 @@
 
 pub mod double_spend;
 pub mod selfish;
+pub mod zero_conf;
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
@@ -71,6 +72,7 @@ enum Event {
     },
     Transaction {
         to: NodeId,
+        from: NodeId,
         tx: Arc<Transaction>,
     },
 }
@@ -286,15 +288,64 @@ impl Engine {
         }
     }
 
-    /// Gives `node` a transaction (as its own, or from a wallet) and relays it.
-    pub fn submit_transaction(&mut self, node: NodeId, tx: Transaction) {
-        let tx = Arc::new(tx);
+    /// Gives `node` a transaction (from a wallet): it keeps and relays it unless it holds a
+    /// conflicting one already (first seen wins, as in a mempool without replacement).
+    /// Whether it took it.
+    pub fn submit_transaction(&mut self, node: NodeId, tx: Transaction) -> bool {
+        self.take_transaction(node, None, Arc::new(tx))
+    }
+
+    /// Whether `node` holds the transaction `txid` unconfirmed.
+    pub fn holds(&self, node: NodeId, txid: &Txid) -> bool {
+        self.nodes[node].pool.iter().any(|tx| tx.txid() == *txid)
+    }
+
+    fn take_transaction(
+        &mut self,
+        node: NodeId,
+        from: Option<NodeId>,
+        tx: Arc<Transaction>,
+    ) -> bool {
+        let spends = |held: &Transaction| {
+            held.inputs
+                .iter()
+                .any(|input| tx.inputs.iter().any(|mine| mine.prevout == input.prevout))
+        };
+        let pool = &self.nodes[node].pool;
+        if pool.iter().any(|held| spends(held)) {
+            return false;
+        }
         self.nodes[node].pool.push(tx.clone());
         for to in 0..self.nodes.len() {
+            if Some(to) == from {
+                continue;
+            }
             if let Some(delay) = self.link(node, to) {
-                self.schedule(delay, Event::Transaction { to, tx: tx.clone() });
+                self.schedule(
+                    delay,
+                    Event::Transaction {
+                        to,
+                        from: node,
+                        tx: tx.clone(),
+                    },
+                );
             }
         }
+        true
+    }
+
+    /// `node` mines a block on its tip now, as `generate` does, whatever its hash rate.
+    pub fn generate(&mut self, node: NodeId) -> anyhow::Result<BlockHash> {
+        self.mine(node)
+    }
+
+    /// Runs every event due up to `time` (virtual Unix seconds) and sets the clock there.
+    pub fn advance_to(&mut self, time: f64) -> anyhow::Result<()> {
+        while self.queue.peek().is_some_and(|next| next.at <= time) {
+            self.step()?;
+        }
+        self.now = self.now.max(time);
+        Ok(())
     }
 
     /// Whether any block or transaction is still travelling.
@@ -316,7 +367,10 @@ impl Engine {
                 if generation != self.nodes[node].generation || !self.nodes[node].mining {
                     Happened::Quiet
                 } else {
-                    self.mine(node)?
+                    Happened::Mined {
+                        node,
+                        hash: self.mine(node)?,
+                    }
                 }
             }
             Event::Block {
@@ -331,10 +385,9 @@ impl Engine {
                     self.receive(to, from, block, requested)?
                 }
             }
-            Event::Transaction { to, tx } => {
-                let pool = &mut self.nodes[to].pool;
-                if !self.cut[to] && !pool.iter().any(|held| held.txid() == tx.txid()) {
-                    pool.push(tx);
+            Event::Transaction { to, from, tx } => {
+                if !self.cut[to] && !self.cut[from] && !self.holds(to, &tx.txid()) {
+                    self.take_transaction(to, Some(from), tx);
                 }
                 Happened::Quiet
             }
@@ -384,6 +437,13 @@ impl Engine {
             .collect()
     }
 
+    /// Which node's key the coinbase of block `hash` (as `node` stored it) pays.
+    pub fn mined_by(&self, node: NodeId, hash: &BlockHash) -> Option<NodeId> {
+        let block = self.block(node, hash)?;
+        let payee = block.transactions.first()?.outputs.first()?.pubkey;
+        self.nodes.iter().position(|miner| miner.key == payee)
+    }
+
     /// The block `hash` as `node` stored it.
     pub fn block(&self, node: NodeId, hash: &BlockHash) -> Option<Arc<Block>> {
         let store = self.nodes[node].chain.store();
@@ -427,7 +487,7 @@ impl Engine {
     }
 
     /// `node` finds a block on its tip, holding the transactions its chain can take.
-    fn mine(&mut self, node: NodeId) -> anyhow::Result<Happened> {
+    fn mine(&mut self, node: NodeId) -> anyhow::Result<BlockHash> {
         let mut block = self.build_block(node, true);
         let now = self.now as u64;
         let accepted = self.nodes[node].chain.process_block(block.clone(), now);
@@ -447,7 +507,7 @@ impl Engine {
         if !self.nodes[node].withholding {
             self.relay(node, None, &block);
         }
-        Ok(Happened::Mined { node, hash })
+        Ok(hash)
     }
 
     fn build_block(&mut self, node: NodeId, with_pool: bool) -> Block {

@@ -177,6 +177,95 @@ fn x_tick(svg: &mut String, x: f64, bottom: f64, label: &str) {
     );
 }
 
+/// The plotting area of a chart whose y axis runs from 0 to 1, and what is drawn around it.
+#[derive(Clone, Copy)]
+struct Frame {
+    left: f64,
+    top: f64,
+    width: f64,
+    height: f64,
+}
+
+impl Frame {
+    /// The area of the rate and revenue plots.
+    const STANDARD: Self = Self {
+        left: 90.0,
+        top: 60.0,
+        width: 530.0,
+        height: 260.0,
+    };
+
+    fn y(self, value: f64) -> f64 {
+        self.top + self.height * (1.0 - value.clamp(0.0, 1.0))
+    }
+
+    fn bottom(self) -> f64 {
+        self.top + self.height
+    }
+
+    /// Grid lines labelled 0, 0.25, ..., 1, and the two axes.
+    fn draw_axes(self, svg: &mut String) {
+        let (left, right, top, bottom) =
+            (self.left, self.left + self.width, self.top, self.bottom());
+        for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{left}" y1="{0}" x2="{right}" y2="{0}" stroke="#e5e5e5"/><text x="{1}" y="{2}" text-anchor="end">{tick:.2}</text>"##,
+                self.y(tick),
+                left - 8.0,
+                self.y(tick) + 4.0
+            );
+        }
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="black"/><line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="black"/>"##
+        );
+    }
+
+    /// The x axis's title under its ticks, the y axis's along it.
+    fn draw_titles(self, svg: &mut String, x_title: &str, y_title: &str) {
+        let _ = writeln!(
+            svg,
+            r##"<text x="{}" y="{}" text-anchor="middle">{}</text>
+<text transform="translate(24,{}) rotate(-90)" text-anchor="middle">{}</text>"##,
+            self.left + self.width / 2.0,
+            self.bottom() + 40.0,
+            escape(x_title),
+            self.top + self.height / 2.0,
+            escape(y_title)
+        );
+    }
+
+    /// A measured value at `x`: a red dot on a red bar spanning its 95% interval.
+    fn draw_measured(self, svg: &mut String, x: f64, value: f64, interval: (f64, f64)) {
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="#d62728" stroke-width="2"/><circle cx="{x}" cy="{}" r="5" fill="#d62728"/>"##,
+            self.y(interval.0),
+            self.y(interval.1),
+            self.y(value)
+        );
+    }
+
+    /// A legend under the x axis's title: a coloured bar and a label per entry, in `columns`
+    /// columns.
+    fn draw_legend(self, svg: &mut String, entries: &[(&str, &str)], columns: usize) {
+        let column_width = self.width / columns.max(1) as f64;
+        for (i, (colour, label)) in entries.iter().enumerate() {
+            let (column, row) = (i % columns.max(1), i / columns.max(1));
+            let x = self.left + column_width * column as f64;
+            let y = self.bottom() + 66.0 + 18.0 * row as f64;
+            let _ = writeln!(
+                svg,
+                r#"<rect x="{x}" y="{}" width="14" height="4" fill="{colour}"/><text x="{}" y="{y}">{}</text>"#,
+                y - 6.0,
+                x + 22.0,
+                escape(label)
+            );
+        }
+    }
+}
+
 /// A probability as a function of z.
 type Curve<'a> = &'a dyn Fn(u32) -> f64;
 
@@ -185,15 +274,16 @@ type Curve<'a> = &'a dyn Fn(u32) -> f64;
 /// there are measurements.
 pub fn rate_plot_svg(report: &Report) -> String {
     let (width, height) = (660.0, 440.0);
-    let (left, top, plot_width, plot_height) = (90.0, 60.0, 530.0, 260.0);
+    let frame = Frame::STANDARD;
+    let (left, plot_width) = (frame.left, frame.width);
     let zs: Vec<u32> = report.rows.iter().map(|row| row.z).collect();
     let first = zs.iter().copied().min().unwrap_or(0);
     let last = zs.iter().copied().max().unwrap_or(0);
     let span = f64::from(last - first) + 1.0;
     let x = |z: u32| left + plot_width * (f64::from(z - first) + 0.5) / span;
-    let y = |p: f64| top + plot_height * (1.0 - p.clamp(0.0, 1.0));
+    let y = |p: f64| frame.y(p);
     let settings = report.settings;
-    let bottom = top + plot_height;
+    let bottom = frame.bottom();
     let mut svg = format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="DejaVu Sans, sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
@@ -205,31 +295,14 @@ pub fn rate_plot_svg(report: &Report) -> String {
         report.trials.len(),
         settings.give_up_behind,
     );
-    for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{left}" y1="{0}" x2="{1}" y2="{0}" stroke="#e5e5e5"/><text x="{2}" y="{3}" text-anchor="end">{tick:.2}</text>"##,
-            y(tick),
-            left + plot_width,
-            left - 8.0,
-            y(tick) + 4.0
-        );
-    }
-    let _ = writeln!(
-        svg,
-        r##"<line x1="{left}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="black"/><line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="black"/>"##,
-        left + plot_width
-    );
+    frame.draw_axes(&mut svg);
     for &z in &zs {
         x_tick(&mut svg, x(z), bottom, &z.to_string());
     }
-    let _ = writeln!(
-        svg,
-        r##"<text x="{}" y="{}" text-anchor="middle">confirmations z</text>
-<text transform="translate(24,{}) rotate(-90)" text-anchor="middle">probability of a successful double spend</text>"##,
-        left + plot_width / 2.0,
-        bottom + 40.0,
-        top + plot_height / 2.0
+    frame.draw_titles(
+        &mut svg,
+        "confirmations z",
+        "probability of a successful double spend",
     );
     let model = |z| AttackModel {
         q: settings.q,
@@ -263,30 +336,17 @@ pub fn rate_plot_svg(report: &Report) -> String {
         }
     }
     for row in &report.rows {
-        let cx = x(row.z);
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{cx}" y1="{}" x2="{cx}" y2="{}" stroke="#d62728" stroke-width="2"/><circle cx="{cx}" cy="{}" r="5" fill="#d62728"/>"##,
-            y(row.interval.0),
-            y(row.interval.1),
-            y(row.rate)
-        );
+        frame.draw_measured(&mut svg, x(row.z), row.rate, row.interval);
     }
-    let legend_y = bottom + 66.0;
-    let entries = [
-        ("#d62728", "measured, with its 95% interval"),
-        ("#1f77b4", "exact for this model"),
-        ("#777", "Nakamoto's approximation"),
-    ];
-    for (i, (colour, label)) in entries.iter().enumerate() {
-        let row_y = legend_y + 18.0 * i as f64;
-        let _ = writeln!(
-            svg,
-            r#"<rect x="{left}" y="{}" width="14" height="4" fill="{colour}"/><text x="{}" y="{row_y}">{label}</text>"#,
-            row_y - 6.0,
-            left + 22.0
-        );
-    }
+    frame.draw_legend(
+        &mut svg,
+        &[
+            ("#d62728", "measured, with its 95% interval"),
+            ("#1f77b4", "exact for this model"),
+            ("#777", "Nakamoto's approximation"),
+        ],
+        1,
+    );
     svg.push_str("</svg>\n");
     svg
 }
@@ -296,10 +356,11 @@ pub fn rate_plot_svg(report: &Report) -> String {
 /// share (honest mining) as a diagonal.
 pub fn revenue_plot_svg(report: &SelfishReport) -> String {
     let (width, height) = (660.0, 460.0);
-    let (left, top, plot_width, plot_height) = (90.0, 60.0, 530.0, 260.0);
-    let x = |alpha: f64| left + plot_width * (alpha / 0.5).clamp(0.0, 1.0);
-    let y = |share: f64| top + plot_height * (1.0 - share.clamp(0.0, 1.0));
-    let bottom = top + plot_height;
+    let frame = Frame::STANDARD;
+    let left = frame.left;
+    let x = |alpha: f64| left + frame.width * (alpha / 0.5).clamp(0.0, 1.0);
+    let y = |share: f64| frame.y(share);
+    let bottom = frame.bottom();
     let subtitle = report.results.first().map_or_else(String::new, |first| {
         format!(
             "{} main-chain blocks per point, γ asked {:.2}, engine seed {}",
@@ -313,31 +374,14 @@ pub fn revenue_plot_svg(report: &SelfishReport) -> String {
 <text x="{left}" y="42">{subtitle}</text>
 "##
     );
-    for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{left}" y1="{0}" x2="{1}" y2="{0}" stroke="#e5e5e5"/><text x="{2}" y="{3}" text-anchor="end">{tick:.2}</text>"##,
-            y(tick),
-            left + plot_width,
-            left - 8.0,
-            y(tick) + 4.0
-        );
-    }
-    let _ = writeln!(
-        svg,
-        r##"<line x1="{left}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="black"/><line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="black"/>"##,
-        left + plot_width
-    );
+    frame.draw_axes(&mut svg);
     for tick in [0.0, 0.1, 0.2, 0.3, 0.4, 0.5] {
         x_tick(&mut svg, x(tick), bottom, &format!("{tick:.1}"));
     }
-    let _ = writeln!(
-        svg,
-        r##"<text x="{}" y="{}" text-anchor="middle">attacker's share of the hash rate α</text>
-<text transform="translate(24,{}) rotate(-90)" text-anchor="middle">attacker's share of the main chain</text>"##,
-        left + plot_width / 2.0,
-        bottom + 40.0,
-        top + plot_height / 2.0
+    frame.draw_titles(
+        &mut svg,
+        "attacker's share of the hash rate α",
+        "attacker's share of the main chain",
     );
     let curves: [(f64, &str, &str); 3] = [
         (0.0, "#1f77b4", r#"stroke-width="2""#),
@@ -365,35 +409,25 @@ pub fn revenue_plot_svg(report: &SelfishReport) -> String {
         y(0.5)
     );
     for result in &report.results {
-        let cx = x(result.settings.alpha);
         let share = result.revenue_share;
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{cx}" y1="{}" x2="{cx}" y2="{}" stroke="#d62728" stroke-width="2"/><circle cx="{cx}" cy="{}" r="5" fill="#d62728"/>"##,
-            y(share.interval.0),
-            y(share.interval.1),
-            y(share.value)
+        frame.draw_measured(
+            &mut svg,
+            x(result.settings.alpha),
+            share.value,
+            share.interval,
         );
     }
-    let legend_y = bottom + 66.0;
-    let entries = [
-        ("#d62728", "measured, with its 95% interval"),
-        ("#1f77b4", "Eyal and Sirer, γ = 0"),
-        ("#2ca02c", "Eyal and Sirer, γ = 0.5"),
-        ("#9467bd", "Eyal and Sirer, γ = 1"),
-        ("#777", "honest mining (revenue = α)"),
-    ];
-    for (i, (colour, label)) in entries.iter().enumerate() {
-        let (column, row) = (i % 2, i / 2);
-        let entry_x = left + 270.0 * column as f64;
-        let row_y = legend_y + 18.0 * row as f64;
-        let _ = writeln!(
-            svg,
-            r#"<rect x="{entry_x}" y="{}" width="14" height="4" fill="{colour}"/><text x="{}" y="{row_y}">{label}</text>"#,
-            row_y - 6.0,
-            entry_x + 22.0
-        );
-    }
+    frame.draw_legend(
+        &mut svg,
+        &[
+            ("#d62728", "measured, with its 95% interval"),
+            ("#1f77b4", "Eyal and Sirer, γ = 0"),
+            ("#2ca02c", "Eyal and Sirer, γ = 0.5"),
+            ("#9467bd", "Eyal and Sirer, γ = 1"),
+            ("#777", "honest mining (revenue = α)"),
+        ],
+        2,
+    );
     svg.push_str("</svg>\n");
     svg
 }
@@ -422,7 +456,7 @@ pub fn outcomes_svg(report: &ZeroConfirmationReport) -> String {
     let mut svg = format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="DejaVu Sans, sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
-<text x="{left}" y="22" font-size="15">{} on real nodes: {} of {} payments reversed</text>
+<text x="{left}" y="22" font-size="15">{} {}: {} of {} payments reversed</text>
 <text x="{left}" y="42">rate {:.2}, 95% interval [{:.2}, {:.2}]; model {:.2}</text>
 <line x1="{left}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="black"/><line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="black"/>
 <text x="{}" y="{}" text-anchor="end">reversed</text><text x="{}" y="{}" text-anchor="end">stands</text>
@@ -430,6 +464,10 @@ pub fn outcomes_svg(report: &ZeroConfirmationReport) -> String {
 <text transform="translate(22,{}) rotate(-90)" text-anchor="middle">outcome; model: P(reversed)</text>
 "##,
         report.attack.title(),
+        match report.engine {
+            crate::engine::EngineKind::Nodes => "on real nodes",
+            crate::engine::EngineKind::Sim => "in the engine",
+        },
         report.reversed,
         report.trials,
         report.rate,
@@ -494,16 +532,13 @@ pub fn outcomes_svg(report: &ZeroConfirmationReport) -> String {
             "model: the probability of a reversal at that timing",
         ),
     ];
-    for (i, (colour, label)) in entries.iter().enumerate() {
-        let row_y = bottom + 66.0 + 18.0 * i as f64;
-        let _ = writeln!(
-            svg,
-            r#"<rect x="{left}" y="{}" width="14" height="4" fill="{colour}"/><text x="{}" y="{row_y}">{}</text>"#,
-            row_y - 6.0,
-            left + 22.0,
-            escape(label)
-        );
-    }
+    let frame = Frame {
+        left,
+        top,
+        width: plot_width,
+        height: plot_height,
+    };
+    frame.draw_legend(&mut svg, &entries, 1);
     svg.push_str("</svg>\n");
     svg
 }

@@ -347,36 +347,51 @@ fn finish(
 pub type Trials = (Vec<ZeroConfirmationTrial>, Option<f64>);
 
 /// Runs `trials` trials of the attack `timing` describes on a funded attack testnet, drawing
-/// timings from `seed`;
-/// `progress(done, reversed)` after each.
+/// timings from `seed`; `progress(done, reversed)` after each.
 pub fn run_trials(
     testnet: &Testnet,
     timing: Timing,
     trials: u32,
     seed: u64,
+    progress: impl FnMut(usize, u64),
+) -> Result<Trials> {
+    run_drawn(timing, trials, seed, progress, |drawn, _| match timing {
+        Timing::Race {
+            latency_ms,
+            spread_ms,
+        } => {
+            let settle = Duration::from_millis(spread_ms + 2 * latency_ms + 500);
+            Ok((race_trial(testnet, drawn, settle)?, 0.0, 0))
+        }
+        Timing::Finney { .. } => {
+            let (trial, mined_for, found) = finney_trial(testnet, drawn)?;
+            Ok((trial, mined_for.as_secs_f64(), found))
+        }
+    })
+}
+
+/// What one trial gives back: the trial, and (Finney) the seconds the honest miner mined and
+/// the blocks it found on the final chain.
+pub type Timed = (ZeroConfirmationTrial, f64, u64);
+
+/// Draws `trials` timings from `seed` and runs `trial(timing, index)` for each, with
+/// `progress(done, reversed)` after each; the honest spacing is measured over the trials.
+pub fn run_drawn(
+    timing: Timing,
+    trials: u32,
+    seed: u64,
     mut progress: impl FnMut(usize, u64),
+    mut trial: impl FnMut(i64, u32) -> Result<Timed>,
 ) -> Result<Trials> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut done = Vec::with_capacity(trials as usize);
-    let (mut mining, mut honest_blocks) = (Duration::ZERO, 0u64);
-    for _ in 0..trials {
+    let (mut mining, mut honest_blocks) = (0.0, 0u64);
+    for index in 0..trials {
         let drawn = timing.draw(&mut rng);
-        let trial = match timing {
-            Timing::Race {
-                latency_ms,
-                spread_ms,
-            } => {
-                let settle = Duration::from_millis(spread_ms + 2 * latency_ms + 500);
-                race_trial(testnet, drawn, settle)?
-            }
-            Timing::Finney { .. } => {
-                let (trial, mined_for, found) = finney_trial(testnet, drawn)?;
-                mining += mined_for;
-                honest_blocks += found;
-                trial
-            }
-        };
-        done.push(trial);
+        let (result, mined_for, found) = trial(drawn, index)?;
+        mining += mined_for;
+        honest_blocks += found;
+        done.push(result);
         progress(
             done.len(),
             done.iter().filter(|t| t.reversed).count() as u64,
@@ -384,7 +399,7 @@ pub fn run_trials(
     }
     // The honest miner's pace while it mined (blocks it lost to a release are not counted:
     // a slight overestimate of the spacing, noted in the report).
-    let spacing = (honest_blocks > 0).then(|| mining.as_secs_f64() / honest_blocks as f64);
+    let spacing = (honest_blocks > 0).then(|| mining / honest_blocks as f64);
     Ok((done, spacing))
 }
 

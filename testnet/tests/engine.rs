@@ -12,23 +12,18 @@ use quarry_testnet::engine_check::check;
 use quarry_testnet::experiment::{AttackRun, StopRule};
 use serde_json::Value;
 
-/// The quarry-testnet binary.
-fn quarry_testnet() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_quarry-testnet"))
+/// `quarry-testnet attack double-spend --engine sim --attacker-share 0.3`.
+fn engine_double_spend() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_quarry-testnet"));
+    command.args(["attack", "double-spend", "--engine", "sim"]);
+    command.args(["--attacker-share", "0.3"]);
+    command
 }
 
 /// The trials of a seeded engine double spend run on `threads` threads, as JSON.
 fn engine_trials(threads: &str, seed: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
-    let output = quarry_testnet()
-        .args([
-            "attack",
-            "double-spend",
-            "--engine",
-            "sim",
-            "--attacker-share",
-            "0.3",
-        ])
+    let output = engine_double_spend()
         .args(["--confirmations", "1,3", "--trials", "150", "--json"])
         .args(["--parallel", threads, "--seed", seed, "--report"])
         .arg(dir.path())
@@ -51,15 +46,7 @@ fn a_seeded_engine_run_reproduces_bit_for_bit_on_any_number_of_threads() {
 
 #[test]
 fn the_engine_refuses_settings_that_only_real_nodes_have() {
-    let output = quarry_testnet()
-        .args([
-            "attack",
-            "double-spend",
-            "--engine",
-            "sim",
-            "--attacker-share",
-            "0.3",
-        ])
+    let output = engine_double_spend()
         .args(["--pow", "real"])
         .output()
         .unwrap();

@@ -316,20 +316,9 @@ impl Engine {
             return false;
         }
         self.nodes[node].pool.push(tx.clone());
-        for to in 0..self.nodes.len() {
-            if Some(to) == from {
-                continue;
-            }
-            if let Some(delay) = self.link(node, to) {
-                self.schedule(
-                    delay,
-                    Event::Transaction {
-                        to,
-                        from: node,
-                        tx: tx.clone(),
-                    },
-                );
-            }
+        for (to, delay) in self.neighbours(node, from) {
+            let tx = tx.clone();
+            self.schedule(delay, Event::Transaction { to, from: node, tx });
         }
         true
     }
@@ -573,22 +562,27 @@ impl Engine {
 
     /// Gossips `block` from `node` to every neighbour but `source`.
     fn relay(&mut self, node: NodeId, source: Option<NodeId>, block: &Arc<Block>) {
-        for to in 0..self.nodes.len() {
-            if Some(to) == source {
-                continue;
-            }
-            if let Some(delay) = self.link(node, to) {
-                self.schedule(
-                    delay,
-                    Event::Block {
-                        to,
-                        from: node,
-                        block: block.clone(),
-                        requested: false,
-                    },
-                );
-            }
+        for (to, delay) in self.neighbours(node, source) {
+            let block = block.clone();
+            let requested = false;
+            self.schedule(
+                delay,
+                Event::Block {
+                    to,
+                    from: node,
+                    block,
+                    requested,
+                },
+            );
         }
+    }
+
+    /// The nodes `node` reaches, but `except`, with each link's delay.
+    fn neighbours(&self, node: NodeId, except: Option<NodeId>) -> Vec<(NodeId, f64)> {
+        (0..self.nodes.len())
+            .filter(|&to| Some(to) != except)
+            .filter_map(|to| self.link(node, to).map(|delay| (to, delay)))
+            .collect()
     }
 }
 

@@ -2,12 +2,10 @@
 //! nodes, with the same report. A node keeps the first of two conflicting spends it hears,
 //! as a mempool without replacement does.
 
-use rand::SeedableRng;
-
 use super::double_spend::{short, Setup, Timeline};
 use super::{Engine, Happened};
 use crate::attack::{ATTACKER, HONEST, MERCHANT};
-use crate::zero_conf::{Timing, Trials, ZeroConfirmationTrial};
+use crate::zero_conf::{run_drawn, Timed, Timing, Trials, ZeroConfirmationTrial};
 
 /// Runs `trials` trials of the attack `timing` describes on `setup`, drawing timings from
 /// `seed` as the real-node run does; `progress(done, reversed)` after each.
@@ -16,31 +14,15 @@ pub fn run_trials(
     timing: Timing,
     trials: u32,
     seed: u64,
-    mut progress: impl FnMut(usize, u64),
+    progress: impl FnMut(usize, u64),
 ) -> anyhow::Result<Trials> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut done: Vec<ZeroConfirmationTrial> = Vec::with_capacity(trials as usize);
-    let (mut mining, mut honest_blocks) = (0.0, 0u64);
-    for index in 0..trials {
-        let drawn = timing.draw(&mut rng);
+    run_drawn(timing, trials, seed, progress, |drawn, index| {
         let engine_seed = super::trial_seed(seed, u64::from(index));
-        let trial = match timing {
-            Timing::Race { .. } => race(setup, drawn, engine_seed)?,
-            Timing::Finney { .. } => {
-                let (trial, seconds, found) = finney(setup, drawn, engine_seed)?;
-                mining += seconds;
-                honest_blocks += found;
-                trial
-            }
-        };
-        done.push(trial);
-        progress(
-            done.len(),
-            done.iter().filter(|trial| trial.reversed).count() as u64,
-        );
-    }
-    let spacing = (honest_blocks > 0).then(|| mining / honest_blocks as f64);
-    Ok((done, spacing))
+        match timing {
+            Timing::Race { .. } => Ok((race(setup, drawn, engine_seed)?, 0.0, 0)),
+            Timing::Finney { .. } => finney(setup, drawn, engine_seed),
+        }
+    })
 }
 
 /// One race: payment to the merchant's node and conflicting spend to the miner's, `offset_ms`
@@ -99,11 +81,7 @@ fn race(setup: &Setup, offset_ms: i64, seed: u64) -> anyhow::Result<ZeroConfirma
 /// One Finney trial: the attacker's secret block with the conflicting spend, the payment, the
 /// release `hold_ms` later while the honest miner mines. Also returns the seconds the honest
 /// miner mined and its blocks on the final chain.
-fn finney(
-    setup: &Setup,
-    hold_ms: i64,
-    seed: u64,
-) -> anyhow::Result<(ZeroConfirmationTrial, f64, u64)> {
+fn finney(setup: &Setup, hold_ms: i64, seed: u64) -> anyhow::Result<Timed> {
     let mut engine = setup.engine(&[setup.hash_rate, 0.0, 0.0], seed)?;
     let mut timeline = Timeline::new(&engine);
     let start_height = engine.tip_height(MERCHANT);

@@ -30,12 +30,12 @@ fn on_nodes(alpha: f64, gamma: f64, blocks: u32) -> quarry_testnet::engine::self
 
 #[test]
 fn without_power_the_selfish_miner_earns_nothing_and_with_much_it_orphans_honest_blocks() {
-    let none = on_nodes(0.0, 1.0, 12);
+    let none = on_nodes(0.0, 1.0, 8);
     assert_eq!(none.attacker_main_blocks, 0, "{none:#?}");
     assert_eq!(none.attacker_orphaned, 0);
-    assert!(none.main_blocks >= 12);
+    assert!(none.main_blocks >= 8);
 
-    let strong = on_nodes(0.45, 1.0, 25);
+    let strong = on_nodes(0.45, 1.0, 18);
     assert!(strong.attacker_main_blocks > 0, "{strong:#?}");
     assert!(strong.honest_orphaned > 0, "{strong:#?}");
     assert_eq!(strong.near_nodes, 2);

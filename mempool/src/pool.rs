@@ -47,6 +47,8 @@ pub struct PoolEntry {
     pub size: usize,
     /// When it entered the pool (Unix seconds).
     pub time: u64,
+    /// The chain's height when it entered the pool.
+    pub height: u32,
     /// Arrival order, which is also a topological order (parents arrive first).
     pub sequence: u64,
     /// In-pool transactions it spends outputs of.
@@ -281,7 +283,7 @@ impl Mempool {
         };
         let (txid, fee, size) = (checked.txid, checked.fee, checked.size);
         let replaced: Vec<Txid> = checked.evicted.iter().copied().collect();
-        self.insert(Arc::new(tx), checked, now);
+        self.insert(Arc::new(tx), checked, (now, tip.height));
         let trimmed = self.trim_to_size();
         if trimmed.contains(&txid) {
             return Err(MempoolError::PoolFull { fee, size });
@@ -489,7 +491,7 @@ impl Mempool {
         Ok(())
     }
 
-    fn insert(&mut self, tx: Arc<Transaction>, checked: Checked, time: u64) {
+    fn insert(&mut self, tx: Arc<Transaction>, checked: Checked, (time, height): (u64, u32)) {
         for txid in &checked.evicted {
             self.remove_entry(txid);
         }
@@ -510,6 +512,7 @@ impl Mempool {
                 fee: checked.fee,
                 size: checked.size,
                 time,
+                height,
                 sequence: self.next_sequence,
                 parents: checked.parents,
                 children: BTreeSet::new(),
@@ -676,28 +679,28 @@ impl Mempool {
         now: u64,
         update: &mut ChainUpdate,
     ) -> Result<(), MempoolError> {
-        let previous: Vec<(Arc<Transaction>, u64, bool)> = {
+        let previous: Vec<(Arc<Transaction>, (u64, u32), bool)> = {
             let mut entries: Vec<PoolEntry> =
                 self.entries.drain().map(|(_, entry)| entry).collect();
             entries.sort_by_key(|entry| entry.sequence);
             entries
                 .into_iter()
-                .map(|entry| (entry.tx, entry.time, false))
+                .map(|entry| (entry.tx, (entry.time, entry.height), false))
                 .collect()
         };
         self.spent_by.clear();
         self.bytes = 0;
         let candidates = disconnected
             .into_iter()
-            .map(|tx| (Arc::new(tx), now, true))
+            .map(|tx| (Arc::new(tx), (now, tip.height), true))
             .chain(previous);
-        for (tx, time, from_block) in candidates {
+        for (tx, entered, from_block) in candidates {
             match self.check(&tx, utxos, tip, ReplacementPolicy::FirstSeen, false) {
                 Ok(checked) => {
                     if from_block {
                         update.readded.push(checked.txid);
                     }
-                    self.insert(tx, checked, time);
+                    self.insert(tx, checked, entered);
                 }
                 Err(MempoolError::Store(error)) => return Err(MempoolError::Store(error)),
                 Err(error) => {

@@ -89,6 +89,9 @@ pub struct Ban {
     /// Its IP address, banned with it (none for exempt addresses and bans set by hand).
     #[serde(default)]
     pub address: Option<IpAddr>,
+    /// Unix time (seconds) when the ban began (0 for bans saved before it was recorded).
+    #[serde(default)]
+    pub created: u64,
     /// Unix time (seconds) when the ban ends.
     pub until: u64,
     /// Why.
@@ -151,6 +154,7 @@ impl PeerBook {
         Some(self.ban(Ban {
             peer,
             address,
+            created: now,
             until: now.saturating_add(self.ban_seconds),
             reason: BanReason::Misbehaviour(what),
         }))
@@ -301,6 +305,7 @@ mod tests {
         let manual = |peer, until| Ban {
             peer,
             address: None,
+            created: 0,
             until,
             reason: BanReason::Manual,
         };

@@ -105,6 +105,8 @@ pub struct PeerInfo {
     pub agent: Option<String>,
     /// Its misbehaviour score.
     pub score: u32,
+    /// When it connected, Unix seconds.
+    pub connected_since: u64,
 }
 
 type Reply<T> = oneshot::Sender<T>;
@@ -253,10 +255,12 @@ impl Client {
 
     /// Bans `peer` for `duration` and disconnects it.
     pub fn ban(&self, peer: PeerId, duration: Duration) -> Result<(), NetworkError> {
+        let now = unix_now();
         self.restore_ban(Ban {
             peer,
             address: None,
-            until: unix_now().saturating_add(duration.as_secs()),
+            created: now,
+            until: now.saturating_add(duration.as_secs()),
             reason: BanReason::Manual,
         })
     }
@@ -309,6 +313,7 @@ struct Behaviour {
 struct ConnectedPeer {
     address: Multiaddr,
     inbound: bool,
+    since: u64,
     agent: Option<String>,
     connections: usize,
     requests_this_second: (Instant, u32),
@@ -672,6 +677,7 @@ impl EventLoop {
                         peer: *peer,
                         address: state.address.clone(),
                         inbound: state.inbound,
+                        connected_since: state.since,
                         agent: state.agent.clone(),
                         score: self
                             .book
@@ -823,6 +829,7 @@ impl EventLoop {
             ConnectedPeer {
                 address,
                 inbound,
+                since: unix_now(),
                 agent: None,
                 connections: 1,
                 requests_this_second: (Instant::now(), 0),

@@ -767,7 +767,7 @@ fn a_full_disk_stops_the_node_with_a_clear_message_and_it_restarts_with_space() 
     );
     assert_eq!(
         node.rpc("getblockchaininfo", json!([]))["warnings"],
-        json!("")
+        json!([])
     );
 }
 

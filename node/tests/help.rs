@@ -22,7 +22,7 @@ fn help_describes_every_field_each_method_answers() {
     let peer = Daemon::start("peer", &[]);
     let stranger = Daemon::start("stranger", &[]);
     let info = peer.rpc("getnetworkinfo", json!([]));
-    let peer_address = info["localaddresses"][0].as_str().unwrap().to_owned();
+    let peer_address = info["p2paddresses"][0].as_str().unwrap().to_owned();
     node.rpc("addnode", json!([peer_address, "add"]));
     eventually("the peer to connect", Duration::from_secs(60), || {
         (node.rpc("getconnectioncount", json!([])).as_u64()? > 0).then_some(())

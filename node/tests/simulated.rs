@@ -62,7 +62,7 @@ fn a_simulated_miner_finds_blocks_no_hash_meets_and_a_peer_follows_them() {
 
     // A peer validates the blocks and follows; blocks on demand come at once.
     let tip = miner.rpc("getbestblockhash", json!([]));
-    let address = miner.rpc("getnetworkinfo", json!([]))["localaddresses"][0].clone();
+    let address = miner.rpc("getnetworkinfo", json!([]))["p2paddresses"][0].clone();
     idle.rpc("addnode", json!([address, "add"]));
     eventually("the peer to follow", Duration::from_secs(60), || {
         (idle.rpc("getbestblockhash", json!([])) == tip).then_some(())

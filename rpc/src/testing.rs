@@ -295,7 +295,7 @@ impl Daemon {
     /// The peer-to-peer address others can dial.
     pub fn p2p_address(&self) -> String {
         let info = self.rpc("getnetworkinfo", json!([]));
-        info["localaddresses"][0].as_str().unwrap().to_owned()
+        info["p2paddresses"][0].as_str().unwrap().to_owned()
     }
 
     /// Sends SIGTERM and waits for the process to exit.

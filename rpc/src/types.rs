@@ -71,10 +71,14 @@ pub struct BlockchainInfo {
     pub chainwork: String,
     /// Bytes of the chain store.
     pub size_on_disk: u64,
+    /// The tip's compact target.
+    pub bits: String,
+    /// The tip's target, 64 hex digits.
+    pub target: String,
     /// Always false: Quarry keeps every block.
     pub pruned: bool,
     /// What the node warns about (a failed chain store), empty when all is well.
-    pub warnings: String,
+    pub warnings: Vec<String>,
 }
 
 /// One entry of `getchaintips`.
@@ -95,8 +99,16 @@ pub struct ChainTip {
 pub struct MiningInfo {
     /// Height of the best chain.
     pub blocks: u32,
+    /// The tip's compact target.
+    pub bits: String,
     /// Difficulty of the tip.
     pub difficulty: f64,
+    /// The tip's target, 64 hex digits.
+    pub target: String,
+    /// The lowest fee rate a transaction needs to be mined here, coins per kvB.
+    pub blockmintxfee: f64,
+    /// What the next block must meet.
+    pub next: NextBlockInfo,
     /// Network hashes per second over the last 120 blocks.
     pub networkhashps: f64,
     /// Transactions in the mempool.
@@ -110,18 +122,39 @@ pub struct MiningInfo {
     /// This node's hashes per second now.
     pub hashespersec: f64,
     /// What the node warns about.
-    pub warnings: String,
+    pub warnings: Vec<String>,
+}
+
+/// The next block's requirements, in `getmininginfo`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NextBlockInfo {
+    /// Its height.
+    pub height: u32,
+    /// Its compact target.
+    pub bits: String,
+    /// Its difficulty.
+    pub difficulty: f64,
+    /// Its target, 64 hex digits.
+    pub target: String,
 }
 
 /// `getnetworkinfo`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NetworkInfo {
-    /// quarryd's version.
-    pub version: String,
+    /// quarryd's version as Core writes its own: major × 10000 + minor × 100 + patch.
+    pub version: u64,
     /// `/quarry:VERSION/`.
     pub subversion: String,
-    /// This node's libp2p peer id.
-    pub peerid: String,
+    /// The version of Quarry's peer-to-peer protocol.
+    pub protocolversion: u64,
+    /// The services this node offers, as Core's 16-digit hex bit field.
+    pub localservices: String,
+    /// Their names.
+    pub localservicesnames: Vec<String>,
+    /// Whether transactions are relayed: always.
+    pub localrelay: bool,
+    /// Clock offset to the peers, seconds: not measured (0).
+    pub timeoffset: i64,
     /// Always true: the network cannot be switched off.
     pub networkactive: bool,
     /// Connected peers.
@@ -130,28 +163,106 @@ pub struct NetworkInfo {
     pub connections_in: usize,
     /// Of which outbound.
     pub connections_out: usize,
-    /// Listen addresses as dialable multiaddrs (ending in `/p2p/PEERID`).
-    pub localaddresses: Vec<String>,
+    /// The networks the node reaches.
+    pub networks: Vec<NetworkReach>,
+    /// Minimum relay fee rate, coins per kvB.
+    pub relayfee: f64,
+    /// Fee rate increment a replacement must pay, coins per kvB.
+    pub incrementalfee: f64,
+    /// The addresses the node listens on.
+    pub localaddresses: Vec<LocalAddress>,
     /// What the node warns about.
-    pub warnings: String,
+    pub warnings: Vec<String>,
+    /// Quarry: this node's libp2p peer id.
+    pub peerid: String,
+    /// Quarry: the listen addresses as dialable multiaddrs (ending in `/p2p/PEERID`).
+    pub p2paddresses: Vec<String>,
 }
 
-/// One entry of `getpeerinfo`.
+/// One network in `getnetworkinfo`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkReach {
+    /// `ipv4` or `ipv6` (Quarry has no onion, i2p or cjdns transport).
+    pub name: String,
+    /// Whether only this network is used.
+    pub limited: bool,
+    /// Whether it is reachable.
+    pub reachable: bool,
+    /// The proxy used for it: none.
+    pub proxy: String,
+    /// Whether proxy credentials are randomised.
+    pub proxy_randomize_credentials: bool,
+}
+
+/// One listen address in `getnetworkinfo`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalAddress {
+    /// The IP address.
+    pub address: String,
+    /// The TCP port.
+    pub port: u16,
+    /// Core's relative score of the address: 1 for every listen address.
+    pub score: u32,
+}
+
+/// One entry of `getpeerinfo`, in Core's shape with Quarry's peer id and score beside.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PeerInfo {
     /// Position in this list.
     pub id: usize,
-    /// The peer's libp2p id.
-    pub peerid: String,
     /// Its address.
     pub addr: String,
-    /// Whether it connected to us.
-    pub inbound: bool,
-    /// `inbound` or `outbound-full-relay`.
-    pub connection_type: String,
+    /// `ipv4`, `ipv6` or `not_publicly_routable`.
+    pub network: String,
+    /// Its services, as Core's hex bit field.
+    pub services: String,
+    /// Their names.
+    pub servicesnames: Vec<String>,
+    /// Whether it relays transactions: always.
+    pub relaytxes: bool,
+    /// Last send and receive, Unix seconds: not tracked (0).
+    pub lastsend: u64,
+    /// See `lastsend`.
+    pub lastrecv: u64,
+    /// Last transaction and block from it: not tracked (0).
+    pub last_transaction: u64,
+    /// See `last_transaction`.
+    pub last_block: u64,
+    /// Bytes sent and received: not counted per peer (0).
+    pub bytessent: u64,
+    /// See `bytessent`.
+    pub bytesrecv: u64,
+    /// When it connected, Unix seconds.
+    pub conntime: u64,
+    /// Its clock offset: not measured (0).
+    pub timeoffset: i64,
+    /// The peer-to-peer protocol version.
+    pub version: u64,
     /// Its user agent.
     pub subver: String,
-    /// Its misbehaviour score (100 bans).
+    /// Whether it connected to us.
+    pub inbound: bool,
+    /// Compact-block relay: not used (false).
+    pub bip152_hb_to: bool,
+    /// See `bip152_hb_to`.
+    pub bip152_hb_from: bool,
+    /// Its permissions: none.
+    pub permissions: Vec<String>,
+    /// Its fee filter, coins per kvB: none (0).
+    pub minfeefilter: f64,
+    /// Bytes sent per message type: not counted (empty).
+    pub bytessent_per_msg: std::collections::BTreeMap<String, u64>,
+    /// Bytes received per message type: not counted (empty).
+    pub bytesrecv_per_msg: std::collections::BTreeMap<String, u64>,
+    /// `inbound` or `outbound-full-relay`.
+    pub connection_type: String,
+    /// The transport: libp2p (noise over TCP, yamux).
+    pub transport_protocol_type: String,
+    /// The encrypted session's id: not exposed (empty).
+    pub session_id: String,
+    /// Quarry: the peer's libp2p id.
+    pub peerid: String,
+    /// Quarry: its misbehaviour score (100 bans).
     pub misbehavior_score: u32,
 }
 
@@ -250,13 +361,26 @@ pub struct AddressMempoolDelta {
 /// An output's script as Core shows it; Quarry's outputs pay a key, shown as taproot.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScriptPubKey {
+    /// Core's assembly of the equivalent script: `1 KEY`.
+    pub asm: String,
+    /// Its output descriptor: `rawtr(KEY)#CHECKSUM`.
+    pub desc: String,
+    /// The equivalent script, hex: `5120` and the 32-byte output key.
+    pub hex: String,
     /// The address paid.
     pub address: String,
-    /// The output key, hex.
-    pub hex: String,
     /// `witness_v1_taproot`.
     #[serde(rename = "type")]
     pub kind: String,
+}
+
+/// An input's script: Quarry signs in the witness, so always empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptSig {
+    /// Empty.
+    pub asm: String,
+    /// Empty.
+    pub hex: String,
 }
 
 /// An input of a decoded transaction: a coinbase's data, or the output it spends.
@@ -267,6 +391,8 @@ pub enum DecodedInput {
     Coinbase {
         /// Its data, hex.
         coinbase: String,
+        /// Always final (`0xffffffff`): Quarry has no relative locks.
+        sequence: u32,
     },
     /// A spend.
     Spend {
@@ -274,8 +400,13 @@ pub enum DecodedInput {
         txid: Txid,
         /// The spent output's index.
         vout: u32,
+        /// Empty: the signature is in the witness.
+        #[serde(rename = "scriptSig")]
+        script_sig: ScriptSig,
         /// The signature, hex.
         txinwitness: Vec<String>,
+        /// Always final (`0xffffffff`).
+        sequence: u32,
     },
 }
 

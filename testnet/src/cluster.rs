@@ -380,7 +380,7 @@ impl Testnet {
         })?;
         let info = info.context("the node answered")?;
         record.p2p = info
-            .localaddresses
+            .p2paddresses
             .into_iter()
             .next()
             .context("the node reports no listen address")?;

@@ -5,7 +5,7 @@ use quarry_chain::{
     Address, Amount, Block, BlockHash, ChainParams, ChainReader, IndexEntry, StoreError,
     Transaction,
 };
-use quarry_rpc::types::{DecodedInput, DecodedOutput, DecodedTransaction, ScriptPubKey};
+use quarry_rpc::types::{DecodedInput, DecodedOutput, DecodedTransaction, ScriptPubKey, ScriptSig};
 use serde_json::{json, Map, Value};
 
 /// An amount in coins, as a JSON number.
@@ -13,11 +13,91 @@ pub fn coins(amount: Amount) -> Value {
     json!(amount.to_sat() as f64 / Amount::SATS_PER_COIN as f64)
 }
 
+/// `bits` as Core prints it: 8 hex digits.
+pub fn bits_hex(bits: quarry_chain::CompactTarget) -> String {
+    format!("{:08x}", bits.to_consensus())
+}
+
+/// The target `bits` stands for, as Core prints it: 64 hex digits, big-endian.
+pub fn target_hex(bits: quarry_chain::CompactTarget) -> String {
+    bits.to_target().map_or_else(
+        || "0".repeat(64),
+        |target| hex::encode(target.to_u256().to_be_bytes::<32>()),
+    )
+}
+
+/// The output script Quarry's pay-to-key output stands for in Core's terms: a witness v1
+/// program of the 32-byte key (`OP_1 PUSH32 key`), with its address and descriptor.
+pub fn script_pubkey(key: quarry_chain::OutputKey, params: &ChainParams) -> ScriptPubKey {
+    let key_hex = key.to_string();
+    let raw = format!("rawtr({key_hex})");
+    ScriptPubKey {
+        asm: format!("1 {key_hex}"),
+        desc: format!("{raw}#{}", descriptor_checksum(&raw)),
+        hex: format!("5120{key_hex}"),
+        address: Address::new(key, params).to_string(),
+        kind: "witness_v1_taproot".into(),
+    }
+}
+
+/// The checksum of an output descriptor (BIP 380): eight characters of a BCH code over the
+/// descriptor's characters.
+fn descriptor_checksum(descriptor: &str) -> String {
+    const INPUT: &str = "0123456789()[],'/*abcdefgh@:$%{}IJKLMNOPQRSTUVWXYZ&+-.;<=>?!^_|~ijklmnopqrstuvwxyzABCDEFGH`#\"\\ ";
+    const CHARSET: &[u8] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+    fn polymod(c: u64, value: u64) -> u64 {
+        let top = c >> 35;
+        let mut c = ((c & 0x7_ffff_ffff) << 5) ^ value;
+        for (bit, generator) in [
+            0xf5_dee5_1989,
+            0xa9_fdca_3312,
+            0x1b_ab10_e32d,
+            0x37_06b1_677a,
+            0x64_4d62_6ffd,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if top >> bit & 1 == 1 {
+                c ^= generator;
+            }
+        }
+        c
+    }
+    let (mut c, mut class, mut count) = (1u64, 0u64, 0);
+    for character in descriptor.chars() {
+        let Some(position) = INPUT.find(character) else {
+            return String::new();
+        };
+        let position = position as u64;
+        c = polymod(c, position & 31);
+        class = class * 3 + (position >> 5);
+        count += 1;
+        if count == 3 {
+            c = polymod(c, class);
+            (class, count) = (0, 0);
+        }
+    }
+    if count > 0 {
+        c = polymod(c, class);
+    }
+    for _ in 0..8 {
+        c = polymod(c, 0);
+    }
+    c ^= 1;
+    (0..8)
+        .map(|j| CHARSET[((c >> (5 * (7 - j))) & 31) as usize] as char)
+        .collect()
+}
+
 /// The difficulty of `bits` relative to the network's easiest target.
 pub fn difficulty(params: &ChainParams, bits: quarry_chain::CompactTarget) -> f64 {
     bits.to_target()
         .map_or(0.0, |target| target.difficulty(params.pow_limit()))
 }
+
+/// Core's sequence of an input that opts out of every relative lock: Quarry has none.
+const FINAL_SEQUENCE: u32 = u32::MAX;
 
 /// A transaction as `decoderawtransaction` shows it.
 pub fn transaction(tx: &Transaction, params: &ChainParams) -> DecodedTransaction {
@@ -30,12 +110,15 @@ pub fn transaction(tx: &Transaction, params: &ChainParams) -> DecodedTransaction
             if tx.is_coinbase() {
                 DecodedInput::Coinbase {
                     coinbase: hex::encode(&input.witness),
+                    sequence: FINAL_SEQUENCE,
                 }
             } else {
                 DecodedInput::Spend {
                     txid: input.prevout.txid,
                     vout: input.prevout.vout,
+                    script_sig: ScriptSig::default(),
                     txinwitness: vec![hex::encode(&input.witness)],
+                    sequence: FINAL_SEQUENCE,
                 }
             }
         })
@@ -45,11 +128,7 @@ pub fn transaction(tx: &Transaction, params: &ChainParams) -> DecodedTransaction
         .map(|(n, output)| DecodedOutput {
             value: output.value,
             n,
-            script_pubkey: ScriptPubKey {
-                address: Address::new(output.pubkey, params).to_string(),
-                hex: output.pubkey.to_string(),
-                kind: "witness_v1_taproot".into(),
-            },
+            script_pubkey: script_pubkey(output.pubkey, params),
         })
         .collect();
     DecodedTransaction {
@@ -132,7 +211,8 @@ pub fn header<R: ChainReader + ?Sized>(
     put("time", json!(header.time));
     put("mediantime", json!(median_time(store, entry)?));
     put("nonce", json!(header.nonce));
-    put("bits", json!(format!("{:08x}", header.bits.to_consensus())));
+    put("bits", json!(bits_hex(header.bits)));
+    put("target", json!(target_hex(header.bits)));
     put("difficulty", json!(difficulty(params, header.bits)));
     put(
         "chainwork",
@@ -191,4 +271,30 @@ pub fn block<R: ChainReader + ?Sized>(
         .collect();
     object.insert("tx".into(), Value::Array(transactions));
     Ok(object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptor_checksums_match_bip_380() {
+        // BIP 380's examples.
+        assert_eq!(descriptor_checksum("raw(deadbeef)"), "89f8spxm");
+        assert_eq!(
+            descriptor_checksum("addr(mkmZxiEcEd8ZqjQWVZuC6so5dFMKEFpN2j)"),
+            "02wpgw69"
+        );
+    }
+
+    #[test]
+    fn a_pay_to_key_output_is_shown_as_its_witness_v1_script() {
+        let params = quarry_chain::testing::unit_params();
+        let key = quarry_chain::testing::test_key(1);
+        let script = script_pubkey(key, &params);
+        assert_eq!(script.hex, format!("5120{key}"));
+        assert_eq!(script.asm, format!("1 {key}"));
+        assert!(script.desc.starts_with(&format!("rawtr({key})#")));
+        assert_eq!(script.desc.len(), "rawtr()#".len() + 64 + 8);
+    }
 }

@@ -1,7 +1,7 @@
 //! Blockchain methods: blocks, headers, tips, the chain's state and the UTXO set.
 
 use quarry_chain::encode::encode;
-use quarry_chain::{Address, BlockHash, ChainReader, Coin, OutPoint, UtxoReader};
+use quarry_chain::{BlockHash, ChainReader, Coin, OutPoint, UtxoReader};
 use quarry_rpc::types;
 use serde_json::{json, Value};
 
@@ -162,6 +162,8 @@ pub(super) fn blockchain_info(node: &Node) -> Result<Value, RpcError> {
         initialblockdownload: !status.is_synced(),
         chainwork: hex::encode(tip.chain_work.to_be_bytes()),
         size_on_disk: dir_size(&node.data_dir().join("chain")),
+        bits: render::bits_hex(tip.header.bits),
+        target: render::target_hex(tip.header.bits),
         pruned: false,
         warnings: warnings(node),
     })
@@ -185,11 +187,7 @@ pub(super) fn coin_json(node: &Node, best: BlockHash, coin: &Coin, confirmations
         "bestblock": best.to_string(),
         "confirmations": confirmations,
         "value": coins(coin.output.value),
-        "scriptPubKey": {
-            "address": Address::new(coin.output.pubkey, node.params()).to_string(),
-            "hex": coin.output.pubkey.to_string(),
-            "type": "witness_v1_taproot",
-        },
+        "scriptPubKey": render::script_pubkey(coin.output.pubkey, node.params()),
         "coinbase": coin.is_coinbase,
     })
 }
@@ -234,4 +232,19 @@ pub(super) fn tx_out(node: &Node, params: &Params) -> Result<Value, RpcError> {
         ),
         None => Value::Null,
     })
+}
+
+/// `getdeploymentinfo`: the block it reports at, and no deployments (Quarry's rules have no
+/// soft-fork activations).
+pub(super) fn deployment_info(node: &Node, params: &Params) -> Result<Value, RpcError> {
+    let hash = match params.optional::<String>(0)? {
+        Some(_) => params.block_hash(0)?,
+        None => node.tip().hash,
+    };
+    let entry = node
+        .reader()
+        .store()
+        .index_entry(&hash)?
+        .ok_or_else(|| not_found("Block not found"))?;
+    Ok(json!({ "hash": hash.to_string(), "height": entry.height, "deployments": {} }))
 }

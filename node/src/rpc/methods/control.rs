@@ -3,6 +3,8 @@
 use quarry_chain::Address;
 use serde_json::{json, Value};
 
+use crate::rpc::render;
+
 use super::RpcContext;
 use super::METHODS;
 use crate::node::Node;
@@ -24,9 +26,12 @@ pub(super) fn validate_address(node: &Node, params: &Params) -> Result<Value, Rp
         Ok(address) => json!({
             "isvalid": true,
             "address": address.to_string(),
-            "pubkey": address.key().to_string(),
+            "scriptPubKey": render::script_pubkey(address.key(), node.params()).hex,
+            "isscript": false,
             "iswitness": true,
             "witness_version": 1,
+            "witness_program": address.key().to_string(),
+            "pubkey": address.key().to_string(),
         }),
         Err(error) => json!({ "isvalid": false, "error": error.to_string() }),
     })

@@ -22,18 +22,64 @@ pub(super) fn mempool_entry(pool: &quarry_mempool::Mempool, entry: &PoolEntry) -
     let ancestors = pool.ancestors(&entry.txid);
     let descendants = pool.descendants(&entry.txid);
     let txids = |set: &BTreeSet<Txid>| set.iter().map(ToString::to_string).collect::<Vec<_>>();
+    // Core counts the entry itself among its ancestors and its descendants.
+    let package = |set: &BTreeSet<Txid>| {
+        set.iter()
+            .filter_map(|txid| pool.get(txid))
+            .fold((entry.size, entry.fee), |(size, fee), other| {
+                (size + other.size, fee.checked_add(other.fee).unwrap_or(fee))
+            })
+    };
+    let (ancestor_size, ancestor_fee) = package(&ancestors);
+    let (descendant_size, descendant_fee) = package(&descendants);
     json!({
         "vsize": entry.size,
         "weight": entry.size * 4,
         "time": entry.time,
+        "height": entry.height,
         "fee": coins(entry.fee),
-        "fees": { "base": coins(entry.fee), "modified": coins(entry.fee) },
+        "fees": {
+            "base": coins(entry.fee),
+            "modified": coins(entry.fee),
+            "ancestor": coins(ancestor_fee),
+            "descendant": coins(descendant_fee),
+        },
         "ancestorcount": ancestors.len() + 1,
+        "ancestorsize": ancestor_size,
         "descendantcount": descendants.len() + 1,
+        "descendantsize": descendant_size,
+        "wtxid": entry.txid.to_string(),
         "depends": txids(&entry.parents),
         "spentby": txids(&entry.children),
         "bip125-replaceable": true,
+        "unbroadcast": false,
     })
+}
+
+/// `getmempoolancestors` / `getmempooldescendants`: the relatives of a mempool transaction,
+/// as txids or, verbose, as entries by txid.
+pub(super) fn mempool_relatives(
+    node: &Node,
+    params: &Params,
+    relatives: fn(&quarry_mempool::Mempool, &Txid) -> BTreeSet<Txid>,
+) -> Result<Value, RpcError> {
+    let txid = params.txid(0)?;
+    let verbose: bool = params.or(1, false)?;
+    node.with_mempool(|pool| {
+        pool.get(&txid)?;
+        let related = relatives(pool, &txid);
+        Some(if verbose {
+            let entries: Map<String, Value> = related
+                .iter()
+                .filter_map(|txid| pool.get(txid))
+                .map(|entry| (entry.txid.to_string(), mempool_entry(pool, entry)))
+                .collect();
+            Value::Object(entries)
+        } else {
+            related.iter().map(|txid| json!(txid.to_string())).collect()
+        })
+    })
+    .ok_or_else(|| not_found("Transaction not in mempool"))
 }
 
 pub(super) fn mempool_info(node: &Node) -> Value {
@@ -49,6 +95,12 @@ pub(super) fn mempool_info(node: &Node) -> Value {
             "maxmempool": config.max_bytes,
             "mempoolminfee": min_fee,
             "minrelaytxfee": min_fee,
+            // A replacement pays the minimum relay fee for its own bytes on top.
+            "incrementalrelayfee": min_fee,
+            "unbroadcastcount": 0,
+            "fullrbf": true,
+            "permitbaremultisig": false,
+            "maxdatacarriersize": 0,
             "orphans": pool.orphan_count(),
         })
     })
@@ -148,12 +200,14 @@ pub(super) fn test_mempool_accept(node: &Node, params: &Params) -> Result<Value,
             Ok(match verdict {
                 Ok(accepted) => json!({
                     "txid": txid,
+                    "wtxid": txid,
                     "allowed": true,
                     "vsize": accepted.size,
                     "fees": { "base": coins(accepted.fee) },
                 }),
                 Err(error) => json!({
                     "txid": txid,
+                    "wtxid": txid,
                     "allowed": false,
                     "reject-reason": error.reason(),
                     "reject-details": error.to_string(),

@@ -36,6 +36,9 @@ pub(super) fn block_template(node: &Node) -> Result<Value, RpcError> {
                     "hash": txid.to_string(),
                     "fee": fee,
                     "size": tx.encoded_size(),
+                    // No script opcodes: every Quarry spend is one signature check.
+                    "sigops": tx.inputs.len(),
+                    "weight": tx.encoded_size() * 4,
                     "depends": [],
                 })
             })
@@ -44,6 +47,11 @@ pub(super) fn block_template(node: &Node) -> Result<Value, RpcError> {
     Ok(json!({
         "version": quarry_chain::BlockHeader::CURRENT_VERSION,
         "rules": [],
+        // Quarry has no soft-fork deployments and no coinbase flags.
+        "capabilities": ["proposal"],
+        "vbavailable": {},
+        "vbrequired": 0,
+        "coinbaseaux": {},
         "previousblockhash": template.prev_blockhash.to_string(),
         "transactions": transactions,
         "coinbasevalue": template.coinbase_value.to_sat(),
@@ -52,6 +60,9 @@ pub(super) fn block_template(node: &Node) -> Result<Value, RpcError> {
         "mutable": ["time", "transactions", "prevblock"],
         "noncerange": "00000000ffffffff",
         "sizelimit": quarry_chain::encode::MAX_BLOCK_BYTES,
+        "weightlimit": quarry_chain::encode::MAX_BLOCK_BYTES * 4,
+        // No separate signature-check limit: a block's size bounds them.
+        "sigoplimit": quarry_chain::encode::MAX_BLOCK_BYTES,
         "curtime": template.time,
         "bits": format!("{:08x}", template.bits.to_consensus()),
         "height": template.height,
@@ -90,9 +101,19 @@ pub fn network_hash_rate(node: &Node, blocks: i64, height: i64) -> Result<f64, R
 pub(super) fn mining_info(node: &Node) -> Result<Value, RpcError> {
     let tip = node.tip();
     let miner = node.miner();
+    let min_fee = node.with_mempool(|pool| pool.config().min_relay_fee_rate.to_sat_per_kb());
     reply(types::MiningInfo {
         blocks: tip.height,
+        bits: render::bits_hex(tip.header.bits),
         difficulty: render::difficulty(node.params(), tip.header.bits),
+        target: render::target_hex(tip.header.bits),
+        blockmintxfee: min_fee as f64 / quarry_chain::Amount::SATS_PER_COIN as f64,
+        next: types::NextBlockInfo {
+            height: tip.next.height,
+            bits: render::bits_hex(tip.next.bits),
+            difficulty: render::difficulty(node.params(), tip.next.bits),
+            target: render::target_hex(tip.next.bits),
+        },
         networkhashps: network_hash_rate(node, 120, -1)?,
         pooledtx: node.with_mempool(|pool| pool.len()),
         chain: node.params().name().to_owned(),

@@ -10,6 +10,7 @@ mod mining;
 mod network;
 mod rawtransactions;
 mod results;
+mod wait;
 
 pub(crate) use blockchain::best_header_height;
 pub use mining::network_hash_rate;
@@ -171,6 +172,21 @@ methods! {
         => Handler::Blocking(|c, _| blockchain::difficulty(&c.node));
     "getmempoolentry", "Blockchain", [required("txid", "string: a mempool transaction's id")], "A mempool transaction's fee, size, time and relatives."
         => Handler::Blocking(|c, p| mempool::get_mempool_entry(&c.node, p));
+    "getmempoolancestors", "Blockchain", [required("txid", "string: a mempool transaction's id"), optional("verbose", "boolean, default false: entries by txid instead of txids")],
+        "The mempool transactions a mempool transaction spends from, directly or not."
+        => Handler::Blocking(|c, p| mempool::mempool_relatives(&c.node, p, quarry_mempool::Mempool::ancestors));
+    "getmempooldescendants", "Blockchain", [required("txid", "string: a mempool transaction's id"), optional("verbose", "boolean, default false: entries by txid instead of txids")],
+        "The mempool transactions spending from a mempool transaction, directly or not."
+        => Handler::Blocking(|c, p| mempool::mempool_relatives(&c.node, p, quarry_mempool::Mempool::descendants));
+    "getdeploymentinfo", "Blockchain", [optional("blockhash", "string, default the tip: the block to report at")],
+        "Soft-fork deployments at a block: Quarry has none, so the list is empty."
+        => Handler::Blocking(|c, p| blockchain::deployment_info(&c.node, p));
+    "waitfornewblock", "Blockchain", [optional("timeout", "number, default 0: milliseconds to wait (0: up to an hour)")],
+        "Waits for the tip to change, or the timeout; returns the tip then."
+        => Handler::Blocking(|c, p| wait::for_new_block(&c.node, p));
+    "waitforblockheight", "Blockchain", [required("height", "number: the height to wait for"), optional("timeout", "number, default 0: milliseconds to wait (0: up to an hour)")],
+        "Waits for the best chain to reach a height, or the timeout; returns the tip then."
+        => Handler::Blocking(|c, p| wait::for_block_height(&c.node, p));
     "getmempoolinfo", "Blockchain", [], "Mempool size, bytes, fees and policy limits."
         => Handler::Blocking(|c, _| Ok(mempool::mempool_info(&c.node)));
     "getrawmempool", "Blockchain", [optional("verbose", "boolean, default false: entries by txid instead of txids")], "Txids in the mempool, or entries by txid when verbose."
@@ -247,6 +263,8 @@ methods! {
         => Handler::Blocking(|_, p| control::help(p.optional(0)?));
     "stop", "Control", [], "Shuts the node down cleanly."
         => Handler::Blocking(|c, _| control::stop(c));
+    "ping", "Network", [], "Accepted for compatibility: libp2p's ping protocol already measures every peer every 15 s. Returns null."
+        => Handler::Blocking(|_, _| Ok(Value::Null));
     "uptime", "Control", [], "Seconds since the node started."
         => Handler::Blocking(|c, _| control::uptime(&c.node));
 }
@@ -337,13 +355,15 @@ fn best(node: &Node) -> BestChain {
 }
 
 /// What getblockchaininfo, getmininginfo and getnetworkinfo warn about: a failed chain store.
-fn warnings(node: &Node) -> String {
+/// What the node warns about, one message each (Core 28's array).
+fn warnings(node: &Node) -> Vec<String> {
     node.reader()
         .store_failure()
         .map(|failure| {
             format!("the chain store failed ({failure}); quarryd is shutting down: free disk space or repair the disk, then restart")
         })
-        .unwrap_or_default()
+        .into_iter()
+        .collect()
 }
 
 /// Answers the call of method `name` with the raw `params`.

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use quarry_chain::clock::unix_now;
+use quarry_chain::Amount;
 use quarry_network::{Multiaddr, PeerId};
 use quarry_rpc::types;
 use serde_json::{json, Value};
@@ -16,6 +17,34 @@ pub(super) async fn connection_count(node: &Node) -> Result<Value, RpcError> {
     Ok(json!(node.client().peers().await?.len()))
 }
 
+/// The services every Quarry node offers, as Core's bit field: the full chain (NETWORK).
+const SERVICES: &str = "0000000000000001";
+
+/// Quarry's peer-to-peer protocol version (the sync protocol's).
+const PROTOCOL_VERSION: u64 = 1;
+
+fn service_names() -> Vec<String> {
+    vec!["NETWORK".to_owned()]
+}
+
+/// quarryd's version as Core writes its own: 30.0.0 is 300000.
+fn version_number() -> u64 {
+    let part = |text: &str| text.parse::<u64>().unwrap_or(0);
+    part(env!("CARGO_PKG_VERSION_MAJOR")) * 10_000
+        + part(env!("CARGO_PKG_VERSION_MINOR")) * 100
+        + part(env!("CARGO_PKG_VERSION_PATCH"))
+}
+
+/// Core's network name of an address: `ipv4`, `ipv6`, or `not_publicly_routable` for others.
+fn network_of(address: &Multiaddr) -> &'static str {
+    use quarry_network::Protocol;
+    match address.iter().next() {
+        Some(Protocol::Ip4(_)) => "ipv4",
+        Some(Protocol::Ip6(_)) => "ipv6",
+        _ => "not_publicly_routable",
+    }
+}
+
 pub(super) async fn peer_info(node: &Node) -> Result<Value, RpcError> {
     let peers = node.client().peers().await?;
     reply(
@@ -24,16 +53,37 @@ pub(super) async fn peer_info(node: &Node) -> Result<Value, RpcError> {
             .enumerate()
             .map(|(id, peer)| types::PeerInfo {
                 id,
-                peerid: peer.peer.to_string(),
                 addr: peer.address.to_string(),
+                network: network_of(&peer.address).to_owned(),
+                services: SERVICES.to_owned(),
+                servicesnames: service_names(),
+                relaytxes: true,
+                lastsend: 0,
+                lastrecv: 0,
+                last_transaction: 0,
+                last_block: 0,
+                bytessent: 0,
+                bytesrecv: 0,
+                conntime: peer.connected_since,
+                timeoffset: 0,
+                version: PROTOCOL_VERSION,
+                subver: peer.agent.clone().unwrap_or_default(),
                 inbound: peer.inbound,
+                bip152_hb_to: false,
+                bip152_hb_from: false,
+                permissions: Vec::new(),
+                minfeefilter: 0.0,
+                bytessent_per_msg: Default::default(),
+                bytesrecv_per_msg: Default::default(),
                 connection_type: if peer.inbound {
                     "inbound"
                 } else {
                     "outbound-full-relay"
                 }
                 .to_owned(),
-                subver: peer.agent.clone().unwrap_or_default(),
+                transport_protocol_type: "libp2p".to_owned(),
+                session_id: String::new(),
+                peerid: peer.peer.to_string(),
                 misbehavior_score: peer.score,
             })
             .collect::<Vec<_>>(),
@@ -41,23 +91,73 @@ pub(super) async fn peer_info(node: &Node) -> Result<Value, RpcError> {
 }
 
 pub(super) async fn network_info(node: &Node) -> Result<Value, RpcError> {
+    use quarry_network::Protocol;
     let peers = node.client().peers().await?;
     let inbound = peers.iter().filter(|peer| peer.inbound).count();
     let listening = node.client().listen_addresses().await?;
     let peer_id = node.client().local_peer_id();
+    // A replacement pays the minimum relay fee for its own bytes on top: the increment is
+    // the minimum relay fee rate.
+    let relay_fee = node.with_mempool(|pool| {
+        let sats_per_kvb = pool.config().min_relay_fee_rate.to_sat_per_kb();
+        sats_per_kvb as f64 / Amount::SATS_PER_COIN as f64
+    });
+    let local_address = |address: &Multiaddr| {
+        let mut ip = None;
+        let mut port = None;
+        for protocol in address.iter() {
+            match protocol {
+                Protocol::Ip4(v4) => ip = Some(v4.to_string()),
+                Protocol::Ip6(v6) => ip = Some(v6.to_string()),
+                Protocol::Tcp(tcp) => port = Some(tcp),
+                _ => {}
+            }
+        }
+        Some(types::LocalAddress {
+            address: ip?,
+            port: port?,
+            score: 1,
+        })
+    };
+    let reach = |name: &str| types::NetworkReach {
+        name: name.to_owned(),
+        limited: false,
+        reachable: true,
+        proxy: String::new(),
+        proxy_randomize_credentials: false,
+    };
     reply(types::NetworkInfo {
-        version: env!("CARGO_PKG_VERSION").to_owned(),
+        version: version_number(),
         subversion: format!("/quarry:{}/", env!("CARGO_PKG_VERSION")),
-        peerid: peer_id.to_string(),
+        protocolversion: PROTOCOL_VERSION,
+        localservices: SERVICES.to_owned(),
+        localservicesnames: service_names(),
+        localrelay: true,
+        timeoffset: 0,
         networkactive: true,
         connections: peers.len(),
         connections_in: inbound,
         connections_out: peers.len() - inbound,
-        localaddresses: listening
-            .iter()
-            .map(|address| format!("{address}/p2p/{peer_id}"))
-            .collect(),
+        networks: vec![reach("ipv4"), reach("ipv6")],
+        relayfee: relay_fee,
+        incrementalfee: relay_fee,
+        localaddresses: listening.iter().filter_map(local_address).collect(),
         warnings: warnings(node),
+        peerid: peer_id.to_string(),
+        p2paddresses: listening
+            .iter()
+            .map(|address| {
+                // Listen addresses may already end in the peer id: it is written once.
+                if address
+                    .iter()
+                    .any(|protocol| matches!(protocol, Protocol::P2p(_)))
+                {
+                    address.to_string()
+                } else {
+                    format!("{address}/p2p/{peer_id}")
+                }
+            })
+            .collect(),
     })
 }
 
@@ -197,7 +297,14 @@ pub(super) async fn added_node_info(node: &Node, params: &Params) -> Result<Valu
             let connected = peers
                 .iter()
                 .any(|peer| peer.address.to_string().starts_with(&address.to_string()));
-            json!({ "addednode": address.to_string(), "connected": connected })
+            // Core lists the resolved addresses with their direction; a multiaddr needs no
+            // resolving: itself, when connected.
+            let addresses = if connected {
+                json!([{ "address": address.to_string(), "connected": "outbound" }])
+            } else {
+                json!([])
+            };
+            json!({ "addednode": address.to_string(), "connected": connected, "addresses": addresses })
         })
         .collect())
 }
@@ -256,7 +363,9 @@ pub(super) async fn list_banned(node: &Node) -> Result<Value, RpcError> {
         .map(|ban| {
             json!({
                 "address": ban.peer.to_string(),
+                "ban_created": ban.created,
                 "banned_until": ban.until,
+                "ban_duration": ban.until.saturating_sub(ban.created),
                 "time_remaining": ban.until.saturating_sub(now),
                 "reason": ban.reason.to_string(),
             })

@@ -12,6 +12,7 @@ const HEADER_FIELDS: &str = r#"  "hash": "hex"                 (string) the bloc
   "mediantime": n               (number) median time of it and the 10 blocks before
   "nonce": n                    (number) header nonce
   "bits": "hex"                 (string) compact target
+  "target": "hex"               (string) the target, 64 hex digits
   "difficulty": n               (number) difficulty (1 at the network's easiest target)
   "chainwork": "hex"            (string) total work of the chain up to it, 64 hex digits
   "nTx": n                      (number) transactions in the block
@@ -26,19 +27,30 @@ const TRANSACTION_FIELDS: &str = r#"  "txid": "hex"                 (string) the
   "vsize": n                    (number) virtual size (the size)
   "weight": n                   (number) four times the size
   "locktime": 0                 (number) always 0
-  "vin": [ { "coinbase": "hex" } or { "txid": "hex", "vout": n, "signature": "hex" } ]
-                                (array) inputs: a coinbase's data, or the output spent
-  "vout": [ { "value": x, "n": n, "scriptPubKey": { "address", "hex", "type" } } ]
-                                (array) outputs: coins, index, the key paid"#;
+  "vin": [ { "coinbase": "hex", "sequence": n } or
+           { "txid": "hex", "vout": n, "scriptSig": { "asm": "", "hex": "" },
+             "txinwitness": [ "hex" ], "sequence": n } ]
+                                (array) inputs: a coinbase's data, or the output spent and
+                                its signature; sequence always 4294967295 (no relative locks)
+  "vout": [ { "value": x, "n": n, "scriptPubKey": { "asm", "desc", "hex", "address", "type" } } ]
+                                (array) outputs: coins, index, the key paid as Core's
+                                equivalent script (witness v1: "5120" and the key)"#;
 
 /// The fields of a mempool entry.
 const MEMPOOL_ENTRY_FIELDS: &str = r#"  "vsize": n                    (number) virtual size
   "weight": n                   (number) weight
   "time": n                     (number) when it entered the mempool, Unix seconds
   "fee": x                      (number) fee, coins
-  "fees": { "base": x, "modified": x }  (object) fee and fee with prioritisation, coins
+  "height": n                   (number) the chain's height when it entered
+  "fees": { "base": x, "modified": x, "ancestor": x, "descendant": x }
+                                (object) its fee, with prioritisation, and with its
+                                unconfirmed ancestors or descendants, coins
   "ancestorcount": n            (number) it and its unconfirmed ancestors
+  "ancestorsize": n             (number) their virtual size
   "descendantcount": n          (number) it and its unconfirmed descendants
+  "descendantsize": n           (number) their virtual size
+  "wtxid": "hex"                (string) the txid (no segregated witness)
+  "unbroadcast": false          (boolean) always false: relayed on arrival
   "depends": [ "hex" ]          (array) txids of its unconfirmed parents
   "spentby": [ "hex" ]          (array) txids of its unconfirmed children
   "bip125-replaceable": true     (boolean) whether a higher fee may replace it"#;
@@ -73,8 +85,10 @@ verbosity 2: the same with "tx": [ {decoded transaction, as decoderawtransaction
   "initialblockdownload": true  (boolean) whether the node is still catching up
   "chainwork": "hex"            (string) total work of the best chain
   "size_on_disk": n             (number) bytes of the chain store
+  "bits": "hex"                 (string) the tip's compact target
+  "target": "hex"               (string) the tip's target, 64 hex digits
   "pruned": false               (boolean) always false: every block is kept
-  "warnings": "str"             (string) what the node warns about, empty when all is well
+  "warnings": [ "str" ]         (array) what the node warns about, empty when all is well
 }"#],
         "getblockcount" => &[r#"n    (number) height of the best chain"#],
         "getblockhash" => &[r#""hex"    (string) the block's hash"#],
@@ -109,6 +123,11 @@ verbose true: {
   "maxmempool": n               (number) the size limit, bytes
   "mempoolminfee": x            (number) the lowest fee rate taken now, coins per kvB
   "minrelaytxfee": x            (number) the policy's minimum fee rate, coins per kvB
+  "incrementalrelayfee": x      (number) what a replacement pays on top, coins per kvB
+  "unbroadcastcount": 0         (number) always 0: transactions are relayed on arrival
+  "fullrbf": true               (boolean) always true: any higher-paying spend replaces
+  "permitbaremultisig": false   (boolean) no multisig outputs exist
+  "maxdatacarriersize": 0       (number) no data-carrier outputs exist
   "orphans": n                  (number) transactions waiting for their parents
 }"#],
         "getrawmempool" => &[r#"verbose false: [ "hex" ] (array) txids
@@ -117,7 +136,7 @@ verbose true: { "txid": { entry as getmempoolentry }, ... }"#],
   "bestblock": "hex"            (string) the tip
   "confirmations": n            (number) confirmations (0 in the mempool)
   "value": x                    (number) coins
-  "scriptPubKey": { "address": "str", "hex": "hex", "type": "str" }  (object) the key paid
+  "scriptPubKey": { "asm", "desc", "hex", "address", "type" }  (object) the key paid
   "coinbase": true              (boolean) whether a coinbase created it
 }"#],
         "getindexinfo" => &[r#"{
@@ -160,8 +179,13 @@ verbose true: { "txid": { entry as getmempoolentry }, ... }"#],
         "getblocktemplate" => &[r#"{
   "version": n                  (number) header version
   "rules": [ ]                  (array) always empty
+  "capabilities": [ "proposal" ] (array) what the template supports
+  "vbavailable": { }            (object) soft-fork deployments: none
+  "vbrequired": 0               (number) none required
+  "coinbaseaux": { }            (object) coinbase flags: none
   "previousblockhash": "hex"    (string) the tip to build on
-  "transactions": [ { "data": "hex", "txid": "hex", "hash": "hex", "fee": n, "depends": [ ] } ]
+  "transactions": [ { "data": "hex", "txid": "hex", "hash": "hex", "fee": n, "sigops": n,
+                      "weight": n, "depends": [ ] } ]
                                 (array) mempool transactions by ancestor fee rate (fee in sats)
   "coinbasevalue": n            (number) subsidy plus fees, sats
   "target": "hex"               (string) the target
@@ -169,20 +193,27 @@ verbose true: { "txid": { entry as getmempoolentry }, ... }"#],
   "mutable": [ "str" ]          (array) what the miner may change
   "noncerange": "hex"           (string) the nonce range
   "sizelimit": n                (number) the block size limit, bytes
+  "weightlimit": n              (number) four times the size limit
+  "sigoplimit": n               (number) no separate limit: the size limit
   "curtime": n                  (number) the node's time
   "bits": "hex"                 (string) compact target
   "height": n                   (number) the new block's height
 }"#],
         "getmininginfo" => &[r#"{
   "blocks": n                   (number) height of the best chain
+  "bits": "hex"                 (string) the tip's compact target
   "difficulty": n               (number) difficulty of the tip
+  "target": "hex"               (string) the tip's target, 64 hex digits
+  "blockmintxfee": x            (number) the lowest fee rate mined here, coins per kvB
+  "next": { "height": n, "bits": "hex", "difficulty": n, "target": "hex" }
+                                (object) what the next block must meet
   "networkhashps": n            (number) network hashes per second over the last 120 blocks
   "pooledtx": n                 (number) transactions in the mempool
   "chain": "str"                (string) the network's name
   "generate": true              (boolean) whether the background miner runs
   "genproclimit": n             (number) mining threads
   "hashespersec": n             (number) this node's hashes per second now
-  "warnings": "str"             (string) what the node warns about
+  "warnings": [ "str" ]         (array) what the node warns about
 }"#],
         "getnetworkhashps" => &[r#"n    (number) hashes per second"#],
         "submitblock" => &[
@@ -196,31 +227,77 @@ verbose true: { "txid": { entry as getmempoolentry }, ... }"#],
         "getaddednodeinfo" => &[r#"[ {
   "addednode": "str"            (string) the address given to addnode
   "connected": true             (boolean) whether it is connected
+  "addresses": [ {              (array) the address and its direction, when connected
+    "address": "str"            (string) the multiaddr
+    "connected": "str"          (string) outbound
+  } ]
 } ]"#],
         "getconnectioncount" => &[r#"n    (number) connected peers"#],
         "getnetworkinfo" => &[r#"{
-  "version": "str"              (string) quarryd's version
+  "version": n                  (number) quarryd's version, major*10000 + minor*100 + patch
   "subversion": "str"           (string) /quarry:VERSION/
-  "peerid": "str"               (string) this node's libp2p peer id
+  "protocolversion": n          (number) the peer-to-peer protocol version
+  "localservices": "hex"        (string) services offered, Core's bit field (NETWORK)
+  "localservicesnames": [ "str" ] (array) their names
+  "localrelay": true            (boolean) transactions are relayed
+  "timeoffset": n               (number) clock offset to peers: not measured, 0
   "networkactive": true         (boolean) always true
   "connections": n              (number) connected peers
   "connections_in": n           (number) of which inbound
   "connections_out": n          (number) of which outbound
-  "localaddresses": [ "str" ]   (array) listen addresses as dialable multiaddrs
-  "warnings": "str"             (string) what the node warns about
+  "networks": [ {               (array) ipv4 and ipv6 (no onion, i2p or cjdns)
+    "name": "str"               (string) the network
+    "limited": true             (boolean) whether only it is used
+    "reachable": true           (boolean) whether it is reachable
+    "proxy": "str"              (string) the proxy: none
+    "proxy_randomize_credentials": true (boolean) false
+  } ]
+  "relayfee": n                 (numeric) minimum relay fee rate, coins/kvB
+  "incrementalfee": n           (numeric) what a replacement pays on top, coins/kvB
+  "localaddresses": [ {         (array) the listen addresses
+    "address": "str"            (string) IP address
+    "port": n                   (number) TCP port
+    "score": n                  (number) 1
+  } ]
+  "warnings": [ "str" ]         (array) what the node warns about
+  "peerid": "str"               (string) Quarry: this node's libp2p peer id
+  "p2paddresses": [ "str" ]     (array) Quarry: listen addresses as dialable multiaddrs
 }"#],
         "getpeerinfo" => &[r#"[ {
   "id": n                       (number) position in this list
-  "peerid": "str"               (string) the peer's libp2p id
-  "addr": "str"                 (string) its address
-  "inbound": true               (boolean) whether it connected to us
-  "connection_type": "str"      (string) inbound or outbound-full-relay
+  "addr": "str"                 (string) its address (a multiaddr)
+  "network": "str"              (string) ipv4, ipv6 or not_publicly_routable
+  "services": "hex"             (string) its services (NETWORK)
+  "servicesnames": [ "str" ]    (array) their names
+  "relaytxes": true             (boolean) always true
+  "lastsend": n                 (number) not tracked per peer: 0
+  "lastrecv": n                 (number) not tracked per peer: 0
+  "last_transaction": n         (number) not tracked per peer: 0
+  "last_block": n               (number) not tracked per peer: 0
+  "bytessent": n                (number) not counted per peer: 0
+  "bytesrecv": n                (number) not counted per peer: 0
+  "conntime": n                 (number) when it connected, Unix seconds
+  "timeoffset": n               (number) not measured: 0
+  "version": n                  (number) the peer-to-peer protocol version
   "subver": "str"               (string) its user agent
-  "misbehavior_score": n        (number) its misbehaviour score (100 bans)
+  "inbound": true               (boolean) whether it connected to us
+  "bip152_hb_to": true          (boolean) compact blocks are not used: false
+  "bip152_hb_from": true        (boolean) false
+  "permissions": [ "str" ]      (array) none
+  "minfeefilter": n             (numeric) none: 0
+  "bytessent_per_msg": {}       (object) not counted: empty
+  "bytesrecv_per_msg": {}       (object) not counted: empty
+  "connection_type": "str"      (string) inbound or outbound-full-relay
+  "transport_protocol_type": "str" (string) libp2p
+  "session_id": "str"           (string) not exposed: empty
+  "peerid": "str"               (string) Quarry: the peer's libp2p id
+  "misbehavior_score": n        (number) Quarry: its misbehaviour score (100 bans)
 } ]"#],
         "listbanned" => &[r#"[ {
   "address": "str"              (string) the banned peer id
+  "ban_created": n              (number) when the ban began, Unix seconds
   "banned_until": n             (number) when the ban ends, Unix seconds
+  "ban_duration": n             (number) its length, seconds
   "time_remaining": n           (number) seconds left
   "reason": "str"               (string) why (misbehaviour, or set by setban)
 } ]"#],
@@ -249,6 +326,7 @@ verbose true: {
         "sendrawtransaction" => &[r#""hex"    (string) the transaction's id"#],
         "testmempoolaccept" => &[r#"[ {
   "txid": "hex"                 (string) the transaction's id
+  "wtxid": "hex"                (string) the same (no segregated witness)
   "allowed": true               (boolean) whether the mempool would take it
   "vsize": n                    (number) its virtual size, when allowed
   "fees": { "base": x }         (object) its fee in coins, when allowed
@@ -258,14 +336,31 @@ verbose true: {
         "validateaddress" => &[r#"{
   "isvalid": true               (boolean) whether it is an address of this network
   "address": "str"              (string) the address, when valid
-  "pubkey": "hex"               (string) the output key it pays, when valid
+  "scriptPubKey": "hex"         (string) Core's equivalent script: "5120" and the key
+  "isscript": false             (boolean) always false
   "iswitness": true             (boolean) always true when valid (shown as taproot)
   "witness_version": 1          (number) 1 when valid
+  "witness_program": "hex"      (string) the output key it pays
+  "pubkey": "hex"               (string) the same
   "error": "str"                (string) what is wrong, when invalid
 }"#],
         "help" => &[r#""str"    (string) the list of methods, or one method's description"#],
         "stop" => &[r#""str"    (string) that the node is stopping"#],
         "uptime" => &[r#"n    (number) seconds since the node started"#],
+        "ping" => &[r#"null"#],
+        "getmempoolancestors" | "getmempooldescendants" => {
+            &[r#"verbose false: [ "hex" ] (array) txids
+verbose true: { "txid": { entry as getmempoolentry }, ... }"#]
+        }
+        "getdeploymentinfo" => &[r#"{
+  "hash": "hex"                 (string) the block reported at
+  "height": n                   (number) its height
+  "deployments": { }            (object) soft-fork deployments: none
+}"#],
+        "waitfornewblock" | "waitforblockheight" => &[r#"{
+  "hash": "hex"                 (string) the tip when the wait ended
+  "height": n                   (number) its height
+}"#],
         _ => &[],
     }
 }

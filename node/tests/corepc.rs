@@ -1,0 +1,208 @@
+//! Conformance with Bitcoin Core 30's response shapes, checked by a maintained typed client
+//! (`corepc-client`'s v30 types): every method quarryd implements is called on a node with a
+//! peer, an added node, a ban, a mempool entry and confirmed transactions, and its answer
+//! must deserialise into Core's type. Calls whose arguments are Bitcoin types (addresses,
+//! transactions) go through the client's generic `call` with quarryd's own values.
+
+use corepc_client::client_sync::v30::Client;
+use corepc_client::client_sync::Auth;
+use corepc_client::types::v30 as core;
+use quarry_chain::testing::{pay, signed_spend, test_keypair, Spendable};
+use quarry_rpc::testing::{address, eventually, params, Daemon};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// A node in the state the typed calls need: one peer, one added node, one ban, mempool
+/// entries (a parent and its child) and confirmed transactions.
+fn busy_node() -> (Daemon, Daemon, Value, Value, String) {
+    let node = Daemon::start("node", &[]);
+    let peer = Daemon::start("peer", &[]);
+    let banned = Daemon::start("banned", &[]);
+    node.rpc("addnode", json!([peer.p2p_address(), "add"]));
+    eventually("the peer to connect", Duration::from_secs(60), || {
+        (node.rpc("getconnectioncount", json!([])) == json!(1)).then_some(())
+    });
+    let banned_id = banned.rpc("getnetworkinfo", json!([]))["peerid"].clone();
+    node.rpc("setban", json!([banned_id, "add", 3_600]));
+    let (_, coin) = node.mature_coin();
+    let confirmed = Daemon::spend_of(coin);
+    let confirmed_hex = hex::encode(quarry_chain::encode::encode(&confirmed));
+    let confirmed_id = node.rpc("sendrawtransaction", json!([confirmed_hex]));
+    node.rpc("generatetoaddress", json!([1, address(3)]));
+    let (_, coin) = node.mature_coin();
+    let pending = Daemon::spend_of(coin);
+    let pending_hex = hex::encode(quarry_chain::encode::encode(&pending));
+    let pending_id = node.rpc("sendrawtransaction", json!([pending_hex.clone()]));
+    // Its child, spending the change back to key 1 before it confirms.
+    let change = Spendable::output_of(&pending, 1, test_keypair(1));
+    let child = signed_spend(
+        params().genesis_hash(),
+        &[change],
+        vec![pay(6, 1_999_800_000)],
+    );
+    node.rpc(
+        "sendrawtransaction",
+        json!([hex::encode(quarry_chain::encode::encode(&child))]),
+    );
+    (node, peer, confirmed_id, pending_id, pending_hex)
+}
+
+/// A typed call: the method's answer deserialised into Core's type for it.
+type TypedCall = fn(&Client, &str, &[Value]) -> Result<(), String>;
+
+fn typed<T: DeserializeOwned>(client: &Client, method: &str, args: &[Value]) -> Result<(), String> {
+    client
+        .call::<T>(method, args)
+        .map(drop)
+        .map_err(|error| error.to_string())
+}
+
+#[test]
+fn every_typed_core_call_deserialises() {
+    let (node, _peer, confirmed, pending, pending_hex) = busy_node();
+    let cookie = node.cookie();
+    let (user, password) = cookie.split_once(':').unwrap();
+    let client = Client::new_with_auth(
+        &format!("http://{}", node.rpc),
+        Auth::UserPass(user.into(), password.into()),
+    )
+    .unwrap();
+    let best = node.rpc("getbestblockhash", json!([]));
+    let calls: Vec<(&str, Value, TypedCall)> = vec![
+        (
+            "getbestblockhash",
+            json!([]),
+            typed::<core::GetBestBlockHash>,
+        ),
+        ("getblockcount", json!([]), typed::<core::GetBlockCount>),
+        ("getblockhash", json!([1]), typed::<core::GetBlockHash>),
+        (
+            "getblockchaininfo",
+            json!([]),
+            typed::<core::GetBlockchainInfo>,
+        ),
+        (
+            "getblockheader",
+            json!([best, true]),
+            typed::<core::GetBlockHeaderVerbose>,
+        ),
+        (
+            "getblock",
+            json!([best, 1]),
+            typed::<core::GetBlockVerboseOne>,
+        ),
+        ("getchaintips", json!([]), typed::<core::GetChainTips>),
+        ("getdifficulty", json!([]), typed::<core::GetDifficulty>),
+        ("getmempoolinfo", json!([]), typed::<core::GetMempoolInfo>),
+        ("getrawmempool", json!([]), typed::<core::GetRawMempool>),
+        (
+            "getrawmempool",
+            json!([true]),
+            typed::<core::GetRawMempoolVerbose>,
+        ),
+        (
+            "getmempoolentry",
+            json!([pending]),
+            typed::<core::GetMempoolEntry>,
+        ),
+        (
+            "gettxout",
+            json!([pending, 0, true]),
+            typed::<core::GetTxOut>,
+        ),
+        ("getindexinfo", json!([]), typed::<core::GetIndexInfo>),
+        ("getmininginfo", json!([]), typed::<core::GetMiningInfo>),
+        (
+            "getblocktemplate",
+            json!([{"rules": ["segwit"]}]),
+            typed::<core::GetBlockTemplate>,
+        ),
+        (
+            "getconnectioncount",
+            json!([]),
+            typed::<core::GetConnectionCount>,
+        ),
+        ("getnetworkinfo", json!([]), typed::<core::GetNetworkInfo>),
+        ("getpeerinfo", json!([]), typed::<core::GetPeerInfo>),
+        (
+            "getaddednodeinfo",
+            json!([]),
+            typed::<core::GetAddedNodeInfo>,
+        ),
+        ("listbanned", json!([]), typed::<core::ListBanned>),
+        (
+            "getrawtransaction",
+            json!([confirmed, true]),
+            typed::<core::GetRawTransactionVerbose>,
+        ),
+        (
+            "decoderawtransaction",
+            json!([pending_hex]),
+            typed::<core::DecodeRawTransaction>,
+        ),
+        (
+            "testmempoolaccept",
+            json!([[pending_hex]]),
+            typed::<core::TestMempoolAccept>,
+        ),
+        (
+            "validateaddress",
+            json!([address(4)]),
+            typed::<core::ValidateAddress>,
+        ),
+        (
+            "generatetoaddress",
+            json!([1, address(3)]),
+            typed::<core::GenerateToAddress>,
+        ),
+    ];
+    let failures: Vec<String> = calls
+        .into_iter()
+        .filter_map(|(method, params, call)| {
+            let args = params.as_array().cloned().unwrap_or_default();
+            call(&client, method, &args)
+                .err()
+                .map(|error| format!("{method} {params}: {error}"))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} typed calls failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn mempool_relatives_and_waits_answer_what_happened() {
+    let (node, _peer, _confirmed, pending, _) = busy_node();
+    let descendants = node.rpc("getmempooldescendants", json!([pending]));
+    assert_eq!(
+        descendants.as_array().map(Vec::len),
+        Some(1),
+        "{descendants}"
+    );
+    let child = descendants[0].clone();
+    assert_eq!(
+        node.rpc("getmempoolancestors", json!([child])),
+        json!([pending])
+    );
+    let entry = node.rpc("getmempoolentry", json!([pending]));
+    assert_eq!(entry["descendantcount"], json!(2));
+    assert!(entry["fees"]["descendant"].as_f64() > entry["fees"]["base"].as_f64());
+
+    // A wait ends when a block arrives, not at its timeout.
+    let height = node.rpc("getblockcount", json!([])).as_u64().unwrap();
+    let waited = std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| node.rpc("waitforblockheight", json!([height + 1, 60_000])));
+        std::thread::sleep(Duration::from_millis(300));
+        node.rpc("generatetoaddress", json!([1, address(3)]));
+        waiter.join().unwrap()
+    });
+    assert_eq!(waited["height"], json!(height + 1));
+    assert_eq!(waited["hash"], node.rpc("getbestblockhash", json!([])));
+    // One that times out answers the tip it has.
+    let timed_out = node.rpc("waitfornewblock", json!([50]));
+    assert_eq!(timed_out["height"], json!(height + 1));
+}

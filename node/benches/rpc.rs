@@ -114,6 +114,7 @@ async fn rpc_bench() {
         listener,
         context,
         Credentials::new("bench", "bench"),
+        rpc::server::DEFAULT_SERVER_TIMEOUT,
         async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         },

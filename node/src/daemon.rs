@@ -118,6 +118,10 @@ pub struct Args {
     /// JSON-RPC password.
     #[arg(long, value_name = "PASSWORD", requires = "rpc_user")]
     pub rpc_password: Option<String>,
+    /// Seconds a JSON-RPC client may take to send a request's headers, and then its body,
+    /// before its connection is closed (Core's -rpcservertimeout) [default: 30].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub rpc_server_timeout: Option<u64>,
     /// Prometheus metrics listen address [default: 127.0.0.1:<network metrics port>].
     #[arg(long, value_name = "IP:PORT")]
     pub metrics_bind: Option<SocketAddr>,
@@ -168,6 +172,8 @@ pub struct Settings {
     pub rpc_bind: SocketAddr,
     /// Configured user and password, if any.
     pub rpc_user: Option<(String, String)>,
+    /// How long a client may take to send a request's headers, and then its body.
+    pub rpc_server_timeout: Duration,
     /// Metrics listen address, if served.
     pub metrics_bind: Option<SocketAddr>,
     /// Mine from the start.
@@ -245,6 +251,10 @@ impl Settings {
                 .rpc_bind
                 .or(file.rpc.bind)
                 .unwrap_or(localhost(ports.rpc)),
+            rpc_server_timeout: args
+                .rpc_server_timeout
+                .or(file.rpc.server_timeout)
+                .map_or(rpc::server::DEFAULT_SERVER_TIMEOUT, Duration::from_secs),
             rpc_user,
             metrics_bind,
             mine,
@@ -413,6 +423,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         rpc_listener,
         context,
         credentials,
+        settings.rpc_server_timeout,
         shutdown_signal(stopped.clone()),
     ));
     let metrics_server = match metrics_listener {

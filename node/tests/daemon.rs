@@ -3,6 +3,8 @@
 use std::process::Command;
 use std::time::Duration;
 
+use base64::Engine;
+
 use quarry_rpc::testing::{address, eventually, quarry_cli, quarryd, Daemon};
 use serde_json::{json, Value};
 
@@ -874,4 +876,51 @@ fn getblock_keys_come_in_bitcoin_cores_order() {
         })
         .collect();
     assert!(positions.windows(2).all(|pair| pair[0] < pair[1]), "{text}");
+}
+
+/// Reads from `stream` until the server closes it or `limit` passes; whether it closed, and
+/// what it sent.
+fn read_until_closed(stream: &mut std::net::TcpStream, limit: Duration) -> (bool, String) {
+    use std::io::Read;
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut received = Vec::new();
+    let closed = stream.read_to_end(&mut received).is_ok();
+    (closed, String::from_utf8_lossy(&received).into_owned())
+}
+
+#[test]
+fn slow_senders_are_cut_off_and_the_server_keeps_serving() {
+    use std::io::Write;
+    let node = Daemon::start("node", &["--rpc-server-timeout", "2"]);
+    let cookie = node.cookie();
+    // Headers that never end.
+    let mut slow_headers = std::net::TcpStream::connect(node.rpc).unwrap();
+    slow_headers
+        .write_all(b"POST / HTTP/1.1\r\nHost: localhost\r\n")
+        .unwrap();
+    // A body that never arrives in full.
+    let mut slow_body = std::net::TcpStream::connect(node.rpc).unwrap();
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(&cookie)
+    );
+    write!(
+        slow_body,
+        "POST / HTTP/1.1\r\nHost: localhost\r\nAuthorization: {auth}\r\nContent-Length: 100\r\n\r\n{{\"method\""
+    )
+    .unwrap();
+    // Both are closed (within the 2 s asked, and a wide margin).
+    let (closed, _) = read_until_closed(&mut slow_headers, Duration::from_secs(20));
+    assert!(closed, "a request whose headers never end is cut off");
+    let (closed, reply) = read_until_closed(&mut slow_body, Duration::from_secs(20));
+    assert!(closed, "a request whose body never ends is cut off");
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    // Meanwhile and after, the server answers others.
+    assert_eq!(node.rpc("getblockcount", json!([])), json!(0));
+    // An empty batch gets an empty answer; wrong credentials wait, as Core's do.
+    assert_eq!(node.post("[]", Some(&cookie)), (200, "[]\n".to_owned()));
+    let started = std::time::Instant::now();
+    let (status, _) = node.post(r#"{"method":"getblockcount"}"#, Some("__cookie__:guess"));
+    assert_eq!(status, 401);
+    assert!(started.elapsed() >= Duration::from_millis(250));
 }

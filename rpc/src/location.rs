@@ -64,6 +64,8 @@ pub struct RpcConfig {
     pub user: Option<String>,
     /// The password of `user`.
     pub password: Option<String>,
+    /// Seconds a client may take to send a request's headers, and then its body (default 30).
+    pub server_timeout: Option<u64>,
 }
 
 /// A configuration file as one reader sees it: the daemon reads every section (and refuses

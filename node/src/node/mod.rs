@@ -496,6 +496,11 @@ impl Node {
         .map_err(|join| NodeError::Task(join.to_string()))?
     }
 
+    /// Whether the node is shutting down: long calls end early.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
     /// Ends long calls in progress (`generate`) and the background miner, so the node can be
     /// shut down without waiting for them.
     pub fn request_stop(&self) {

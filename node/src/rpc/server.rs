@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -31,6 +31,13 @@ pub const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 pub const MAX_BATCH: usize = 1_000;
 /// Wait before answering a failed authentication, to slow down guessing.
 const AUTH_FAILURE_DELAY: Duration = Duration::from_millis(250);
+
+/// How long a scraper may take to send its request's headers.
+const METRICS_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a JSON-RPC client may take to send a request's headers, and then its body, by
+/// default: Core's `-rpcservertimeout`.
+pub const DEFAULT_SERVER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Who may call.
 #[derive(Clone)]
@@ -114,26 +121,70 @@ impl Drop for Cookie {
 struct Shared {
     context: Arc<RpcContext>,
     credentials: Credentials,
+    /// How long a request's body may take to arrive.
+    timeout: Duration,
 }
 
-/// The JSON-RPC service on `listener` until `shutdown` resolves.
+/// The JSON-RPC service on `listener` until `shutdown` resolves. A request's headers and its
+/// body must each arrive within `timeout` (Core's `-rpcservertimeout`), else the connection
+/// is closed: a client sending slowly cannot hold a connection, and its file descriptor,
+/// without end.
 pub async fn serve_rpc(
     listener: TcpListener,
     context: Arc<RpcContext>,
     credentials: Credentials,
+    timeout: Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
         .route("/", post(handle))
         .route("/wallet/{name}", post(handle))
-        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(Shared {
             context,
             credentials,
+            timeout,
         });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_http(listener, app, timeout, shutdown).await
+}
+
+/// Serves `app` over HTTP/1.1 on `listener` until `shutdown` resolves, then lets the requests
+/// in progress finish. Headers must arrive within `header_timeout`.
+async fn serve_http(
+    listener: TcpListener,
+    app: Router,
+    header_timeout: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors, or a connection reset before it was taken: the
+                // next accept may work.
+                Err(error) => {
+                    warn!(%error, "cannot accept an HTTP connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout);
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // A closed or timed-out connection is the client's business.
+            let _ = connection.await;
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// The Prometheus text endpoint (`GET /metrics`) on `listener` until `shutdown` resolves.
@@ -145,9 +196,7 @@ pub async fn serve_metrics(
     let app = Router::new()
         .route("/metrics", get(metrics))
         .with_state(node);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_http(listener, app, METRICS_HEADER_TIMEOUT, shutdown).await
 }
 
 /// Answers in OpenMetrics when the scraper asks for it (Prometheus does), else in the classic
@@ -268,15 +317,31 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
-async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: Body) -> Response {
     if !shared.credentials.accept(&headers) {
-        tokio::time::sleep(AUTH_FAILURE_DELAY).await;
+        // As Core: a request without credentials is answered at once, wrong ones after a
+        // pause that slows guessing.
+        if headers.contains_key(header::AUTHORIZATION) {
+            tokio::time::sleep(AUTH_FAILURE_DELAY).await;
+        }
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Basic realm=\"jsonrpc\"")],
         )
             .into_response();
     }
+    let body = match tokio::time::timeout(
+        shared.timeout,
+        axum::body::to_bytes(body, MAX_REQUEST_BYTES),
+    )
+    .await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+        Err(_) => {
+            return (StatusCode::REQUEST_TIMEOUT, [(header::CONNECTION, "close")]).into_response()
+        }
+    };
     let request: Value = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(_) => {
@@ -289,10 +354,10 @@ async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -
     };
     match request {
         Value::Array(calls) => {
-            if calls.is_empty() || calls.len() > MAX_BATCH {
+            if calls.len() > MAX_BATCH {
                 let error = RpcError::new(
                     ErrorCode::InvalidRequest,
-                    format!("a batch holds 1 to {MAX_BATCH} calls"),
+                    format!("a batch holds at most {MAX_BATCH} calls"),
                 );
                 return json_response(
                     StatusCode::BAD_REQUEST,

@@ -26,7 +26,11 @@ fn tip_json(tip: &TipInfo) -> Value {
     json!({ "hash": tip.hash.to_string(), "height": tip.height })
 }
 
-/// Waits until the tip satisfies `done` or `limit` passes; returns the tip then.
+/// How often a wait looks whether the node is shutting down.
+const STOP_CHECK: Duration = Duration::from_secs(1);
+
+/// Waits until the tip satisfies `done`, `limit` passes or the node shuts down; returns the
+/// tip then.
 fn wait_until(node: &Node, limit: Duration, done: impl Fn(&TipInfo) -> bool) -> Value {
     let watch = node.reader().tip_watch();
     let deadline = Instant::now() + limit;
@@ -34,10 +38,10 @@ fn wait_until(node: &Node, limit: Duration, done: impl Fn(&TipInfo) -> bool) -> 
         let seen = watch.version();
         let tip = watch.get();
         let left = deadline.saturating_duration_since(Instant::now());
-        if done(&tip) || left.is_zero() {
+        if done(&tip) || left.is_zero() || node.is_stopping() {
             return tip_json(&tip);
         }
-        watch.wait_for_change(seen, left);
+        watch.wait_for_change(seen, left.min(STOP_CHECK));
     }
 }
 

@@ -48,6 +48,57 @@ fn busy_node() -> (Daemon, Daemon, Value, Value, String) {
     (node, peer, confirmed_id, pending_id, pending_hex)
 }
 
+/// A JSON value's shape: objects with their keys (map keys that are hashes become `<hash>`),
+/// arrays as their first element's shape, scalars as their type.
+fn shape(value: &Value) -> Value {
+    match value {
+        Value::Null => json!("null"),
+        Value::Bool(_) => json!("boolean"),
+        Value::Number(_) => json!("number"),
+        Value::String(_) => json!("string"),
+        Value::Array(items) => Value::Array(items.first().map(shape).into_iter().collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(key, value)| {
+                    let is_hash = key.len() == 64 && key.chars().all(|c| c.is_ascii_hexdigit());
+                    let key = if is_hash {
+                        "<hash>".to_owned()
+                    } else {
+                        key.clone()
+                    };
+                    (key, shape(value))
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// Compares `answer`'s shape with `tests/snapshots/NAME.json`, reviewed against Core 30's help
+/// text; `QUARRY_UPDATE_SNAPSHOTS=1` writes the snapshot instead (review the diff).
+fn check_snapshot(name: &str, answer: &Value) -> Result<(), String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(format!("{name}.json"));
+    let actual = serde_json::to_string_pretty(&shape(answer)).unwrap() + "\n";
+    if std::env::var_os("QUARRY_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &actual).unwrap();
+        return Ok(());
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(expected) if expected == actual => Ok(()),
+        Ok(expected) => Err(format!(
+            "{name}: the shape changed from {}:\n{expected}\nto:\n{actual}\n(QUARRY_UPDATE_SNAPSHOTS=1 rewrites it)",
+            path.display()
+        )),
+        Err(_) => Err(format!(
+            "{name}: no snapshot at {} (QUARRY_UPDATE_SNAPSHOTS=1 writes it)",
+            path.display()
+        )),
+    }
+}
+
 /// A typed call: the method's answer deserialised into Core's type for it.
 type TypedCall = fn(&Client, &str, &[Value]) -> Result<(), String>;
 
@@ -152,20 +203,55 @@ fn every_typed_core_call_deserialises() {
             typed::<core::ValidateAddress>,
         ),
         (
+            "getmempoolancestors",
+            json!([pending]),
+            typed::<core::GetMempoolAncestors>,
+        ),
+        (
+            "getmempooldescendants",
+            json!([pending, true]),
+            typed::<core::GetMempoolDescendantsVerbose>,
+        ),
+        (
+            "getdeploymentinfo",
+            json!([]),
+            typed::<core::GetDeploymentInfo>,
+        ),
+        (
+            "waitfornewblock",
+            json!([1]),
+            typed::<core::WaitForNewBlock>,
+        ),
+        (
+            "waitforblockheight",
+            json!([1, 1]),
+            typed::<core::WaitForBlockHeight>,
+        ),
+        ("ping", json!([]), typed::<()>),
+        (
             "generatetoaddress",
             json!([1, address(3)]),
             typed::<core::GenerateToAddress>,
         ),
     ];
-    let failures: Vec<String> = calls
-        .into_iter()
-        .filter_map(|(method, params, call)| {
-            let args = params.as_array().cloned().unwrap_or_default();
-            call(&client, method, &args)
-                .err()
-                .map(|error| format!("{method} {params}: {error}"))
-        })
-        .collect();
+    let mut failures: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashMap::<&str, usize>::new();
+    for (method, params, call) in calls {
+        let args = params.as_array().cloned().unwrap_or_default();
+        if let Err(error) = call(&client, method, &args) {
+            failures.push(format!("{method} {params}: {error}"));
+        }
+        // The same call again, untyped, against the reviewed snapshot of its shape.
+        let count = seen.entry(method).or_default();
+        *count += 1;
+        let name = match count {
+            1 => method.to_owned(),
+            n => format!("{method}-{n}"),
+        };
+        if let Err(difference) = check_snapshot(&name, &node.rpc(method, params.clone())) {
+            failures.push(difference);
+        }
+    }
     assert!(
         failures.is_empty(),
         "{} typed calls failed:\n{}",
@@ -188,6 +274,16 @@ fn mempool_relatives_and_waits_answer_what_happened() {
         node.rpc("getmempoolancestors", json!([child])),
         json!([pending])
     );
+    // The template lists the parent before the child, and the child depends on it.
+    let template = node.rpc("getblocktemplate", json!([]));
+    let listed: Vec<Value> = template["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tx| tx["txid"].clone())
+        .collect();
+    assert_eq!(listed, vec![pending.clone(), child.clone()]);
+    assert_eq!(template["transactions"][1]["depends"], json!([1]));
     let entry = node.rpc("getmempoolentry", json!([pending]));
     assert_eq!(entry["descendantcount"], json!(2));
     assert!(entry["fees"]["descendant"].as_f64() > entry["fees"]["base"].as_f64());

@@ -23,12 +23,24 @@ pub(super) fn block_template(node: &Node) -> Result<Value, RpcError> {
             "the next block's bits do not decode",
         )
     })?;
+    // Core's `depends`: the 1-based positions, in this list, of the transactions it spends.
+    let position: std::collections::HashMap<quarry_chain::Txid, usize> = (1..)
+        .zip(&template.transactions)
+        .map(|(index, tx)| (tx.txid(), index))
+        .collect();
     let transactions: Vec<Value> = node.with_mempool(|pool| {
         template
             .transactions
             .iter()
             .map(|tx| {
                 let txid = tx.txid();
+                let mut depends: Vec<usize> = tx
+                    .inputs
+                    .iter()
+                    .filter_map(|input| position.get(&input.prevout.txid).copied())
+                    .collect();
+                depends.sort_unstable();
+                depends.dedup();
                 let fee = pool.get(&txid).map_or(0, |entry| entry.fee.to_sat());
                 json!({
                     "data": hex::encode(encode(tx.as_ref())),
@@ -39,7 +51,7 @@ pub(super) fn block_template(node: &Node) -> Result<Value, RpcError> {
                     // No script opcodes: every Quarry spend is one signature check.
                     "sigops": tx.inputs.len(),
                     "weight": tx.encoded_size() * 4,
-                    "depends": [],
+                    "depends": depends,
                 })
             })
             .collect()

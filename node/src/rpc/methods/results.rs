@@ -185,8 +185,9 @@ verbose true: { "txid": { entry as getmempoolentry }, ... }"#],
   "coinbaseaux": { }            (object) coinbase flags: none
   "previousblockhash": "hex"    (string) the tip to build on
   "transactions": [ { "data": "hex", "txid": "hex", "hash": "hex", "fee": n, "sigops": n,
-                      "weight": n, "depends": [ ] } ]
-                                (array) mempool transactions by ancestor fee rate (fee in sats)
+                      "weight": n, "depends": [ n ] } ]
+                                (array) mempool transactions by ancestor fee rate (fee in
+                                sats; depends: 1-based positions of the ones it spends)
   "coinbasevalue": n            (number) subsidy plus fees, sats
   "target": "hex"               (string) the target
   "mintime": n                  (number) the earliest timestamp allowed

@@ -22,7 +22,7 @@ pub use libp2p::identity::Keypair;
 pub use libp2p::multiaddr::Protocol;
 pub use libp2p::{Multiaddr, PeerId};
 pub use peers::{Ban, BanReason, Misbehaviour};
-pub use service::{Client, EventLoop, NetworkEvent, PeerInfo, Validation};
+pub use service::{Client, EventLoop, NetworkEvent, PeerInfo, Traffic, Validation};
 pub use sync::{SyncStatus, Syncer};
 
 use quarry_chain::{ChainHandle, ChainParams, ChainReadHandle, ChainReader};

@@ -3,6 +3,7 @@
 //! the [`EventLoop`] that owns the swarm and must be spawned on the tokio runtime.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quarry_chain::clock::unix_now;
@@ -92,6 +93,15 @@ pub enum Validation {
     Reject(Misbehaviour),
 }
 
+/// Bytes over every connection since the node started.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Traffic {
+    /// Received.
+    pub received: u64,
+    /// Sent.
+    pub sent: u64,
+}
+
 /// A connected peer.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct PeerInfo {
@@ -160,9 +170,31 @@ enum Command {
 pub struct Client {
     commands: mpsc::UnboundedSender<Command>,
     local_peer_id: PeerId,
+    /// libp2p's byte counters of every connection's streams, by direction.
+    bandwidth: Arc<prometheus_client::registry::Registry>,
 }
 
 impl Client {
+    /// Bytes received and sent over every connection since the node started (the streams'
+    /// payloads, after encryption and multiplexing are undone).
+    pub fn traffic(&self) -> Traffic {
+        let mut text = String::new();
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.bandwidth);
+        let total = |direction: &str| -> u64 {
+            let label = format!("direction=\"{direction}\"");
+            text.lines()
+                .filter(|line| !line.starts_with('#') && line.contains(&label))
+                .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+                .map(|bytes| bytes as u64)
+                .sum()
+        };
+        Traffic {
+            received: total("Inbound"),
+            sent: total("Outbound"),
+        }
+    }
+
     fn send(&self, command: Command) -> Result<(), NetworkError> {
         self.commands
             .send(command)
@@ -357,6 +389,7 @@ pub fn new(
 ) -> Result<(Client, mpsc::Receiver<NetworkEvent>, EventLoop), NetworkError> {
     let local_peer_id = keypair.public().to_peer_id();
     let behaviour = build_behaviour(&config, &keypair, genesis)?;
+    let mut bandwidth = prometheus_client::registry::Registry::default();
     let builder = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -364,6 +397,7 @@ pub fn new(
             noise::Config::new,
             yamux::Config::default,
         )?
+        .with_bandwidth_metrics(&mut bandwidth)
         .with_behaviour(|_| behaviour);
     let Ok(builder) = builder;
     let mut swarm = builder
@@ -408,6 +442,7 @@ pub fn new(
     let client = Client {
         commands: command_sender,
         local_peer_id,
+        bandwidth: Arc::new(bandwidth),
     };
     Ok((client, event_receiver, event_loop))
 }

@@ -108,6 +108,7 @@ async fn rpc_bench() {
         node: Arc::clone(&node),
         miner_address: None,
         stop: stop.clone(),
+        active: Default::default(),
     });
     let mut shutdown = stopped.clone();
     let server = tokio::spawn(rpc::serve_rpc(

@@ -414,6 +414,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         node: Arc::clone(&node),
         miner_address: settings.miner_address,
         stop: stop.clone(),
+        active: Default::default(),
     });
     let shutdown_signal = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;

@@ -227,6 +227,21 @@ fn every_typed_core_call_deserialises() {
             json!([1, 1]),
             typed::<core::WaitForBlockHeight>,
         ),
+        ("getblockstats", json!([best]), typed::<core::GetBlockStats>),
+        (
+            "estimatesmartfee",
+            json!([2]),
+            typed::<core::EstimateSmartFee>,
+        ),
+        ("gettxoutsetinfo", json!([]), typed::<core::GetTxOutSetInfo>),
+        ("getrpcinfo", json!([]), typed::<core::GetRpcInfo>),
+        (
+            "getmemoryinfo",
+            json!([]),
+            typed::<core::GetMemoryInfoStats>,
+        ),
+        ("getchaintxstats", json!([]), typed::<core::GetChainTxStats>),
+        ("getnettotals", json!([]), typed::<core::GetNetTotals>),
         ("ping", json!([]), typed::<()>),
         (
             "generatetoaddress",
@@ -254,15 +269,51 @@ fn every_typed_core_call_deserialises() {
     }
     assert!(
         failures.is_empty(),
-        "{} typed calls failed:\n{}",
+        "{} typed or snapshot checks failed:\n{}",
         failures.len(),
         failures.join("\n")
     );
 }
 
 #[test]
-fn mempool_relatives_and_waits_answer_what_happened() {
-    let (node, _peer, _confirmed, pending, _) = busy_node();
+fn statistics_mempool_relatives_and_waits_answer_what_happened() {
+    let (node, _peer, confirmed, pending, _) = busy_node();
+    // The confirmed spend paid 0.001 coins (100,000 sats) in a block of its own.
+    let holder = node.rpc("getrawtransaction", json!([confirmed, true]))["blockhash"].clone();
+    let stats = node.rpc(
+        "getblockstats",
+        json!([holder, ["totalfee", "txs", "ins", "outs"]]),
+    );
+    assert_eq!(
+        stats,
+        json!({"totalfee": 100_000, "txs": 2, "ins": 1, "outs": 3})
+    );
+    // The peer's traffic is counted.
+    let totals = node.rpc("getnettotals", json!([]));
+    assert!(totals["totalbytesrecv"].as_u64().unwrap() > 0, "{totals}");
+    assert!(totals["totalbytessent"].as_u64().unwrap() > 0, "{totals}");
+    // getrpcinfo sees itself; getchaintxstats counts every transaction of the chain.
+    let info = node.rpc("getrpcinfo", json!([]));
+    assert_eq!(
+        info["active_commands"][0]["method"],
+        json!("getrpcinfo"),
+        "{info}"
+    );
+    let tip = node.rpc("getblockcount", json!([])).as_u64().unwrap();
+    let counted: u64 = (0..=tip)
+        .map(|height| {
+            let hash = node.rpc("getblockhash", json!([height]));
+            node.rpc("getblockheader", json!([hash]))["nTx"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    let stats = node.rpc("getchaintxstats", json!([2]));
+    assert_eq!(stats["txcount"], json!(counted));
+    assert_eq!(stats["window_block_count"], json!(2));
+    let fee = node.rpc("estimatesmartfee", json!([1]));
+    assert_eq!(fee["blocks"], json!(1));
+    assert!(fee["feerate"].as_f64().unwrap() > 0.0, "{fee}");
     let descendants = node.rpc("getmempooldescendants", json!([pending]));
     assert_eq!(
         descendants.as_array().map(Vec::len),
@@ -301,4 +352,19 @@ fn mempool_relatives_and_waits_answer_what_happened() {
     // One that times out answers the tip it has.
     let timed_out = node.rpc("waitfornewblock", json!([50]));
     assert_eq!(timed_out["height"], json!(height + 1));
+
+    // A block adds exactly its subsidy to the UTXO set's amount (fees only move coins), and
+    // the set's hash changes with it.
+    let before = node.rpc("gettxoutsetinfo", json!([]));
+    let mined = node.rpc("generatetoaddress", json!([1, address(3)]));
+    let after = node.rpc("gettxoutsetinfo", json!([]));
+    let subsidy = node.rpc("getblockstats", json!([mined[0], ["subsidy"]]))["subsidy"]
+        .as_f64()
+        .unwrap();
+    let grown = after["total_amount"].as_f64().unwrap() - before["total_amount"].as_f64().unwrap();
+    assert!(
+        (grown * 1e8 - subsidy).abs() < 0.5,
+        "{grown} coins against {subsidy} sats"
+    );
+    assert_ne!(after["hash_serialized_3"], before["hash_serialized_3"]);
 }

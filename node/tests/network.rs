@@ -363,6 +363,7 @@ async fn metrics_and_blockchain_info_never_wait_on_the_chain_thread() {
         node: std::sync::Arc::clone(&node),
         miner_address: None,
         stop: tokio::sync::watch::channel(false).0,
+        active: Default::default(),
     });
     // Tips are recounted within a second of a change.
     tokio::time::sleep(quarry_chain::actor::TIP_RECOUNT_INTERVAL * 2).await;

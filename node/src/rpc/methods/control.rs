@@ -65,6 +65,31 @@ pub(super) fn help(command: Option<String>) -> Result<Value, RpcError> {
     Ok(json!(text.trim_end()))
 }
 
+pub(super) fn rpc_info(context: &RpcContext) -> Value {
+    let active: Vec<Value> = context
+        .active
+        .snapshot()
+        .into_iter()
+        .map(|(method, micros)| json!({ "method": method, "duration": micros }))
+        .collect();
+    // quarryd logs to standard error: there is no log file to name.
+    json!({ "active_commands": active, "logpath": "" })
+}
+
+pub(super) fn memory_info(params: &Params) -> Result<Value, RpcError> {
+    let mode: String = params.or(0, "stats".to_owned())?;
+    if mode != "stats" {
+        return Err(RpcError::new(
+            ErrorCode::InvalidParameter,
+            format!("unknown mode {mode}: only stats is available"),
+        ));
+    }
+    // Keys and secrets live in the wallet, not the node: nothing is locked in memory.
+    Ok(json!({ "locked": {
+        "used": 0, "free": 0, "total": 0, "locked": 0, "chunks_used": 0, "chunks_free": 0,
+    } }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ mod mining;
 mod network;
 mod rawtransactions;
 mod results;
+mod stats;
 mod wait;
 
 pub(crate) use blockchain::best_header_height;
@@ -187,6 +188,15 @@ methods! {
     "waitforblockheight", "Blockchain", [required("height", "number: the height to wait for"), optional("timeout", "number, default 0: milliseconds to wait (0: up to an hour)")],
         "Waits for the best chain to reach a height, or the timeout; returns the tip then."
         => Handler::Blocking(|c, p| wait::for_block_height(&c.node, p));
+    "getblockstats", "Blockchain", [required("hash_or_height", "string or number: the block's hash, or its height on the best chain"), optional("stats", "array of strings, default all: the statistics to give")],
+        "Fee, size and output statistics of a block (fees from its undo data, rates in sats/vB)."
+        => Handler::Blocking(|c, p| stats::block_stats(&c.node, p));
+    "getchaintxstats", "Blockchain", [optional("nblocks", "number, default one month of blocks: the window's size"), optional("blockhash", "string, default the tip: the window's last block")],
+        "Transactions in the chain up to a block, and their count and rate over a window before it."
+        => Handler::Blocking(|c, p| stats::chain_tx_stats(&c.node, p));
+    "gettxoutsetinfo", "Blockchain", [optional("hash_type", "string, ignored: the hash is always hash_serialized_3 of Quarry's encoding")],
+        "The UTXO set: count, total amount, and a hash of its contents (an audit of the supply)."
+        => Handler::Blocking(|c, _| stats::tx_out_set_info(&c.node));
     "getmempoolinfo", "Blockchain", [], "Mempool size, bytes, fees and policy limits."
         => Handler::Blocking(|c, _| Ok(mempool::mempool_info(&c.node)));
     "getrawmempool", "Blockchain", [optional("verbose", "boolean, default false: entries by txid instead of txids")], "Txids in the mempool, or entries by txid when verbose."
@@ -209,6 +219,9 @@ methods! {
     "getaddressmempool", "Addressindex", [required("addresses", "array of strings, or {\"addresses\": [...]}: the addresses")],
         "Mempool outputs paying and inputs spending addresses."
         => Handler::Blocking(|c, p| addressindex::address_mempool(&c.node, &p.addresses(0, c.node.params())?));
+    "estimatesmartfee", "Util", [required("conf_target", "number: blocks within which to confirm (1 to 1008)"), optional("estimate_mode", "string, ignored: unset, economical or conservative")],
+        "A fee rate from the last max(2 × conf_target, 6) blocks' fee rates: their median, up to the 90th percentile for the next block."
+        => Handler::Blocking(|c, p| stats::estimate_smart_fee(&c.node, p));
     "getblocktemplate", "Mining", [optional("template_request", "object, ignored: BIP22 capabilities (accepted for compatibility)")], "A block template to mine on (BIP22 fields)."
         => Handler::Blocking(|c, _| mining::block_template(&c.node));
     "getmininginfo", "Mining", [], "Height, difficulty, network and local hash rate, mining state."
@@ -263,8 +276,15 @@ methods! {
         => Handler::Blocking(|_, p| control::help(p.optional(0)?));
     "stop", "Control", [], "Shuts the node down cleanly."
         => Handler::Blocking(|c, _| control::stop(c));
+    "getnettotals", "Network", [], "Bytes received and sent over every connection since the node started."
+        => Handler::Blocking(|c, _| Ok(network::net_totals(&c.node)));
     "ping", "Network", [], "Accepted for compatibility: libp2p's ping protocol already measures every peer every 15 s. Returns null."
         => Handler::Blocking(|_, _| Ok(Value::Null));
+    "getrpcinfo", "Control", [], "The calls being answered, with how long each has run."
+        => Handler::Blocking(|c, _| Ok(control::rpc_info(c)));
+    "getmemoryinfo", "Control", [optional("mode", "string, default stats: stats (mallocinfo is not available)")],
+        "Locked-memory statistics: Quarry locks no memory, so every count is 0."
+        => Handler::Blocking(|_, p| control::memory_info(p));
     "uptime", "Control", [], "Seconds since the node started."
         => Handler::Blocking(|c, _| control::uptime(&c.node));
 }
@@ -278,6 +298,59 @@ pub struct RpcContext {
     pub miner_address: Option<Address>,
     /// Set to `true` by `stop`.
     pub stop: watch::Sender<bool>,
+    /// The calls being answered, for `getrpcinfo`.
+    pub active: ActiveCalls,
+}
+
+/// The calls being answered: method and start, by a number each call draws.
+#[derive(Debug, Default)]
+pub struct ActiveCalls {
+    next: std::sync::atomic::AtomicU64,
+    calls: std::sync::Mutex<std::collections::BTreeMap<u64, (&'static str, std::time::Instant)>>,
+}
+
+impl ActiveCalls {
+    fn calls(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::BTreeMap<u64, (&'static str, std::time::Instant)>,
+    > {
+        self.calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a call of `method` until the returned guard is dropped.
+    fn start(&self, method: &'static str) -> ActiveCall<'_> {
+        let number = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.calls()
+            .insert(number, (method, std::time::Instant::now()));
+        ActiveCall {
+            calls: self,
+            number,
+        }
+    }
+
+    /// Each call in progress: its method and microseconds so far, oldest first.
+    pub fn snapshot(&self) -> Vec<(&'static str, u128)> {
+        self.calls()
+            .values()
+            .map(|(method, since)| (*method, since.elapsed().as_micros()))
+            .collect()
+    }
+}
+
+/// A call in progress; dropping it (the call ended, or its client went away) forgets it.
+struct ActiveCall<'a> {
+    calls: &'a ActiveCalls,
+    number: u64,
+}
+
+impl Drop for ActiveCall<'_> {
+    fn drop(&mut self) {
+        self.calls.calls().remove(&self.number);
+    }
 }
 
 /// A typed reply as the JSON the server sends.
@@ -379,6 +452,7 @@ pub async fn call(context: &Arc<RpcContext>, name: &str, raw: Option<Value>) -> 
             RpcError::new(ErrorCode::MethodNotFound, message)
         })?;
     let params = Params::new(method, raw)?;
+    let _active = context.active.start(method.name);
     match method.handler {
         Handler::Async(handler) => handler(context, &params).await,
         Handler::Blocking(handler) => {

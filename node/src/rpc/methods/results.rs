@@ -349,6 +349,61 @@ verbose true: {
         "stop" => &[r#""str"    (string) that the node is stopping"#],
         "uptime" => &[r#"n    (number) seconds since the node started"#],
         "ping" => &[r#"null"#],
+        "getnettotals" => &[r#"{
+  "totalbytesrecv": n           (number) bytes received since start
+  "totalbytessent": n           (number) bytes sent since start
+  "timemillis": n               (number) the node's clock, Unix milliseconds
+  "uploadtarget": { "timeframe": n, "target": 0, "target_reached": false,
+                    "serve_historical_blocks": true, "bytes_left_in_cycle": 0,
+                    "time_left_in_cycle": 0 }  (object) no upload target is set
+}"#],
+        "getchaintxstats" => &[r#"{
+  "time": n                     (number) the window's last block's timestamp
+  "txcount": n                  (number) transactions in the chain up to it
+  "window_final_block_hash": "hex" (string) that block
+  "window_final_block_height": n (number) its height
+  "window_block_count": n       (number) blocks in the window
+  "window_tx_count": n          (number) transactions in the window, when it is not empty
+  "window_interval": n          (number) seconds it spans, when it is not empty
+  "txrate": x                   (number) transactions per second, when it spans time
+}"#],
+        "getrpcinfo" => &[r#"{
+  "active_commands": [ {        (array) the calls being answered, this one included
+    "method": "str"             (string) the method
+    "duration": n               (number) microseconds it has run
+  } ]
+  "logpath": "str"              (string) empty: quarryd logs to standard error
+}"#],
+        "getmemoryinfo" => &[r#"{
+  "locked": { "used": 0, "free": 0, "total": 0, "locked": 0, "chunks_used": 0, "chunks_free": 0 }
+                                (object) locked-memory pool: Quarry locks no memory
+}"#],
+        "getblockstats" => &[
+            r#"{   (sats and sats per virtual byte; only the stats asked for, when given)
+  "avgfee": n, "avgfeerate": n, "avgtxsize": n, "blockhash": "hex",
+  "feerate_percentiles": [ n, n, n, n, n ]  (array) 10th, 25th, 50th, 75th, 90th, by size
+  "height": n, "ins": n, "maxfee": n, "maxfeerate": n, "maxtxsize": n, "medianfee": n,
+  "mediantime": n, "mediantxsize": n, "minfee": n, "minfeerate": n, "mintxsize": n,
+  "outs": n, "subsidy": n, "swtotal_size": 0, "swtotal_weight": 0, "swtxs": 0, "time": n,
+  "total_out": n, "total_size": n, "total_weight": n, "totalfee": n, "txs": n,
+  "utxo_increase": n, "utxo_increase_actual": n
+}"#,
+        ],
+        "estimatesmartfee" => &[r#"{
+  "feerate": x                  (number) coins per kvB, at least the minimum relay fee rate
+  "errors": [ "str" ]           (array) when no recent block had a fee-paying transaction
+  "blocks": n                   (number) the target it is for (0 with errors)
+}"#],
+        "gettxoutsetinfo" => &[r#"{
+  "height": n                   (number) the tip's height
+  "bestblock": "hex"            (string) the tip
+  "txouts": n                   (number) unspent outputs
+  "bogosize": n                 (number) Core's size estimate: 84 bytes an output
+  "hash_serialized_3": "hex"    (string) SHA-256d of every outpoint and coin, in order, Quarry's encoding
+  "total_amount": x             (number) coins in the set
+  "transactions": n             (number) transactions with unspent outputs
+  "disk_size": n                (number) bytes of the chain store
+}"#],
         "getmempoolancestors" | "getmempooldescendants" => {
             &[r#"verbose false: [ "hex" ] (array) txids
 verbose true: { "txid": { entry as getmempoolentry }, ... }"#]

@@ -924,3 +924,42 @@ fn slow_senders_are_cut_off_and_the_server_keeps_serving() {
     assert_eq!(status, 401);
     assert!(started.elapsed() >= Duration::from_millis(250));
 }
+
+#[test]
+fn small_amounts_are_written_as_core_writes_them_and_not_found_errors_say_it_once() {
+    let node = Daemon::start("node", &[]);
+    let cookie = node.cookie();
+    // A spend paying a fee of 416 sats: 0.00000416 coins, which a float printer writes 4.16e-6.
+    let (_, coin) = node.mature_coin();
+    let spend = quarry_chain::testing::signed_spend(
+        quarry_rpc::testing::params().genesis_hash(),
+        &[coin],
+        vec![quarry_chain::testing::pay(5, 5_000_000_000 - 416)],
+    );
+    let txid = node.rpc(
+        "sendrawtransaction",
+        json!([hex::encode(quarry_chain::encode::encode(&spend))]),
+    );
+    let request = format!(r#"{{"method":"getmempoolentry","params":[{txid}],"id":1}}"#);
+    let (_, body) = node.post(request, Some(&cookie));
+    assert!(body.contains(r#""fee":0.00000416"#), "{body}");
+    assert!(!body.contains("e-"), "{body}");
+    // quarry-cli prints the same way.
+    let params_file = quarry_rpc::testing::write_params(node.dir.path());
+    let output = Command::new(quarry_cli())
+        .args(["--network", params_file.to_str().unwrap()])
+        .args(["--datadir", node.dir.path().to_str().unwrap()])
+        .args(["--rpc-connect", &node.rpc.to_string()])
+        .args(["getmempoolentry", txid.as_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains(r#""fee": 0.00000416"#), "{text}");
+    let missing = node
+        .call("getblockheader", json!(["00".repeat(32)]))
+        .unwrap_err();
+    assert_eq!(
+        (missing.code, missing.message.as_str()),
+        (-5, "Block not found")
+    );
+}

@@ -152,10 +152,7 @@ pub fn run(args: Args) -> u8 {
         }
         (_, Some(Value::Null)) | (_, None) => 0,
         (_, Some(result)) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(result).expect("JSON values serialize")
-            );
+            println!("{}", crate::plain_json::to_pretty_text(result));
             0
         }
     }

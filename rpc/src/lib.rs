@@ -7,6 +7,7 @@ pub mod cli;
 pub mod endpoint;
 pub mod launch;
 pub mod location;
+pub mod plain_json;
 #[cfg(feature = "test-utils")]
 pub mod testing;
 pub mod types;

@@ -312,7 +312,7 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
-        format!("{body}\n"),
+        format!("{}\n", quarry_rpc::plain_json::to_text(body)),
     )
         .into_response()
 }

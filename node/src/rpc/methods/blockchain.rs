@@ -74,7 +74,7 @@ pub(super) fn get_block(node: &Node, params: &Params) -> Result<Value, RpcError>
     let store = node.reader().store();
     let entry = store
         .index_entry(&hash)?
-        .ok_or_else(|| not_found("Block"))?;
+        .ok_or_else(|| not_found("Block not found"))?;
     let block = store.block(&hash)?.ok_or_else(|| {
         RpcError::new(
             ErrorCode::MiscError,
@@ -99,7 +99,7 @@ pub(super) fn get_block_header(node: &Node, params: &Params) -> Result<Value, Rp
     let store = node.reader().store();
     let entry = store
         .index_entry(&hash)?
-        .ok_or_else(|| not_found("Block"))?;
+        .ok_or_else(|| not_found("Block not found"))?;
     if !params.or(1, true)? {
         return Ok(json!(hex::encode(entry.header.to_bytes())));
     }

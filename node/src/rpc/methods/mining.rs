@@ -99,7 +99,9 @@ pub fn network_hash_rate(node: &Node, blocks: i64, height: i64) -> Result<f64, R
         let hash = store
             .hash_at_height(height)?
             .ok_or_else(|| RpcError::new(ErrorCode::DatabaseError, "height index gap"))?;
-        store.index_entry(&hash)?.ok_or_else(|| not_found("Block"))
+        store
+            .index_entry(&hash)?
+            .ok_or_else(|| not_found("Block not found"))
     };
     let (first, last) = (entry_at(start)?, entry_at(end)?);
     let seconds = i64::from(last.header.time) - i64::from(first.header.time);

@@ -363,8 +363,9 @@ fn invalid_parameter(message: impl Into<String>) -> RpcError {
     RpcError::new(ErrorCode::InvalidParameter, message)
 }
 
-fn not_found(what: &str) -> RpcError {
-    RpcError::new(ErrorCode::InvalidAddressOrKey, format!("{what} not found"))
+/// Core's -5 error, worded as Core words it ("Block not found", "Transaction not in mempool").
+fn not_found(message: &str) -> RpcError {
+    RpcError::new(ErrorCode::InvalidAddressOrKey, message)
 }
 
 fn decode_hex<T: bincode::Decode<()>>(bytes: &[u8], what: &str) -> Result<T, RpcError> {

@@ -40,7 +40,7 @@ pub(super) fn raw_transaction(node: &Node, params: &Params) -> Result<Value, Rpc
             };
             let block = store
                 .block(&block_hash)?
-                .ok_or_else(|| not_found("Block"))?;
+                .ok_or_else(|| not_found("Block not found"))?;
             let tx = block
                 .transactions
                 .iter()

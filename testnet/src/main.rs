@@ -140,7 +140,7 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         args: Vec<String>,
     },
-    /// Attacks on real nodes.
+    /// Attacks on real nodes or in the virtual-time engine (--engine sim), with their models.
     Attack {
         #[command(subcommand)]
         attack: Attack,

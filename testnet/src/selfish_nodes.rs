@@ -82,7 +82,12 @@ impl Controller<'_> {
 
     /// Blocks from `node`'s tip down to the first one seen, oldest first, now seen too.
     fn new_blocks(&mut self, node: usize) -> Result<Vec<String>> {
-        let mut hash = self.tip(node)?;
+        let tip = self.tip(node)?;
+        self.new_blocks_below(node, tip)
+    }
+
+    /// Blocks from `hash` down to the first one seen, on `node`, oldest first, now seen too.
+    fn new_blocks_below(&mut self, node: usize, mut hash: String) -> Result<Vec<String>> {
         let mut fresh = Vec::new();
         while !self.seen.contains_key(&hash) {
             if fresh.len() == MAX_WALK {
@@ -356,6 +361,18 @@ fn race_on(testnet: &Testnet, run: &NodesRun, honest: usize) -> Result<SelfishRe
     }
     for node in 1..=honest {
         set_mining(testnet, node, false)?;
+    }
+    // Honest blocks orphaned between two looks were never a tip when the controller looked:
+    // the branch tips the honest nodes know bring them in.
+    for node in 1..=honest {
+        let tips: Vec<Value> = testnet.call(node, "getchaintips", json!([]))?;
+        for tip in tips {
+            let stored = matches!(tip["status"].as_str(), Some("active" | "valid-fork"));
+            if let (true, Some(hash)) = (stored, tip["hash"].as_str()) {
+                let orphaned = controller.new_blocks_below(node, hash.to_owned())?;
+                controller.tally.mined_by_honest += orphaned.len() as u64;
+            }
+        }
     }
     let tip_height = controller.height(1)?;
     let mut chain = MainChain {

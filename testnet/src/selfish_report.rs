@@ -90,9 +90,14 @@ pub fn summary(report: &SelfishReport, style: Style) -> String {
                 format!("{:.3}", result.threshold),
                 result.honest_orphaned.to_string(),
                 result.attacker_orphaned.to_string(),
-                format!(
-                    "{:.3} [{:.3}, {:.3}]",
-                    rate.value, rate.interval.0, rate.interval.1
+                rate.map_or_else(
+                    || "- (too short)".to_owned(),
+                    |rate| {
+                        format!(
+                            "{:.3} [{:.3}, {:.3}]",
+                            rate.value, rate.interval.0, rate.interval.1
+                        )
+                    },
                 ),
             ]
         })

@@ -32,8 +32,11 @@ const HONEST_DELAY: f64 = 1.0 / 600.0;
 const FAST_DELAY: f64 = HONEST_DELAY / 100.0;
 /// Batches for the batch-means intervals.
 const BATCHES: usize = 20;
-/// Student's t at 97.5% with `BATCHES - 1` degrees of freedom.
-const T_19: f64 = 2.093;
+/// Student's t at 97.5% for 1 to 19 degrees of freedom (batches less one).
+const T_975: [f64; 19] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+    2.145, 2.131, 2.120, 2.110, 2.101, 2.093,
+];
 /// Blocks per difficulty epoch (Epoch rule), and the ASERT half-life in block intervals.
 pub const RETARGET_BLOCKS: u32 = 144;
 
@@ -118,8 +121,9 @@ pub struct SelfishResult {
     pub attacker_orphaned: u64,
     /// The attacker's share of the main chain (its relative revenue).
     pub revenue_share: Estimate,
-    /// The attacker's main-chain blocks per planned block interval (absolute revenue).
-    pub revenue_per_interval: Estimate,
+    /// The attacker's main-chain blocks per planned block interval (absolute revenue); none
+    /// when fewer than two batches span any time (timestamps have one-second resolution).
+    pub revenue_per_interval: Option<Estimate>,
     /// Eyal and Sirer's relative revenue for the measured α and γ.
     pub closed_form: f64,
     /// The α above which selfish mining pays at the measured γ: (1-γ)/(3-2γ).
@@ -366,10 +370,13 @@ pub fn summarize(
             .mined_by_honest
             .saturating_sub(main_blocks - attacker_main),
         attacker_orphaned: tally.mined_by_attacker.saturating_sub(attacker_main),
-        revenue_share: batch_means(flags, |batch, _| share(batch)),
+        revenue_share: batch_means(flags, |batch, _| Some(share(batch))).unwrap_or(Estimate {
+            value: 0.0,
+            interval: (0.0, 0.0),
+        }),
         revenue_per_interval: batch_means(flags, |batch, range| {
             let intervals = (times[range.1 - 1] - time_before(range.0)) / spacing;
-            batch.iter().filter(|&&mine| mine).count() as f64 / intervals.max(f64::EPSILON)
+            (intervals > 0.0).then(|| batch.iter().filter(|&&mine| mine).count() as f64 / intervals)
         }),
         closed_form: closed_form(alpha_measured, gamma_for_model),
         threshold: threshold(gamma_for_model),
@@ -478,23 +485,30 @@ fn share(flags: &[bool]) -> f64 {
     flags.iter().filter(|&&mine| mine).count() as f64 / flags.len().max(1) as f64
 }
 
-/// The mean of `measure` over [`BATCHES`] consecutive batches of the main chain, with a 95%
-/// t interval from the batches' spread.
-fn batch_means(flags: &[bool], measure: impl Fn(&[bool], (usize, usize)) -> f64) -> Estimate {
+/// The mean of `measure` over [`BATCHES`] consecutive batches of the main chain (those it
+/// measures), with a 95% t interval from the batches' spread; none with fewer than two.
+fn batch_means(
+    flags: &[bool],
+    measure: impl Fn(&[bool], (usize, usize)) -> Option<f64>,
+) -> Option<Estimate> {
     let size = (flags.len() / BATCHES).max(1);
     let values: Vec<f64> = (0..BATCHES)
         .map(|batch| (batch * size, ((batch + 1) * size).min(flags.len())))
         .filter(|(start, end)| start < end)
-        .map(|(start, end)| measure(&flags[start..end], (start, end)))
+        .filter_map(|(start, end)| measure(&flags[start..end], (start, end)))
         .collect();
+    if values.len() < 2 {
+        return None;
+    }
     let count = values.len() as f64;
     let mean = values.iter().sum::<f64>() / count.max(1.0);
     let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (count - 1.0).max(1.0);
-    let half = T_19 * (variance / count.max(1.0)).sqrt();
-    Estimate {
+    let t = T_975[(values.len() - 2).min(T_975.len() - 1)];
+    let half = t * (variance / count).sqrt();
+    Some(Estimate {
         value: mean,
         interval: (mean - half, mean + half),
-    }
+    })
 }
 
 /// With retargeting, the attacker's revenue per planned interval over the first
@@ -544,6 +558,25 @@ mod tests {
             seed: 5,
             engine: crate::engine::EngineKind::Sim,
         }
+    }
+
+    #[test]
+    fn batch_means_skip_batches_that_measure_nothing_and_need_two() {
+        let flags: Vec<bool> = (0..40).map(|i| i % 2 == 0).collect();
+        let even = batch_means(&flags, |batch, _| Some(share(batch))).unwrap();
+        assert_eq!(even.value, 0.5);
+        assert_eq!(even.interval, (0.5, 0.5));
+        assert!(batch_means(&flags, |_, _| None).is_none());
+        // Two measured batches (0 and 1): mean 0.5, t with one degree of freedom.
+        let two = batch_means(&flags, |_, (start, _)| {
+            (start < 4).then_some(if start == 0 { 0.0 } else { 1.0 })
+        })
+        .unwrap();
+        assert_eq!(two.value, 0.5);
+        assert!(
+            (two.interval.1 - (0.5 + 12.706 * 0.5)).abs() < 1e-9,
+            "{two:?}"
+        );
     }
 
     #[test]

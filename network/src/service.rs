@@ -390,19 +390,34 @@ pub fn new(
     let local_peer_id = keypair.public().to_peer_id();
     let behaviour = build_behaviour(&config, &keypair, genesis)?;
     let mut bandwidth = prometheus_client::registry::Registry::default();
-    let builder = libp2p::SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )?
-        .with_bandwidth_metrics(&mut bandwidth)
-        .with_behaviour(|_| behaviour);
-    let Ok(builder) = builder;
-    let mut swarm = builder
-        .with_swarm_config(|swarm| swarm.with_idle_connection_timeout(Duration::from_secs(120)))
-        .build();
+    let tcp_builder = || {
+        libp2p::SwarmBuilder::with_existing_identity(keypair.clone())
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+    };
+    let idle =
+        |swarm: libp2p::swarm::Config| swarm.with_idle_connection_timeout(Duration::from_secs(120));
+    // Host names in peer addresses (/dns/…, as containers name each other) resolve through
+    // the system's resolver; without its configuration the node still runs, on IP addresses.
+    let mut swarm = match tcp_builder()?.with_dns() {
+        Ok(builder) => {
+            let Ok(builder) = builder
+                .with_bandwidth_metrics(&mut bandwidth)
+                .with_behaviour(|_| behaviour);
+            builder.with_swarm_config(idle).build()
+        }
+        Err(error) => {
+            warn!(%error, "no DNS resolver configuration: peers are reachable by IP address only");
+            let Ok(builder) = tcp_builder()?
+                .with_bandwidth_metrics(&mut bandwidth)
+                .with_behaviour(|_| behaviour);
+            builder.with_swarm_config(idle).build()
+        }
+    };
     let mut topics = HashMap::new();
     for kind in [TopicKind::Blocks, TopicKind::Transactions] {
         let topic = kind.topic(genesis);

@@ -963,3 +963,19 @@ fn small_amounts_are_written_as_core_writes_them_and_not_found_errors_say_it_onc
         (-5, "Block not found")
     );
 }
+
+#[test]
+fn peers_can_be_added_by_host_name() {
+    let a = Daemon::start("a", &[]);
+    let b = Daemon::start("b", &[]);
+    // b's listen port, reached through the name `localhost` (/etc/hosts), as a container
+    // reaches another by its DNS name.
+    let address = b.p2p_address();
+    let port = address.split('/').nth(4).unwrap();
+    a.rpc("addnode", json!([format!("localhost:{port}"), "onetry"]));
+    eventually("a to connect to b by name", Duration::from_secs(60), || {
+        (a.rpc("getconnectioncount", json!([])) == json!(1)).then_some(())
+    });
+    let peer = &a.rpc("getpeerinfo", json!([]))[0];
+    assert_eq!(peer["peerid"], b.rpc("getnetworkinfo", json!([]))["peerid"]);
+}

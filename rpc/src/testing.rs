@@ -47,6 +47,9 @@ pub fn write_params(dir: &Path) -> PathBuf {
     path
 }
 
+/// Starts of a daemon tried before a port clash is a failure.
+const START_ATTEMPTS: usize = 3;
+
 /// A JSON-RPC error: code and message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallFailed {
@@ -99,10 +102,23 @@ impl Daemon {
         extra: &[&str],
         credentials: Option<&str>,
     ) -> Self {
-        let mut daemon = Self::launch_unstarted(name, network, credentials);
-        daemon.spawn(extra);
-        daemon.wait_ready();
-        daemon
+        // A port found free may be taken before the daemon binds it (by another test's
+        // outgoing connection): a start that fails on that is retried on fresh ports.
+        let mut attempt = 1;
+        loop {
+            let mut daemon = Self::launch_unstarted(name, network, credentials);
+            daemon.spawn(extra);
+            match daemon.try_wait_ready() {
+                Ok(()) => return daemon,
+                Err(error) => {
+                    let clash = daemon.log().contains("Address already in use");
+                    if !clash || attempt == START_ATTEMPTS {
+                        panic!("{}: {error}:\n{}", daemon.name, daemon.log());
+                    }
+                }
+            }
+            attempt += 1;
+        }
     }
 
     fn launch_unstarted(name: &str, network: Option<&str>, credentials: Option<&str>) -> Self {
@@ -210,14 +226,21 @@ impl Daemon {
     }
 
     fn wait_ready(&mut self) {
+        if let Err(error) = self.try_wait_ready() {
+            panic!("{}: {error}:\n{}", self.name, self.log());
+        }
+    }
+
+    /// Waits until the daemon answers; the reason when it exits or stays silent.
+    fn try_wait_ready(&mut self) -> Result<(), launch::StartError> {
         let mut child = self.child.take().expect("started");
         let ready = launch::wait_until_answers(&mut child, Duration::from_secs(60), || {
             self.call("getblockcount", json!([])).is_ok()
         });
-        if let Err(error) = ready {
-            panic!("{}: {error}:\n{}", self.name, self.log());
+        if ready.is_ok() {
+            self.child = Some(child);
         }
-        self.child = Some(child);
+        ready
     }
 
     /// `user:password` from the cookie file.

@@ -662,6 +662,23 @@ fn selfish_on_nodes(
     })
 }
 
+/// Prints an experiment's result: as JSON for scripts, or its summary and where its report
+/// was written.
+fn print_report(
+    json: bool,
+    result: &impl serde::Serialize,
+    summary: impl FnOnce() -> String,
+    written: &std::path::Path,
+) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(result)?);
+    } else {
+        println!("{}", summary());
+        println!("report: {}", written.display());
+    }
+    Ok(())
+}
+
 /// A seed from the clock, for runs not given one (printed, so they can be repeated).
 fn seed_from_clock() -> u64 {
     std::time::SystemTime::now()
@@ -699,12 +716,12 @@ fn zero_confirmation(
         );
     }
     let report = experiment::zero_confirmation(&run)?;
-    if common.run.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!("{}", zero_conf::summary(&report, report::Style::Terminal));
-        println!("report: {}", run.report.join("report.md").display());
-    }
+    print_report(
+        common.run.json,
+        &report,
+        || zero_conf::summary(&report, report::Style::Terminal),
+        &run.report.join("report.md"),
+    )?;
     Ok(())
 }
 
@@ -864,12 +881,12 @@ fn run(cli: Cli) -> Result<()> {
             let options =
                 race.attack_run(attacker_share, trials, engine, stop_rule, "double-spend")?;
             let report = experiment::double_spend(&options)?;
-            if race.run.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!("{}", report::summary(&report, report::Style::Terminal));
-                println!("report: {}", options.report.join("report.md").display());
-            }
+            print_report(
+                race.run.json,
+                &report,
+                || report::summary(&report, report::Style::Terminal),
+                &options.report.join("report.md"),
+            )?;
             Ok(())
         }
         Command::Attack {
@@ -893,12 +910,12 @@ fn run(cli: Cli) -> Result<()> {
                 race.settings(q)?;
             }
             let rows = engine_check::check(&options, &attacker_share, trials, engine_trials)?;
-            if race.run.json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                println!("{}", engine_check::summary(&rows, report::Style::Terminal));
-                println!("grid: {}", options.report.join("check.json").display());
-            }
+            print_report(
+                race.run.json,
+                &rows,
+                || engine_check::summary(&rows, report::Style::Terminal),
+                &options.report.join("check.json"),
+            )?;
             if rows.iter().all(|row| row.agree) {
                 Ok(())
             } else {
@@ -957,15 +974,12 @@ fn run(cli: Cli) -> Result<()> {
                 selfish_mining(&settings, seed)?
             };
             selfish_report::write(&report, &dir)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!(
-                    "{}",
-                    selfish_report::summary(&report, report::Style::Terminal)
-                );
-                println!("report: {}", dir.join("report.md").display());
-            }
+            print_report(
+                json,
+                &report,
+                || selfish_report::summary(&report, report::Style::Terminal),
+                &dir.join("report.md"),
+            )?;
             Ok(())
         }
         Command::Attack {

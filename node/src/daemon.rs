@@ -113,10 +113,21 @@ pub struct Args {
     #[arg(long, value_name = "IP:PORT")]
     pub rpc_bind: Option<SocketAddr>,
     /// JSON-RPC user (with --rpc-password; otherwise a cookie file is used).
-    #[arg(long, value_name = "USER", requires = "rpc_password")]
+    #[arg(
+        long,
+        value_name = "USER",
+        requires = "rpc_password",
+        env = "QUARRY_RPC_USER"
+    )]
     pub rpc_user: Option<String>,
     /// JSON-RPC password.
-    #[arg(long, value_name = "PASSWORD", requires = "rpc_user")]
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        requires = "rpc_user",
+        env = "QUARRY_RPC_PASSWORD",
+        hide_env_values = true
+    )]
     pub rpc_password: Option<String>,
     /// Seconds a JSON-RPC client may take to send a request's headers, and then its body,
     /// before its connection is closed (Core's -rpcservertimeout) [default: 30].

@@ -22,13 +22,24 @@ pub const COOKIE_FILE: &str = ".cookie";
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct Connection {
     /// Where the daemon's RPC listens [default: 127.0.0.1:<network RPC port>].
-    #[arg(long, value_name = "IP:PORT")]
+    #[arg(long, value_name = "IP:PORT", env = "QUARRY_RPC_CONNECT")]
     pub rpc_connect: Option<SocketAddr>,
     /// RPC user (instead of the cookie).
-    #[arg(long, value_name = "USER", requires = "rpc_password")]
+    #[arg(
+        long,
+        value_name = "USER",
+        requires = "rpc_password",
+        env = "QUARRY_RPC_USER"
+    )]
     pub rpc_user: Option<String>,
-    /// RPC password.
-    #[arg(long, value_name = "PASSWORD", requires = "rpc_user")]
+    /// RPC password (better in the environment than on the command line, where `ps` shows it).
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        requires = "rpc_user",
+        env = "QUARRY_RPC_PASSWORD",
+        hide_env_values = true
+    )]
     pub rpc_password: Option<String>,
 }
 

@@ -109,13 +109,13 @@ pub fn read_config_file<F: DeserializeOwned>(path: &Path) -> anyhow::Result<F> {
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct Location {
     /// Network: main, testnet, regtest, or the path of a network parameters TOML file.
-    #[arg(long, value_name = "NAME|FILE")]
+    #[arg(long, value_name = "NAME|FILE", env = "QUARRY_NETWORK")]
     pub network: Option<String>,
     /// Base data directory; each network uses a subfolder [default: ~/.quarry].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "QUARRY_DATADIR")]
     pub datadir: Option<PathBuf>,
     /// Configuration file [default: DATADIR/quarryd.toml when it exists].
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "QUARRY_CONF")]
     pub conf: Option<PathBuf>,
 }
 

@@ -44,14 +44,17 @@ pub fn node_specs(q: f64) -> Vec<NodeSpec> {
         NodeSpec {
             name: "honest".into(),
             share: 1.0 - q,
+            config: None,
         },
         NodeSpec {
             name: "merchant".into(),
             share: 0.0,
+            config: None,
         },
         NodeSpec {
             name: "attacker".into(),
             share: q,
+            config: None,
         },
     ]
 }

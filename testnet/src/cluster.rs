@@ -106,10 +106,15 @@ impl Testnet {
     /// The seed of node `name`'s simulated miner: fixed by the network (its genesis) and the
     /// name, so a testnet's blocks can be told apart and a run reproduced from its parameters.
     pub fn mining_seed(&self, name: &str) -> u64 {
-        let genesis = self.params.genesis_hash().to_byte_array();
-        let hash = tagged_hash("quarry/localnet/mining", &[&genesis, name.as_bytes()]);
-        u64::from_le_bytes(hash[..8].try_into().expect("8 of 32 bytes"))
+        mining_seed(&self.params, name)
     }
+}
+
+/// The seed of node `name`'s simulated miner on the network of `params`.
+pub fn mining_seed(params: &ChainParams, name: &str) -> u64 {
+    let genesis = params.genesis_hash().to_byte_array();
+    let hash = tagged_hash("quarry/localnet/mining", &[&genesis, name.as_bytes()]);
+    u64::from_le_bytes(hash[..8].try_into().expect("8 of 32 bytes"))
 }
 
 /// The passphrase of every testnet wallet: these wallets hold play money.
@@ -120,13 +125,18 @@ pub fn wallet_seed(name: &str) -> Seed {
     Seed::from_bytes(tagged_hash("quarry/localnet/wallet", &[name.as_bytes()]))
 }
 
+/// The first address of the wallet of the node called `name`: where its miner pays.
+pub fn address_of(name: &str, params: &ChainParams) -> Address {
+    Address::new(
+        OutputKey::from_keypair(&wallet_seed(name).keypair(0)),
+        params,
+    )
+}
+
 impl NodeRecord {
     /// Its wallet's first address (where its miner pays).
     pub fn address(&self, params: &ChainParams) -> Address {
-        Address::new(
-            OutputKey::from_keypair(&wallet_seed(&self.name).keypair(0)),
-            params,
-        )
+        address_of(&self.name, params)
     }
 
     /// Its wallet, talking to its node.
@@ -222,6 +232,8 @@ pub struct NodeSpec {
     pub name: String,
     /// Its share of the hash rate (0: not a miner).
     pub share: f64,
+    /// Its `quarryd.toml`, if any (a scenario's `config`).
+    pub config: Option<String>,
 }
 
 impl Testnet {
@@ -320,6 +332,10 @@ impl Testnet {
     ) -> Result<(Child, NodeRecord)> {
         let dir = self.dir.join(&spec.name);
         std::fs::create_dir_all(&dir)?;
+        if let Some(config) = &spec.config {
+            // quarryd reads DATADIR/quarryd.toml when it exists.
+            std::fs::write(dir.join("quarryd.toml"), config)?;
+        }
         let launch = Launch::on_free_ports(
             quarryd.to_path_buf(),
             self.state.params_file.display().to_string(),
@@ -330,10 +346,7 @@ impl Testnet {
             WalletFile::new(&wallet_seed(&spec.name), WALLET_PASSPHRASE, &self.params)?
                 .save(&wallet)?;
         }
-        let address = Address::new(
-            OutputKey::from_keypair(&wallet_seed(&spec.name).keypair(0)),
-            &self.params,
-        );
+        let address = address_of(&spec.name, &self.params);
         let mut extra = vec![
             "--miner-address".to_owned(),
             address.to_string(),

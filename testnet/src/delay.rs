@@ -47,15 +47,22 @@ fn pump(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
 }
 
 impl DelayedLink {
-    /// Starts a relay to `target` delaying by `delay`; it runs until the process exits.
+    /// Starts a relay on a free loopback port to `target` delaying by `delay`; it runs until
+    /// the process exits.
     pub fn start(target: SocketAddr, delay: Duration) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        Self::serve(TcpListener::bind("127.0.0.1:0")?, target.to_string(), delay)
+    }
+
+    /// Relays every connection `listener` accepts to `target` (`host:port`, looked up at each
+    /// connection, so a peer that restarts with a new address is still found), delaying by
+    /// `delay`; it runs until the process exits.
+    pub fn serve(listener: TcpListener, target: String, delay: Duration) -> std::io::Result<Self> {
         let listen = listener.local_addr()?;
         std::thread::Builder::new()
             .name(format!("delay-{}", listen.port()))
             .spawn(move || {
                 for inbound in listener.incoming().flatten() {
-                    let Ok(outbound) = TcpStream::connect(target) else {
+                    let Ok(outbound) = TcpStream::connect(target.as_str()) else {
                         continue;
                     };
                     let _ = inbound.set_nodelay(true);

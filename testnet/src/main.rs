@@ -4,15 +4,16 @@
 
 use std::io::Write;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use quarry_chain::ChainParams;
 use quarry_testnet::cluster::{self, Link, NodeSpec, Testnet, Topology};
-use quarry_testnet::commands::{self, Scenario, UpOptions};
+use quarry_testnet::commands::{self, UpOptions};
 use quarry_testnet::engine::selfish::{self, Retarget, SelfishResult, SelfishSettings};
 use quarry_testnet::engine::EngineKind;
+use quarry_testnet::scenario::Scenario;
 use quarry_testnet::{
     analysis, attack, engine_check, experiment, reconverge, report, selfcheck, selfish_nodes,
     selfish_report, status, zero_conf,
@@ -162,6 +163,42 @@ enum Command {
         /// The quarryd binary [default: beside this one, else on PATH].
         #[arg(long, value_name = "PATH")]
         quarryd: Option<PathBuf>,
+    },
+    /// Writes a scenario for a container platform, running the image `quarry-testnet image`
+    /// builds: a Compose project (--compose DIR; `docker compose up -d` there) and/or
+    /// Kubernetes manifests (--kubernetes DIR; `kubectl apply -f DIR/quarry.yaml`). Delays run
+    /// in relays beside the dialling node, partitions are scripts (Compose) or NetworkPolicies
+    /// (Kubernetes); the Grafana dashboard goes beside them.
+    Export {
+        /// The scenario file (as `up --scenario` takes; node and partition names lowercase).
+        #[arg(long, value_name = "FILE")]
+        scenario: PathBuf,
+        /// Write a Compose project to DIR.
+        #[arg(long, value_name = "DIR", required_unless_present = "kubernetes")]
+        compose: Option<PathBuf>,
+        /// Write Kubernetes manifests to DIR.
+        #[arg(long, value_name = "DIR")]
+        kubernetes: Option<PathBuf>,
+        /// The Compose project's name [default: the scenario file's name without extension].
+        #[arg(long, value_name = "NAME")]
+        project: Option<String>,
+        /// Proof of work of the exported network: simulated (no CPU: hundreds of nodes fit on
+        /// a laptop) or real hashing.
+        #[arg(long, value_enum, default_value_t = Pow::Simulated)]
+        pow: Pow,
+    },
+    /// Relays TCP connections to a peer, each byte DELAY later both ways: what an export runs
+    /// beside a node for each delayed link it dials. Runs until stopped.
+    Relay {
+        /// Where to listen, e.g. 127.0.0.1:20000.
+        #[arg(long, value_name = "IP:PORT")]
+        listen: std::net::SocketAddr,
+        /// Where to connect, HOST:PORT (looked up at every connection).
+        #[arg(long, value_name = "HOST:PORT")]
+        to: String,
+        /// Delay each way, in milliseconds.
+        #[arg(long, value_name = "MS")]
+        delay_ms: u64,
     },
     /// Mine a chain with transactions, force a reorganisation, and check the UTXO set against a
     /// replay from genesis. Exits non-zero if any check fails.
@@ -528,6 +565,59 @@ impl Place {
     }
 }
 
+/// `quarry-testnet export`: the scenario written as a Compose project and/or manifests.
+fn export(
+    scenario_path: &Path,
+    compose: Option<PathBuf>,
+    kubernetes: Option<PathBuf>,
+    project: Option<String>,
+    pow: Pow,
+) -> Result<()> {
+    use quarry_testnet::export::{self, Export, NetworkChoice};
+    let scenario = Scenario::read(scenario_path)?;
+    let export = Export::new(
+        scenario,
+        NetworkChoice {
+            pow: pow.into(),
+            topology: Topology::Mesh,
+            seed: 1,
+            hash_rate: 20_000,
+            spacing: 2,
+        },
+    )?;
+    let image = export.scenario.image.to_string();
+    if let Some(dir) = compose {
+        let name = match project {
+            Some(name) => name,
+            None => scenario_path
+                .file_stem()
+                .map(|stem| stem.to_string_lossy().to_lowercase())
+                .unwrap_or_else(|| "quarry".into()),
+        };
+        let files = export::compose::write(&export, &dir, &name)?;
+        println!(
+            "wrote the Compose project '{name}' ({} files) to {}\n  start:      cd {} && docker compose up -d   (image {image}: quarry-testnet image --load)\n  a node:     docker compose exec {} quarry-cli getblockchaininfo\n  partition:  ./partitions/NAME.sh, then ./heal.sh\n  attack:     docker compose run --rm attack   (report in ./reports)",
+            files.len(),
+            dir.display(),
+            dir.display(),
+            export.scenario.node[0].name,
+        );
+    }
+    if let Some(dir) = kubernetes {
+        let files = export::kubernetes::write(&export, &dir)?;
+        println!(
+            "wrote {} Kubernetes manifests to {}\n  start:      kubectl apply -f {}/quarry.yaml   (image {image} on the cluster's nodes)\n  a node:     kubectl exec {}-0 -c quarryd -- quarry-cli getblockchaininfo\n  partition:  kubectl apply -f {}/partitions/NAME.yaml; heal: kubectl delete -f the same file\n  attack:     kubectl apply -f {}/attack-job.yaml",
+            files.len(),
+            dir.display(),
+            dir.display(),
+            export.scenario.node[0].name,
+            dir.display(),
+            dir.display(),
+        );
+    }
+    Ok(())
+}
+
 fn group(testnet: &Testnet, names: &str) -> Result<Vec<usize>> {
     names
         .split(',')
@@ -783,6 +873,7 @@ fn run(cli: Cli) -> Result<()> {
                     .map(|node| NodeSpec {
                         name: node.name.clone(),
                         share: node.share,
+                        config: node.config.clone(),
                     })
                     .collect();
                 options.links = scenario.links(topology, seed)?;
@@ -1033,6 +1124,30 @@ fn run(cli: Cli) -> Result<()> {
             Testnet::load(&place.dir()?)?.shutdown()?;
             println!("stopped");
             Ok(())
+        }
+        Command::Export {
+            scenario,
+            compose,
+            kubernetes,
+            project,
+            pow,
+        } => export(&scenario, compose, kubernetes, project, pow),
+        Command::Relay {
+            listen,
+            to,
+            delay_ms,
+        } => {
+            let listener = std::net::TcpListener::bind(listen)
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            quarry_testnet::delay::DelayedLink::serve(
+                listener,
+                to.clone(),
+                std::time::Duration::from_millis(delay_ms),
+            )?;
+            eprintln!("relaying {listen} to {to}, {delay_ms} ms each way");
+            loop {
+                std::thread::park();
+            }
         }
         Command::Reconverge {
             nodes,

@@ -147,6 +147,7 @@ pub fn run(run: &SplitRun) -> Result<SplitReport> {
         .map(|index| NodeSpec {
             name: format!("n{index}"),
             share: 0.0,
+            config: None,
         })
         .collect();
     let testnet = Testnet::start(

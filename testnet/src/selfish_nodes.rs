@@ -246,10 +246,12 @@ pub fn run(run: &NodesRun) -> Result<SelfishResult> {
     let mut specs = vec![NodeSpec {
         name: "attacker".into(),
         share: settings.alpha,
+        config: None,
     }];
     specs.extend((0..honest).map(|index| NodeSpec {
         name: format!("honest-{index}"),
         share: (1.0 - settings.alpha) / honest as f64,
+        config: None,
     }));
     let pairs: Vec<(usize, usize)> = (1..=honest)
         .flat_map(|a| (a + 1..=honest).map(move |b| (a, b)))

@@ -24,6 +24,21 @@ require_package() {
   fi
 }
 
+# Installs the PyPI package $1 (pinned version $2; needed for $3) when its command $1 is missing.
+require_python_tool() {
+  local package="$1" version="$2" why="$3"
+  if "$package" --version >/dev/null 2>&1; then
+    return
+  fi
+  if ! command -v python3 >/dev/null 2>&1; then
+    echo "error: $package is missing ($why) and so is python3 to install it: install Python 3, then pip install $package==$version" >&2
+    exit 1
+  fi
+  echo "Installing $package $version from PyPI ($why)..." >&2
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "$package==$version" >&2
+  hash -r
+}
+
 # RocksDB's Rust bindings are generated with bindgen, which needs libclang at build time.
 require_package libclang-dev "needed to build RocksDB's bindings" \
   'ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/x86_64-linux-gnu/libclang*.so*'

@@ -5,6 +5,8 @@ source "$(dirname "$0")/env.sh"
 # The plot tests lay the reports' SVG text out with a real font.
 require_package fonts-dejavu-core "the plot tests lay out SVG text with it" \
   'ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf'
+# The export tests validate Kubernetes manifests offline against the schemas it ships.
+require_python_tool kubernetes-validate 1.37.0 "the export tests validate Kubernetes manifests with it"
 cargo fmt --all -- --check
 bash scripts/check-deps.sh
 cargo clippy --locked --workspace --all-targets -- -D warnings

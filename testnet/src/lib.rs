@@ -10,6 +10,7 @@ pub mod engine;
 pub mod engine_check;
 pub mod experiment;
 pub mod export;
+pub mod image;
 pub mod params;
 pub mod plot;
 pub mod reconverge;

@@ -187,6 +187,29 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Pow::Simulated)]
         pow: Pow,
     },
+    /// Builds an OCI image of quarryd, quarry-cli, quarry-wallet, quarry-testnet (and tc) from
+    /// the local binaries, pulling nothing: an archive for `docker load -i`, `podman load -i`
+    /// or `kind load image-archive`. The exports run it.
+    Image {
+        /// The archive to write.
+        #[arg(long, value_name = "FILE", default_value = "quarry-image.tar")]
+        output: PathBuf,
+        /// The image's name and tag, REPOSITORY:TAG.
+        #[arg(long, value_name = "NAME:TAG", default_value_t = quarry_testnet::scenario::Image::default().to_string())]
+        tag: String,
+        /// The folder holding the four tools [default: this program's folder].
+        #[arg(long, value_name = "DIR")]
+        binaries: Option<PathBuf>,
+        /// Keep the tools' debug information (larger image, line numbers in backtraces).
+        #[arg(long)]
+        keep_debug: bool,
+        /// Leave tc out (partitions and netem in containers need it).
+        #[arg(long)]
+        no_tc: bool,
+        /// Load the image into Docker afterwards (`docker load`).
+        #[arg(long)]
+        load: bool,
+    },
     /// Relays TCP connections to a peer, each byte DELAY later both ways: what an export runs
     /// beside a node for each delayed link it dials. Runs until stopped.
     Relay {
@@ -563,6 +586,72 @@ impl Place {
             None => Ok(quarry_rpc::default_base_dir()?.join("localnet")),
         }
     }
+}
+
+/// `quarry-testnet image`.
+fn build_image(
+    output: PathBuf,
+    tag: &str,
+    binaries: Option<PathBuf>,
+    keep_debug: bool,
+    no_tc: bool,
+    load: bool,
+) -> Result<()> {
+    use quarry_testnet::image::{self, ImageOptions};
+    let Some((repository, version)) = tag
+        .rsplit_once(':')
+        .filter(|(name, tag)| !name.is_empty() && !tag.is_empty() && !tag.contains('/'))
+    else {
+        bail!("--tag {tag}: give REPOSITORY:TAG, e.g. quarry:0.1.0");
+    };
+    let binaries = match binaries {
+        Some(dir) => dir,
+        None => std::env::current_exe()?
+            .parent()
+            .context("this program has a folder")?
+            .to_path_buf(),
+    };
+    let tc = if no_tc { None } else { image::find_tc() };
+    if !no_tc && tc.is_none() {
+        eprintln!("note: tc is not on this machine (Debian: iproute2); the image goes without it, and partitions in containers fall back to bans");
+    }
+    let built = image::build(&ImageOptions {
+        binaries,
+        output: output.clone(),
+        image: quarry_testnet::scenario::Image {
+            repository: repository.to_owned(),
+            tag: version.to_owned(),
+        },
+        strip: !keep_debug,
+        tc,
+    })?;
+    println!(
+        "wrote {tag} to {} ({} files, {:.1} MB unpacked, {:.1} MB compressed; {})",
+        output.display(),
+        built.files.len(),
+        built.unpacked_bytes as f64 / 1e6,
+        built.layer_bytes as f64 / 1e6,
+        built.digest
+    );
+    if load {
+        let status = std::process::Command::new("docker")
+            .arg("load")
+            .arg("-i")
+            .arg(&output)
+            .status()
+            .context(
+                "cannot run docker: install Docker, or load the archive with podman load -i",
+            )?;
+        if !status.success() {
+            bail!("docker load failed ({status}); is the Docker daemon running?");
+        }
+    } else {
+        println!(
+            "load it with: docker load -i {}   (or podman load -i, kind load image-archive)",
+            output.display()
+        );
+    }
+    Ok(())
 }
 
 /// `quarry-testnet export`: the scenario written as a Compose project and/or manifests.
@@ -1132,6 +1221,14 @@ fn run(cli: Cli) -> Result<()> {
             project,
             pow,
         } => export(&scenario, compose, kubernetes, project, pow),
+        Command::Image {
+            output,
+            tag,
+            binaries,
+            keep_debug,
+            no_tc,
+            load,
+        } => build_image(output, &tag, binaries, keep_debug, no_tc, load),
         Command::Relay {
             listen,
             to,

@@ -15,8 +15,7 @@ use super::{ports, write_file, yaml, Export, CONFIG_PATH, DASHBOARD, DATA_DIR, P
 pub const SERVICE: &str = "quarry";
 /// The label naming a pod's node.
 pub const NODE_LABEL: &str = "quarry.dev/node";
-/// The user and group the containers run as (the image's non-root user).
-const USER_ID: u32 = 10_001;
+use crate::image::USER_ID;
 
 /// The DNS name of node `index`'s pod.
 pub fn host(export: &Export, index: usize) -> String {

@@ -1,7 +1,7 @@
 //! `quarry-testnet image`: an OCI image of the node and its tools built from the local
 //! binaries, with nothing pulled from a registry. The one layer holds `quarryd`,
-//! `quarry-cli`, `quarry-wallet` and `quarry-testnet`, `tc` when this machine has it (the
-//! exports' partitions and netem need it), exactly the shared libraries `ldd` says they load,
+//! `quarry-cli`, `quarry-wallet` and `quarry-testnet`, iproute2's `ip` when this machine has
+//! it (partitions in containers are blackhole routes it adds), exactly the shared libraries `ldd` says they load,
 //! and a user, a group and a data directory: `FROM scratch` in effect. The archive is an OCI
 //! image layout that also carries Docker's `manifest.json`, so `docker load`, `podman load`
 //! and `kind load image-archive` all take it; the build is reproducible (fixed times, sorted
@@ -24,8 +24,8 @@ pub const USER_ID: u32 = 10_001;
 pub const TOOLS: [&str; 4] = ["quarryd", "quarry-cli", "quarry-wallet", "quarry-testnet"];
 /// Where they go.
 const BIN_DIR: &str = "usr/local/bin";
-/// Where `tc` goes.
-const TC_PATH: &str = "usr/sbin/tc";
+/// Where `ip` goes.
+const IP_PATH: &str = "usr/sbin/ip";
 
 /// What to build.
 #[derive(Clone, Debug)]
@@ -38,8 +38,8 @@ pub struct ImageOptions {
     pub image: Image,
     /// Remove debug information from the tools' copies (a third of the size).
     pub strip: bool,
-    /// `tc`, if it is to be included.
-    pub tc: Option<PathBuf>,
+    /// iproute2's `ip`, if it is to be included.
+    pub ip: Option<PathBuf>,
 }
 
 /// What was built.
@@ -55,9 +55,9 @@ pub struct BuiltImage {
     pub digest: String,
 }
 
-/// `tc` where Debian and most distributions put it, if it is there.
-pub fn find_tc() -> Option<PathBuf> {
-    ["/usr/sbin/tc", "/sbin/tc"]
+/// iproute2's `ip` where Debian and most distributions put it, if it is there.
+pub fn find_ip() -> Option<PathBuf> {
+    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
         .into_iter()
         .map(PathBuf::from)
         .find(|path| path.is_file())
@@ -176,16 +176,16 @@ fn layer_files(options: &ImageOptions) -> Result<BTreeMap<String, Entry>> {
         );
         elves.push(path);
     }
-    if let Some(tc) = &options.tc {
+    if let Some(ip) = &options.ip {
         files.insert(
-            TC_PATH.to_owned(),
+            IP_PATH.to_owned(),
             Entry {
-                contents: std::fs::read(tc)
-                    .with_context(|| format!("cannot read {}", tc.display()))?,
+                contents: std::fs::read(ip)
+                    .with_context(|| format!("cannot read {}", ip.display()))?,
                 mode: 0o755,
             },
         );
-        elves.push(tc.clone());
+        elves.push(ip.clone());
     }
     for elf in &elves {
         for library in shared_libraries(elf)? {

@@ -187,7 +187,7 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Pow::Simulated)]
         pow: Pow,
     },
-    /// Builds an OCI image of quarryd, quarry-cli, quarry-wallet, quarry-testnet (and tc) from
+    /// Builds an OCI image of quarryd, quarry-cli, quarry-wallet, quarry-testnet (and ip) from
     /// the local binaries, pulling nothing: an archive for `docker load -i`, `podman load -i`
     /// or `kind load image-archive`. The exports run it.
     Image {
@@ -203,9 +203,9 @@ enum Command {
         /// Keep the tools' debug information (larger image, line numbers in backtraces).
         #[arg(long)]
         keep_debug: bool,
-        /// Leave tc out (partitions and netem in containers need it).
+        /// Leave iproute2's ip out (partitions in containers need it).
         #[arg(long)]
-        no_tc: bool,
+        no_ip: bool,
         /// Load the image into Docker afterwards (`docker load`).
         #[arg(long)]
         load: bool,
@@ -594,7 +594,7 @@ fn build_image(
     tag: &str,
     binaries: Option<PathBuf>,
     keep_debug: bool,
-    no_tc: bool,
+    no_ip: bool,
     load: bool,
 ) -> Result<()> {
     use quarry_testnet::image::{self, ImageOptions};
@@ -611,9 +611,9 @@ fn build_image(
             .context("this program has a folder")?
             .to_path_buf(),
     };
-    let tc = if no_tc { None } else { image::find_tc() };
-    if !no_tc && tc.is_none() {
-        eprintln!("note: tc is not on this machine (Debian: iproute2); the image goes without it, and partitions in containers fall back to bans");
+    let ip = if no_ip { None } else { image::find_ip() };
+    if !no_ip && ip.is_none() {
+        eprintln!("note: ip is not on this machine (Debian: iproute2); the image goes without it, and partitions in containers fall back to bans");
     }
     let built = image::build(&ImageOptions {
         binaries,
@@ -623,7 +623,7 @@ fn build_image(
             tag: version.to_owned(),
         },
         strip: !keep_debug,
-        tc,
+        ip,
     })?;
     println!(
         "wrote {tag} to {} ({} files, {:.1} MB unpacked, {:.1} MB compressed; {})",
@@ -1226,9 +1226,9 @@ fn run(cli: Cli) -> Result<()> {
             tag,
             binaries,
             keep_debug,
-            no_tc,
+            no_ip,
             load,
-        } => build_image(output, &tag, binaries, keep_debug, no_tc, load),
+        } => build_image(output, &tag, binaries, keep_debug, no_ip, load),
         Command::Relay {
             listen,
             to,

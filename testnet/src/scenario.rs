@@ -34,7 +34,7 @@ pub struct Scenario {
     /// The nodes.
     pub node: Vec<ScenarioNode>,
     /// Named partitions: `partition NAME` cuts the links between their two sides; the
-    /// Kubernetes export writes each as NetworkPolicies, the Compose export as packet filters.
+    /// Kubernetes export writes each as NetworkPolicies, the Compose export as blackhole routes.
     #[serde(default)]
     pub partition: Vec<ScenarioPartition>,
     /// The container image the exports run (Warnet's `image.repository` and `image.tag`).

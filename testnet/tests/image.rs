@@ -123,7 +123,7 @@ fn the_image_is_a_consistent_layout_whose_layer_runs_the_node_as_a_non_root_user
     assert_eq!(docker[0]["RepoTags"][0], "quarry:test");
     assert_eq!(config["config"]["User"], "10001:10001");
 
-    // Only the tools, tc, their libraries and the user's files.
+    // Only the tools, ip, their libraries and the user's files.
     let root = dir.path().join("rootfs");
     // As a container runtime unpacks it: owners kept (the data directory is the user's).
     let mut layer_archive = tar::Archive::new(unpacked.as_slice());
@@ -144,7 +144,7 @@ fn the_image_is_a_consistent_layout_whose_layer_runs_the_node_as_a_non_root_user
     }
     for file in &files {
         let allowed = file.starts_with("usr/local/bin/quarry")
-            || file == "usr/sbin/tc"
+            || file == "usr/sbin/ip"
             || file.starts_with("etc/")
             || file.contains(".so");
         assert!(allowed, "{file} has no business in the image");
@@ -157,6 +157,17 @@ fn the_image_is_a_consistent_layout_whose_layer_runs_the_node_as_a_non_root_user
         eprintln!("SKIPPED: running the image's layer needs chroot, which needs root; the layout was checked");
         return;
     }
+    // The partitions' tool runs with the layer's libraries alone.
+    let ip = Command::new("chroot")
+        .arg(&root)
+        .args(["/usr/sbin/ip", "-V"])
+        .output()
+        .unwrap();
+    assert!(
+        ip.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ip.stderr)
+    );
     // What a container runtime mounts: the hosts file.
     std::fs::copy("/etc/hosts", root.join("etc/hosts")).unwrap();
     let environment: Vec<String> = config["config"]["Env"]

@@ -1,8 +1,9 @@
 //! A scenario as a Compose project: a service per node on one network with fixed addresses
-//! (so packet filters can name peers), the RPC password in `.env`, delaying relays sharing the
-//! dialler's network namespace, each partition as a script that installs packet filters in
-//! the nodes' containers (`tc`, with the NET_ADMIN capability the services are granted) and
-//! `heal.sh` that removes them, and an attack service behind the `attack` profile.
+//! (so routes can name peers), the RPC password in `.env`, delaying relays sharing the
+//! dialler's network namespace, each partition as a script that adds blackhole routes to the
+//! other side in the nodes' containers (`ip`, with the NET_ADMIN capability the services are
+//! granted; routes need no kernel module, unlike tc's filters) and `heal.sh` that removes
+//! them, and an attack service behind the `attack` profile.
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -136,23 +137,21 @@ fn project(export: &Export, name: &str) -> Result<Value> {
     }))
 }
 
-/// The command that runs `tc` in node `name`'s network namespace: `docker compose exec` by
+/// The command that runs `ip` in node `name`'s network namespace: `docker compose exec` by
 /// default; `QUARRY_EXEC` replaces it (`ip netns exec` for nodes in network namespaces).
 const EXEC: &str =
     r#"exec_in() { node="$1"; shift; ${QUARRY_EXEC:-docker compose exec -T} "$node" "$@"; }"#;
 
-/// The script that cuts the partition: on every node of each side, a filter that drops the
-/// packets it sends to the other side's addresses.
+/// The script that cuts the partition: on every node of each side, a blackhole route to each
+/// address of the other side (nothing it sends there leaves, so no connection survives).
 fn partition_script(export: &Export, name: &str, a: &[usize], b: &[usize]) -> Result<String> {
     let mut script = format!(
         "#!/bin/sh\n# Partition '{name}': drops every packet between its two sides, in the nodes' own\n\
-         # network namespaces (tc, NET_ADMIN). Undo with ./heal.sh. Run from anywhere.\n\
+         # network namespaces (blackhole routes, NET_ADMIN). Undo with ./heal.sh. Run from anywhere.\n\
          set -eu\ncd \"$(dirname \"$0\")/..\"\n{EXEC}\n\
          # cut NODE ADDRESS...: NODE drops what it sends to each ADDRESS.\n\
-         cut() {{\n  node=\"$1\"; shift\n  exec_in \"$node\" tc qdisc replace dev eth0 root handle 1: prio\n  \
-         for address in \"$@\"; do\n    \
-         exec_in \"$node\" tc filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst \"$address/32\" action drop\n  \
-         done\n}}\n"
+         cut() {{\n  node=\"$1\"; shift\n  for address in \"$@\"; do\n    \
+         exec_in \"$node\" ip route replace blackhole \"$address/32\"\n  done\n}}\n"
     );
     for (from, to) in [(a, b), (b, a)] {
         for &x in from {
@@ -172,16 +171,14 @@ fn partition_script(export: &Export, name: &str, a: &[usize], b: &[usize]) -> Re
     Ok(script)
 }
 
-/// The script that removes every partition's filters (and nothing else).
+/// The script that removes every partition's routes (and nothing else: no other route of a
+/// node's is a blackhole).
 fn heal_script(export: &Export) -> String {
     let mut script = format!(
-        "#!/bin/sh\n# Removes the packet filters of every partition.\nset -u\ncd \"$(dirname \"$0\")\"\n{EXEC}\n"
+        "#!/bin/sh\n# Removes the blackhole routes of every partition.\nset -u\ncd \"$(dirname \"$0\")\"\n{EXEC}\n"
     );
     for name in export.names() {
-        let _ = writeln!(
-            script,
-            "exec_in {name} tc qdisc del dev eth0 root 2>/dev/null || true"
-        );
+        let _ = writeln!(script, "exec_in {name} ip route flush type blackhole");
     }
     script.push_str("echo healed\n");
     script

@@ -2,7 +2,7 @@
 //! Kubernetes manifests ([`kubernetes`]). Both run the image `quarry-testnet image` builds,
 //! one container per node, peers found by DNS name, the scenario's per-link delays in relays
 //! beside the dialling node (the processes engine's relay, `quarry-testnet relay`), its
-//! partitions as packet filters or NetworkPolicies, and the Grafana dashboard beside them.
+//! partitions as blackhole routes or NetworkPolicies, and the Grafana dashboard beside them.
 
 pub mod compose;
 pub mod kubernetes;

@@ -39,6 +39,33 @@ require_python_tool() {
   hash -r
 }
 
+# The Docker engine's test needs a daemon: as root, installs Debian's docker.io and starts
+# dockerd when none answers; elsewhere (or if it cannot start) that test says it was skipped.
+start_docker() {
+  if docker info >/dev/null 2>&1; then
+    return 0
+  fi
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "note: no Docker daemon answers; the Docker engine's test will be skipped" >&2
+    return 0
+  fi
+  if ! command -v dockerd >/dev/null 2>&1; then
+    echo "Installing docker.io (the Docker engine's test runs containers)..." >&2
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io; } >/tmp/quarry-docker-install.log 2>&1; then
+      echo "note: docker.io did not install (/tmp/quarry-docker-install.log); the Docker engine's test will be skipped" >&2
+      return 0
+    fi
+  fi
+  (dockerd >/tmp/quarry-dockerd.log 2>&1 &)
+  for _ in $(seq 120); do
+    if docker info >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "note: dockerd did not start (/tmp/quarry-dockerd.log); the Docker engine's test will be skipped" >&2
+}
+
 # RocksDB's Rust bindings are generated with bindgen, which needs libclang at build time.
 require_package libclang-dev "needed to build RocksDB's bindings" \
   'ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/x86_64-linux-gnu/libclang*.so*'

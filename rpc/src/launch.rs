@@ -100,28 +100,37 @@ impl Launch {
         lifetime: Lifetime,
     ) -> std::io::Result<Child> {
         let mut command = program;
-        command
-            .args(self.args())
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.log_path())?);
-        match lifetime {
-            Lifetime::WithThisProcess => stop_with_parent(&mut command),
-            Lifetime::Detached => {
-                use std::os::unix::process::CommandExt;
-                // Out of the terminal's process group: a Ctrl-C meant for the shell's next
-                // command does not reach it.
-                command.process_group(0);
-            }
-        }
-        command.spawn()
+        command.args(self.args()).args(extra);
+        spawn_logged(command, &self.log_path(), lifetime)
     }
 
     /// Starts the node with `extra` arguments.
     pub fn spawn(&self, extra: &[String], lifetime: Lifetime) -> std::io::Result<Child> {
         self.spawn_with(Command::new(&self.quarryd), extra, lifetime)
     }
+}
+
+/// Starts `command` with its standard error in the file `log`, for `lifetime` (a node, or a
+/// program standing for one, such as `docker run` of its container).
+pub fn spawn_logged(
+    mut command: Command,
+    log: &Path,
+    lifetime: Lifetime,
+) -> std::io::Result<Child> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log)?);
+    match lifetime {
+        Lifetime::WithThisProcess => stop_with_parent(&mut command),
+        Lifetime::Detached => {
+            use std::os::unix::process::CommandExt;
+            // Out of the terminal's process group: a Ctrl-C meant for the shell's next
+            // command does not reach it.
+            command.process_group(0);
+        }
+    }
+    command.spawn()
 }
 
 /// How long a started node runs.

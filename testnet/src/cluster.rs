@@ -1,6 +1,7 @@
-//! A local testnet of real `quarryd` processes on loopback: starting them, connecting them in
-//! a topology, calling them over JSON-RPC, partitioning and healing, and stopping them. Its
-//! layout is saved in `testnet.json` so later commands can act on a running testnet.
+//! A local testnet of real `quarryd` nodes, as processes on loopback or in Docker containers
+//! ([`crate::docker`]): starting them, connecting them in a topology, calling them over
+//! JSON-RPC, partitioning and healing, and stopping them. Its layout is saved in
+//! `testnet.json` so later commands can act on a running testnet.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,15 +11,19 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use quarry_chain::hash::tagged_hash;
 use quarry_chain::{Address, BlockHash, ChainParams, OutputKey, PowMode};
-use quarry_rpc::launch::{binary_path, wait_until_answers, Launch, Lifetime};
+use quarry_rpc::launch::{binary_path, spawn_logged, wait_until_answers, Launch, Lifetime};
 use quarry_rpc::types::{NetworkInfo, PeerInfo};
 use quarry_rpc::{CallError, Endpoint};
 use quarry_wallet::{Seed, Wallet, WalletFile};
 use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::delay::DelayedLink;
+use crate::docker::Docker;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+
+/// The first loopback port of the delaying relays in containers (one per link).
+const RELAY_PORT_BASE: u16 = 20_000;
 
 /// The state file in a testnet's directory.
 pub const STATE_FILE: &str = "testnet.json";
@@ -162,6 +167,33 @@ pub struct State {
     /// wallets and say nothing about the hash-rate shares.
     #[serde(default)]
     pub mined_from: u64,
+    /// Where the nodes run in Docker, if they do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<Docker>,
+}
+
+/// Where a testnet's nodes run.
+#[derive(Clone, Debug)]
+pub enum NodeEngine {
+    /// `quarryd` processes on loopback.
+    Processes {
+        /// The quarryd binary.
+        quarryd: PathBuf,
+    },
+    /// Containers of an image, one per node.
+    Docker {
+        /// The image (`quarry-testnet image` builds it).
+        image: String,
+    },
+}
+
+impl NodeEngine {
+    /// Processes of the quarryd at `quarryd`.
+    pub fn processes(quarryd: &Path) -> Self {
+        Self::Processes {
+            quarryd: quarryd.to_path_buf(),
+        }
+    }
 }
 
 /// A link between two nodes.
@@ -245,7 +277,7 @@ impl Testnet {
         specs: &[NodeSpec],
         total_hash_rate: u64,
         links: Vec<Link>,
-        quarryd: &Path,
+        engine: &NodeEngine,
         lifetime: Lifetime,
     ) -> Result<Self> {
         std::fs::create_dir_all(dir)
@@ -254,6 +286,15 @@ impl Testnet {
         let mut spec = params.spec().clone();
         spec.genesis_nonce = Some(params.genesis_block().header.nonce);
         std::fs::write(&params_file, toml::to_string(&spec)?)?;
+        let docker = match engine {
+            NodeEngine::Processes { .. } => None,
+            NodeEngine::Docker { image } => {
+                let docker = Docker::new(image, dir);
+                docker.check()?;
+                docker.create_network()?;
+                Some(docker)
+            }
+        };
         let mut testnet = Self {
             dir: dir.to_path_buf(),
             params: params.clone(),
@@ -262,13 +303,17 @@ impl Testnet {
                 nodes: Vec::new(),
                 mined_from: 0,
                 links: Vec::new(),
+                docker,
             },
             children: Vec::new(),
             lifetime,
         };
-        if let Err(error) = testnet.start_nodes(specs, total_hash_rate, links, quarryd) {
+        if let Err(error) = testnet.start_nodes(specs, total_hash_rate, links, engine) {
             let started = testnet.children.len();
             testnet.kill_children();
+            if let Some(docker) = &testnet.state.docker {
+                let _ = docker.remove();
+            }
             return Err(error.context(format!(
                 "the testnet did not start; stopped the {started} node(s) it had started"
             )));
@@ -283,16 +328,33 @@ impl Testnet {
         specs: &[NodeSpec],
         total_hash_rate: u64,
         mut links: Vec<Link>,
-        quarryd: &Path,
+        engine: &NodeEngine,
     ) -> Result<()> {
         for spec in specs {
             let hash_rate = (spec.share * total_hash_rate as f64).round() as u64;
-            let (child, record) = self.spawn(spec, hash_rate, quarryd)?;
+            let (child, record) = self.spawn(spec, hash_rate, engine)?;
             self.children.push(child);
             self.state.nodes.push(record);
         }
-        for link in &mut links {
-            if link.delay_ms > 0 {
+        for (number, link) in links.iter_mut().enumerate() {
+            if let (Some(docker), true) = (&self.state.docker, link.delay_ms > 0) {
+                // The relay runs in the dialler's network namespace, so its loopback port is
+                // the dialler's.
+                let port = RELAY_PORT_BASE + number as u16;
+                let (dialler, listener) = (
+                    &self.state.nodes[link.dialler],
+                    &self.state.nodes[link.listener],
+                );
+                let relay =
+                    docker.relay_command(&dialler.name, port, &listener.name, link.delay_ms);
+                let log = dialler.dir.join(format!("relay-{}.log", listener.name));
+                self.children
+                    .push(spawn_logged(relay, &log, self.lifetime)?);
+                link.via = Some(format!(
+                    "/ip4/127.0.0.1/tcp/{port}/p2p/{}",
+                    listener.peer_id
+                ));
+            } else if link.delay_ms > 0 {
                 let target = &self.state.nodes[link.listener];
                 let port: u16 = target
                     .p2p
@@ -328,7 +390,7 @@ impl Testnet {
         &self,
         spec: &NodeSpec,
         hash_rate: u64,
-        quarryd: &Path,
+        engine: &NodeEngine,
     ) -> Result<(Child, NodeRecord)> {
         let dir = self.dir.join(&spec.name);
         std::fs::create_dir_all(&dir)?;
@@ -336,8 +398,12 @@ impl Testnet {
             // quarryd reads DATADIR/quarryd.toml when it exists.
             std::fs::write(dir.join("quarryd.toml"), config)?;
         }
+        let quarryd = match engine {
+            NodeEngine::Processes { quarryd } => quarryd.clone(),
+            NodeEngine::Docker { .. } => PathBuf::from("quarryd"),
+        };
         let launch = Launch::on_free_ports(
-            quarryd.to_path_buf(),
+            quarryd.clone(),
             self.state.params_file.display().to_string(),
             dir.clone(),
         )?;
@@ -362,9 +428,23 @@ impl Testnet {
                 self.mining_seed(&spec.name).to_string(),
             ]);
         }
-        let mut child = launch
-            .spawn(&extra, self.lifetime)
-            .with_context(|| format!("cannot start {}: build it with `cargo build -p quarry-node --bins` (./scripts/run.sh does) or pass --quarryd", quarryd.display()))?;
+        let mut child = match &self.state.docker {
+            None => launch
+                .spawn(&extra, self.lifetime)
+                .with_context(|| format!("cannot start {}: build it with `cargo build -p quarry-node --bins` (./scripts/run.sh does) or pass --quarryd", quarryd.display()))?,
+            Some(docker) => {
+                let command = docker.node_command(
+                    &spec.name,
+                    &dir,
+                    &self.state.params_file,
+                    launch.rpc,
+                    launch.metrics,
+                    &extra,
+                )?;
+                spawn_logged(command, &launch.log_path(), self.lifetime)
+                    .context("cannot run docker")?
+            }
+        };
         let mut record = NodeRecord {
             name: spec.name.clone(),
             dir,
@@ -392,11 +472,15 @@ impl Testnet {
             )
         })?;
         let info = info.context("the node answered")?;
-        record.p2p = info
-            .p2paddresses
-            .into_iter()
-            .next()
-            .context("the node reports no listen address")?;
+        record.p2p = match &self.state.docker {
+            // Its peers reach it by name on the testnet's network.
+            Some(_) => Docker::p2p_address(&spec.name, &info.peerid),
+            None => info
+                .p2paddresses
+                .into_iter()
+                .next()
+                .context("the node reports no listen address")?,
+        };
         record.peer_id = info.peerid;
         Ok((child, record))
     }
@@ -549,7 +633,8 @@ impl Testnet {
         Ok(peers.iter().any(|peer| &peer.peerid == wanted))
     }
 
-    /// Cuts every link between `a` and `b` (both ways, by bans that last until `heal`).
+    /// Cuts every link between `a` and `b` (both ways, by bans that last until `heal`; in
+    /// containers also by blackhole routes, so no packet crosses).
     pub fn partition(&self, a: &[usize], b: &[usize]) -> Result<()> {
         check_partition(a, b).map_err(|both| {
             let name = &self.state.nodes[both].name;
@@ -557,6 +642,20 @@ impl Testnet {
         })?;
         if a.is_empty() || b.is_empty() {
             bail!("each side of a partition needs at least one node");
+        }
+        if let Some(docker) = &self.state.docker {
+            // In containers the cut is real: nothing either side sends the other leaves.
+            let addresses = |side: &[usize]| -> Result<Vec<_>> {
+                side.iter()
+                    .map(|&index| docker.address(&self.state.nodes[index].name))
+                    .collect()
+            };
+            let (to_a, to_b) = (addresses(a)?, addresses(b)?);
+            for (side, other) in [(a, &to_b), (b, &to_a)] {
+                for &index in side {
+                    docker.cut(&self.state.nodes[index].name, other)?;
+                }
+            }
         }
         for &x in a {
             for &y in b {
@@ -586,9 +685,12 @@ impl Testnet {
         }
     }
 
-    /// Lifts every ban and restores the topology's links.
+    /// Lifts every ban (and removes the blackhole routes) and restores the topology's links.
     pub fn heal(&self) -> Result<()> {
         for index in 0..self.state.nodes.len() {
+            if let Some(docker) = &self.state.docker {
+                docker.mend(&self.state.nodes[index].name)?;
+            }
             self.run(index, "clearbanned", json!([]))?;
         }
         for link in &self.state.links {
@@ -629,6 +731,9 @@ impl Testnet {
                 signal(record.pid, "-KILL");
                 killed.push(format!("{} (pid {})", record.name, record.pid));
             }
+        }
+        if let Some(docker) = &self.state.docker {
+            docker.remove()?;
         }
         let _ = std::fs::remove_file(self.dir.join(STATE_FILE));
         if !killed.is_empty() {

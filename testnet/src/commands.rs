@@ -27,8 +27,8 @@ pub struct UpOptions {
     pub hash_rate: u64,
     /// Target seconds between blocks.
     pub spacing: u32,
-    /// Where quarryd is.
-    pub quarryd: PathBuf,
+    /// Where the nodes run: processes of a quarryd, or Docker containers.
+    pub engine: cluster::NodeEngine,
     /// Continue the testnet already in `dir` (its network, chains and wallets) instead of
     /// replacing it with a fresh one.
     pub resume: bool,
@@ -94,7 +94,7 @@ pub fn up(options: &UpOptions) -> Result<Testnet> {
         &options.nodes,
         options.hash_rate,
         options.links.clone(),
-        &options.quarryd,
+        &options.engine,
         if options.detach {
             Lifetime::Detached
         } else {

@@ -34,8 +34,8 @@ pub struct AttackRun {
     /// The report folder (the nodes run in its `nodes` subfolder, or `testnet-K/nodes` for
     /// each of several testnets).
     pub report: PathBuf,
-    /// Where quarryd is.
-    pub quarryd: PathBuf,
+    /// Where real nodes run: processes of a quarryd, or Docker containers.
+    pub nodes: crate::cluster::NodeEngine,
     /// Real nodes or the virtual-time engine.
     pub engine: EngineKind,
     /// The engine's seed (trial `k` draws from [`crate::engine::trial_seed`]`(seed, k)`).
@@ -69,7 +69,7 @@ fn start_attack_testnet(
     network: LocalNetwork,
     trials: usize,
     links: Vec<Link>,
-    quarryd: &Path,
+    nodes: &crate::cluster::NodeEngine,
 ) -> Result<Testnet> {
     let nodes_dir = report.join("nodes");
     if nodes_dir.exists() {
@@ -93,7 +93,7 @@ fn start_attack_testnet(
         &crate::attack::node_specs(q),
         network.miners_hash_rate(),
         links,
-        quarryd,
+        nodes,
         Lifetime::WithThisProcess,
     )?;
     if let Err(error) = crate::attack::fund_attacker(&testnet, trials) {
@@ -307,7 +307,7 @@ fn double_spend_on_one_testnet(
         },
         share,
         Link::plain(links(Topology::Mesh, 3, 0)),
-        &run.quarryd,
+        &run.nodes,
     )?;
     let outcome = (|| -> Result<Vec<NumberedTrial>> {
         let mut trials = Vec::new();
@@ -404,8 +404,8 @@ pub struct ZeroConfirmationRun {
     pub pow: PowMode,
     /// The report folder (the nodes run in its `nodes` subfolder).
     pub report: PathBuf,
-    /// Where quarryd is.
-    pub quarryd: PathBuf,
+    /// Where real nodes run: processes of a quarryd, or Docker containers.
+    pub nodes: crate::cluster::NodeEngine,
     /// Real nodes or the virtual-time engine.
     pub engine: EngineKind,
 }
@@ -440,7 +440,7 @@ pub fn zero_confirmation(
         },
         total,
         links,
-        &run.quarryd,
+        &run.nodes,
     )?;
     let mut progress = trial_progress(total);
     progress(0, 0, false);

@@ -6,6 +6,7 @@ pub mod attack;
 pub mod cluster;
 pub mod commands;
 pub mod delay;
+pub mod docker;
 pub mod engine;
 pub mod engine_check;
 pub mod experiment;

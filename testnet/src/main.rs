@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use quarry_chain::ChainParams;
-use quarry_testnet::cluster::{self, Link, NodeSpec, Testnet, Topology};
+use quarry_testnet::cluster::{self, Link, NodeEngine, NodeSpec, Testnet, Topology};
 use quarry_testnet::commands::{self, UpOptions};
 use quarry_testnet::engine::selfish::{self, Retarget, SelfishResult, SelfishSettings};
 use quarry_testnet::engine::EngineKind;
@@ -68,6 +68,13 @@ enum Command {
         resume: bool,
         #[command(flatten)]
         place: Place,
+        /// Where the nodes run: quarryd processes on loopback, or Docker containers (each on
+        /// the testnet's own network with its own address; partitions cut it for real).
+        #[arg(long, value_enum, default_value_t = UpEngine::Processes)]
+        engine: UpEngine,
+        /// The image of --engine docker (`quarry-testnet image --load` builds it).
+        #[arg(long, value_name = "IMAGE", default_value = DEFAULT_IMAGE)]
+        image: String,
         /// The quarryd binary [default: beside this one, else on PATH].
         #[arg(long, value_name = "PATH")]
         quarryd: Option<PathBuf>,
@@ -195,7 +202,7 @@ enum Command {
         #[arg(long, value_name = "FILE", default_value = "quarry-image.tar")]
         output: PathBuf,
         /// The image's name and tag, REPOSITORY:TAG.
-        #[arg(long, value_name = "NAME:TAG", default_value_t = quarry_testnet::scenario::Image::default().to_string())]
+        #[arg(long, value_name = "NAME:TAG", default_value = DEFAULT_IMAGE)]
         tag: String,
         /// The folder holding the four tools [default: this program's folder].
         #[arg(long, value_name = "DIR")]
@@ -457,10 +464,7 @@ impl RaceArgs {
             }),
             stop_rule,
             report: self.run.report(kind)?,
-            quarryd: match engine {
-                EngineKind::Sim => PathBuf::new(),
-                EngineKind::Nodes => cluster::quarryd_path(self.run.quarryd.as_deref())?,
-            },
+            nodes: self.run.nodes(engine)?,
             engine,
             seed,
         })
@@ -515,9 +519,29 @@ struct RunArgs {
     /// The quarryd binary [default: beside this one, else on PATH].
     #[arg(long, value_name = "PATH")]
     quarryd: Option<PathBuf>,
+    /// Run the real nodes in Docker containers of IMAGE instead of processes (`quarry-testnet
+    /// image --load` builds it) [IMAGE default: quarry:VERSION].
+    #[arg(long, value_name = "IMAGE", num_args = 0..=1, default_missing_value = DEFAULT_IMAGE)]
+    docker: Option<String>,
 }
 
+/// The image `quarry-testnet image` builds by default.
+const DEFAULT_IMAGE: &str = concat!("quarry:", env!("CARGO_PKG_VERSION"));
+
 impl RunArgs {
+    /// Where real nodes run (for `engine`; the virtual-time engine runs none).
+    fn nodes(&self, engine: EngineKind) -> Result<NodeEngine> {
+        Ok(match (&self.docker, engine) {
+            (_, EngineKind::Sim) => NodeEngine::processes(Path::new("")),
+            (Some(image), EngineKind::Nodes) => NodeEngine::Docker {
+                image: image.clone(),
+            },
+            (None, EngineKind::Nodes) => {
+                NodeEngine::processes(&cluster::quarryd_path(self.quarryd.as_deref())?)
+            }
+        })
+    }
+
     /// The report folder: as given, else `reports/KIND` in the default testnet directory.
     fn report(&self, kind: &str) -> Result<PathBuf> {
         match &self.report {
@@ -586,6 +610,15 @@ impl Place {
             None => Ok(quarry_rpc::default_base_dir()?.join("localnet")),
         }
     }
+}
+
+/// Where `up` runs the nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum UpEngine {
+    /// quarryd processes on loopback.
+    Processes,
+    /// Docker containers.
+    Docker,
 }
 
 /// `quarry-testnet image`.
@@ -831,7 +864,7 @@ fn selfish_on_nodes(
             delay_ms,
             hash_rate: 20_000,
             dir: report.join("nodes"),
-            quarryd: quarryd.to_owned(),
+            nodes: NodeEngine::processes(quarryd),
         })?);
     }
     Ok(selfish_report::SelfishReport {
@@ -883,10 +916,7 @@ fn zero_confirmation(
         hash_rate,
         pow: common.run.pow.into(),
         report: common.run.report(kind)?,
-        quarryd: match common.engine {
-            EngineKind::Nodes => cluster::quarryd_path(common.run.quarryd.as_deref())?,
-            EngineKind::Sim => PathBuf::new(),
-        },
+        nodes: common.run.nodes(common.engine)?,
         engine: common.engine,
     };
     if common.engine == EngineKind::Sim && matches!(common.run.pow, Pow::Real) {
@@ -941,6 +971,8 @@ fn run(cli: Cli) -> Result<()> {
             pow,
             resume,
             place,
+            engine,
+            image,
             quarryd,
         } => {
             let mut options = UpOptions {
@@ -949,7 +981,12 @@ fn run(cli: Cli) -> Result<()> {
                 links: Link::plain(cluster::links(topology, usize::from(nodes), seed)),
                 hash_rate,
                 spacing,
-                quarryd: cluster::quarryd_path(quarryd.as_deref())?,
+                engine: match engine {
+                    UpEngine::Processes => {
+                        NodeEngine::processes(&cluster::quarryd_path(quarryd.as_deref())?)
+                    }
+                    UpEngine::Docker => NodeEngine::Docker { image },
+                },
                 resume,
                 detach,
                 pow: pow.into(),
@@ -966,8 +1003,11 @@ fn run(cli: Cli) -> Result<()> {
                     })
                     .collect();
                 options.links = scenario.links(topology, seed)?;
-                if detach && options.links.iter().any(|link| link.delay_ms > 0) {
-                    bail!("delayed links are relayed by this process: run `up` without --detach");
+                // In Docker the relays are containers of their own; as processes, threads of
+                // this one.
+                let relayed_here = matches!(options.engine, NodeEngine::Processes { .. });
+                if detach && relayed_here && options.links.iter().any(|link| link.delay_ms > 0) {
+                    bail!("delayed links are relayed by this process: run `up` without --detach (or with --engine docker)");
                 }
                 options.hash_rate = scenario.hash_rate.unwrap_or(options.hash_rate);
                 options.spacing = scenario.spacing.unwrap_or(options.spacing);

@@ -156,7 +156,7 @@ pub fn run(run: &SplitRun) -> Result<SplitReport> {
         &specs,
         0,
         Link::plain(links(Topology::Mesh, run.nodes, 0)),
-        &run.quarryd,
+        &crate::cluster::NodeEngine::processes(&run.quarryd),
         Lifetime::WithThisProcess,
     )?;
     let report = measure(&testnet, run);

@@ -45,8 +45,8 @@ pub struct NodesRun {
     pub hash_rate: u64,
     /// Where the nodes run.
     pub dir: PathBuf,
-    /// The quarryd binary.
-    pub quarryd: PathBuf,
+    /// Where the nodes run: processes of a quarryd, or Docker containers.
+    pub nodes: crate::cluster::NodeEngine,
 }
 
 /// A block the controller has seen.
@@ -266,7 +266,7 @@ pub fn run(run: &NodesRun) -> Result<SelfishResult> {
         &specs,
         run.hash_rate,
         Link::delayed(pairs, run.delay_ms),
-        &run.quarryd,
+        &run.nodes,
         Lifetime::WithThisProcess,
     )?;
     let outcome = race_on(&testnet, run, honest);

@@ -47,7 +47,7 @@ fn run(
         parallel,
         stop_rule,
         report: dir.path().join("report"),
-        quarryd: quarryd_path(None).unwrap(),
+        nodes: quarry_testnet::cluster::NodeEngine::processes(&quarryd_path(None).unwrap()),
         engine: EngineKind::Nodes,
         seed: 0,
     })
@@ -62,7 +62,7 @@ fn idle_testnet(dir: &std::path::Path, nodes: usize, links: Vec<Link>) -> UpOpti
         links,
         hash_rate: 20_000,
         spacing: 1,
-        quarryd: quarryd_path(None).unwrap(),
+        engine: quarry_testnet::cluster::NodeEngine::processes(&quarryd_path(None).unwrap()),
         resume: false,
         detach: false,
         pow: quarry_chain::PowMode::Real,
@@ -217,7 +217,7 @@ fn race_and_finney_trials_reverse_payments_the_merchant_took_unconfirmed() {
             hash_rate: 20_000,
             pow: quarry_chain::PowMode::Real,
             report: dir.path().to_path_buf(),
-            quarryd: quarryd_path(None).unwrap(),
+            nodes: quarry_testnet::cluster::NodeEngine::processes(&quarryd_path(None).unwrap()),
             engine: EngineKind::Nodes,
         };
         let report = zero_confirmation(&run).unwrap();
@@ -343,7 +343,7 @@ fn a_testnet_that_fails_to_start_leaves_no_node_running() {
     .unwrap();
     let testnet_dir = dir.path().join("net");
     let options = UpOptions {
-        quarryd: wrapper,
+        engine: quarry_testnet::cluster::NodeEngine::processes(&wrapper),
         ..idle_testnet(&testnet_dir, 3, Link::plain(links(Topology::Line, 3, 0)))
     };
     let error = format!("{:#}", up(&options).unwrap_err());

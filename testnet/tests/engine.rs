@@ -73,7 +73,7 @@ fn real_nodes_and_the_engine_agree_on_the_double_spend_rate() {
         parallel: 2,
         stop_rule: StopRule::Trials,
         report: dir.path().to_owned(),
-        quarryd: quarryd_path(None).unwrap(),
+        nodes: quarry_testnet::cluster::NodeEngine::processes(&quarryd_path(None).unwrap()),
         engine: EngineKind::Nodes,
         seed: 1,
     };

@@ -23,7 +23,7 @@ fn on_nodes(alpha: f64, gamma: f64, blocks: u32) -> quarry_testnet::engine::self
         delay_ms: 50,
         hash_rate: 20_000,
         dir: dir.path().join("nodes"),
-        quarryd: quarryd_path(None).unwrap(),
+        nodes: quarry_testnet::cluster::NodeEngine::processes(&quarryd_path(None).unwrap()),
     })
     .unwrap()
 }

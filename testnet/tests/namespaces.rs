@@ -185,8 +185,8 @@ fn a_compose_export_converges_splits_on_its_partition_and_heals_to_the_most_work
             .unwrap();
     let password = std::fs::read_to_string(project.join(".env"))
         .unwrap()
-        .trim()
-        .strip_prefix("QUARRY_RPC_PASSWORD=")
+        .lines()
+        .find_map(|line| line.strip_prefix("QUARRY_RPC_PASSWORD="))
         .unwrap()
         .to_owned();
     let services = compose["services"].as_object().unwrap();

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use super::{ports, write_file, yaml, Export, CONFIG_PATH, DASHBOARD, PARAMS_PATH};
@@ -88,19 +88,73 @@ fn node_service(export: &Export, index: usize) -> Result<Value> {
         .and_then(|resources| resources.get("limits"))
     {
         let mut limit = serde_json::Map::new();
-        if let Some(cpu) = limits.get("cpus").or_else(|| limits.get("cpu")) {
-            limit.insert("cpus".into(), cpu.clone());
+        if let Some(cpu) = limits.get("cpu") {
+            limit.insert("cpus".into(), json!(compose_cpus(&quantity(cpu))?));
         }
         if let Some(memory) = limits.get("memory") {
-            limit.insert("memory".into(), memory.clone());
+            limit.insert("memory".into(), json!(compose_memory(&quantity(memory))?));
         }
         service["deploy"] = json!({"resources": {"limits": limit}});
     }
     Ok(service)
 }
 
+/// A quantity of a scenario's `resources`, a string or a number.
+fn quantity(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned)
+}
+
+/// A Kubernetes memory quantity (`512Mi`, `1G`, `1048576`) in Compose's units (`512m`, or
+/// bytes `1000000000b`).
+fn compose_memory(quantity: &str) -> Result<String> {
+    let split = quantity
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(quantity.len());
+    let (number, unit) = quantity.split_at(split);
+    let binary = match unit {
+        "Ki" => Some("k"),
+        "Mi" => Some("m"),
+        "Gi" => Some("g"),
+        "Ti" => Some("t"),
+        _ => None,
+    };
+    if let (Some(unit), Ok(number)) = (binary, number.parse::<u64>()) {
+        return Ok(format!("{number}{unit}"));
+    }
+    let scale: f64 = match unit {
+        "" => 1.0,
+        "k" | "K" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        _ => bail!(
+            "memory '{quantity}': give Kubernetes units (Ki, Mi, Gi, Ti, k, M, G, T, or bytes)"
+        ),
+    };
+    let number: f64 = number
+        .parse()
+        .ok()
+        .filter(|number: &f64| *number > 0.0)
+        .with_context(|| format!("memory '{quantity}' is not a positive quantity"))?;
+    Ok(format!("{}b", (number * scale).round() as u64))
+}
+
+/// A Kubernetes CPU quantity (`500m`, `2`, `0.5`) as Compose's `cpus` (`0.5`, `2`).
+fn compose_cpus(quantity: &str) -> Result<String> {
+    let cores = match quantity.strip_suffix('m') {
+        Some(millicores) => millicores.parse::<f64>().map(|m| m / 1000.0),
+        None => quantity.parse::<f64>(),
+    };
+    match cores {
+        Ok(cores) if cores > 0.0 => Ok(format!("{cores}")),
+        _ => bail!("cpu '{quantity}': give cores (2, 0.5) or millicores (500m)"),
+    }
+}
+
 /// The project: nodes, relays, the attack service, the network and the volumes.
-fn project(export: &Export, name: &str) -> Result<Value> {
+fn project(export: &Export) -> Result<Value> {
     let mut services = serde_json::Map::new();
     let mut volumes = serde_json::Map::new();
     for (index, node) in export.scenario.node.iter().enumerate() {
@@ -115,6 +169,8 @@ fn project(export: &Export, name: &str) -> Result<Value> {
                     "command": Export::relay_command(&relay, listener),
                     "network_mode": format!("service:{}", node.name),
                     "depends_on": [node.name],
+                    // The image's check asks a node; a relay is none.
+                    "healthcheck": {"disable": true},
                     "restart": "unless-stopped",
                 }),
             );
@@ -125,22 +181,29 @@ fn project(export: &Export, name: &str) -> Result<Value> {
         json!({
             "image": export.scenario.image.to_string(),
             "profiles": ["attack"],
+            "healthcheck": {"disable": true},
             "command": Export::attack_command("/reports/double-spend"),
             "volumes": ["./reports:/reports"],
         }),
     );
     Ok(json!({
-        "name": name,
         "services": services,
         "networks": {"quarry": {"ipam": {"config": [{"subnet": format!("{}/{}", SUBNET.0, SUBNET.1)}]}}},
         "volumes": volumes,
     }))
 }
 
-/// The command that runs `ip` in node `name`'s network namespace: `docker compose exec` by
-/// default; `QUARRY_EXEC` replaces it (`ip netns exec` for nodes in network namespaces).
-const EXEC: &str =
-    r#"exec_in() { node="$1"; shift; ${QUARRY_EXEC:-docker compose exec -T} "$node" "$@"; }"#;
+/// The command that runs `ip` in node `name`'s network namespace: `docker compose exec` (or
+/// Compose v1's `docker-compose exec`) as root, who holds the capability in the container;
+/// `QUARRY_EXEC` replaces it (`ip netns exec` for nodes in network namespaces).
+const EXEC: &str = r#"if [ -z "${QUARRY_EXEC:-}" ]; then
+  if docker compose version >/dev/null 2>&1; then
+    QUARRY_EXEC="docker compose exec -T --user 0"
+  else
+    QUARRY_EXEC="docker-compose exec -T --user 0"
+  fi
+fi
+exec_in() { node="$1"; shift; $QUARRY_EXEC "$node" "$@"; }"#;
 
 /// The script that cuts the partition: on every node of each side, a blackhole route to each
 /// address of the other side (nothing it sends there leaves, so no connection survives).
@@ -175,7 +238,7 @@ fn partition_script(export: &Export, name: &str, a: &[usize], b: &[usize]) -> Re
 /// node's is a blackhole).
 fn heal_script(export: &Export) -> String {
     let mut script = format!(
-        "#!/bin/sh\n# Removes the blackhole routes of every partition.\nset -u\ncd \"$(dirname \"$0\")\"\n{EXEC}\n"
+        "#!/bin/sh\n# Removes the blackhole routes of every partition.\nset -eu\ncd \"$(dirname \"$0\")\"\n{EXEC}\n"
     );
     for name in export.names() {
         let _ = writeln!(script, "exec_in {name} ip route flush type blackhole");
@@ -191,12 +254,17 @@ pub fn write(export: &Export, dir: &Path, name: &str) -> Result<Vec<String>> {
     let mut files = vec![
         (
             "compose.yaml".to_owned(),
-            yaml::to_string(&project(export, name)?),
+            yaml::to_string(&project(export)?),
             false,
         ),
         (
             ".env".into(),
-            format!("QUARRY_RPC_PASSWORD={}\n", export.rpc_password),
+            // The project's name here rather than as `name:` in the file, which Compose v1
+            // (still Debian 12's docker-compose) refuses.
+            format!(
+                "COMPOSE_PROJECT_NAME={name}\nQUARRY_RPC_PASSWORD={}\n",
+                export.rpc_password
+            ),
             false,
         ),
         ("params.toml".into(), export.params_toml.clone(), false),
@@ -224,4 +292,25 @@ pub fn write(export: &Export, dir: &Path, name: &str) -> Result<Vec<String>> {
         write_file(dir, file, text, *executable)?;
     }
     Ok(files.into_iter().map(|(file, _, _)| file).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_quantities_become_compose_limits() {
+        assert_eq!(compose_memory("512Mi").unwrap(), "512m");
+        assert_eq!(compose_memory("2Gi").unwrap(), "2g");
+        assert_eq!(compose_memory("1G").unwrap(), "1000000000b");
+        assert_eq!(compose_memory("1.5M").unwrap(), "1500000b");
+        assert_eq!(compose_memory("1048576").unwrap(), "1048576b");
+        assert!(compose_memory("lots").is_err());
+        assert!(compose_memory("12Zi").is_err());
+        assert_eq!(compose_cpus("500m").unwrap(), "0.5");
+        assert_eq!(compose_cpus("2").unwrap(), "2");
+        assert_eq!(compose_cpus("0.25").unwrap(), "0.25");
+        assert!(compose_cpus("-1").is_err());
+        assert!(compose_cpus("fast").is_err());
+    }
 }

@@ -1,6 +1,7 @@
 //! The Compose export run for real without a Docker daemon: every service in a network
-//! namespace this test creates (its own `eth0` on a bridge, the export's fixed address, the
-//! project's host names in the namespace's hosts file), started with exactly the command,
+//! namespace this test creates (its own `eth0` on a bridge in a switch namespace of the
+//! test's own, so no firewall of the host's, Docker's among them, stands between; the
+//! export's fixed address; the project's host names in the namespace's hosts file), started with exactly the command,
 //! environment and volumes `compose.yaml` gives it (container paths mapped to folders), relays
 //! in their dialler's namespace as `network_mode: service:…` says. Five nodes find each other
 //! by name and converge; the export's partition script, run with `QUARRY_EXEC="ip netns
@@ -25,9 +26,9 @@ fn run(program: &str, args: &[&str]) {
     );
 }
 
-/// The namespaces, the bridge and the processes of the test, removed however it ends.
+/// The namespaces and the processes of the test, removed however it ends (with a namespace
+/// go its links).
 struct Lab {
-    bridge: String,
     namespaces: Vec<String>,
     children: Vec<Child>,
 }
@@ -44,9 +45,6 @@ impl Drop for Lab {
                 .status();
             let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(namespace));
         }
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .status();
     }
 }
 
@@ -92,16 +90,19 @@ fn scenario(prefix: &str) -> String {
     text
 }
 
-/// A node's RPC from the host, over the bridge.
+/// A node's RPC, called from the switch namespace.
 struct Rpc {
     address: String,
     password: String,
     cli: PathBuf,
+    switch: String,
 }
 
 impl Rpc {
     fn call(&self, method: &str, args: &[&str]) -> Option<Value> {
-        let output = Command::new(&self.cli)
+        let output = Command::new("ip")
+            .args(["netns", "exec", &self.switch])
+            .arg(&self.cli)
             .args(["--rpc-connect", &self.address, "--rpc-user", "quarry"])
             .env("QUARRY_RPC_PASSWORD", &self.password)
             .arg(method)
@@ -201,13 +202,21 @@ fn a_compose_export_converges_splits_on_its_partition_and_heals_to_the_most_work
     assert_eq!(addresses.len(), 5);
 
     let mut lab = Lab {
-        bridge: format!("qbr{pid}"),
         namespaces: Vec::new(),
         children: Vec::new(),
     };
-    run("ip", &["link", "add", &lab.bridge, "type", "bridge"]);
-    run("ip", &["addr", "add", "10.213.0.1/24", "dev", &lab.bridge]);
-    run("ip", &["link", "set", &lab.bridge, "up"]);
+    let switch = format!("q{pid}-switch");
+    run("ip", &["netns", "add", &switch]);
+    lab.namespaces.push(switch.clone());
+    let in_switch = |args: &[&str]| {
+        let mut all = vec!["-n", switch.as_str()];
+        all.extend(args);
+        run("ip", &all);
+    };
+    in_switch(&["link", "add", "bridge", "type", "bridge"]);
+    in_switch(&["addr", "add", "10.213.0.1/24", "dev", "bridge"]);
+    in_switch(&["link", "set", "bridge", "up"]);
+    in_switch(&["link", "set", "lo", "up"]);
     let mut hosts = String::from("127.0.0.1 localhost\n");
     for (name, address) in &addresses {
         hosts.push_str(&format!("{address} {name}\n"));
@@ -215,17 +224,11 @@ fn a_compose_export_converges_splits_on_its_partition_and_heals_to_the_most_work
     for (number, (name, address)) in addresses.iter().enumerate() {
         run("ip", &["netns", "add", name]);
         lab.namespaces.push(name.clone());
-        let outside = format!("qv{pid}{number}");
-        run(
-            "ip",
-            &[
-                "link", "add", &outside, "type", "veth", "peer", "name", "eth0", "netns", name,
-            ],
-        );
-        run(
-            "ip",
-            &["link", "set", &outside, "master", &lab.bridge, "up"],
-        );
+        let port = format!("port{number}");
+        in_switch(&[
+            "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", name,
+        ]);
+        in_switch(&["link", "set", &port, "master", "bridge", "up"]);
         run(
             "ip",
             &[
@@ -314,6 +317,7 @@ fn a_compose_export_converges_splits_on_its_partition_and_heals_to_the_most_work
             address: format!("{address}:19443"),
             password: password.clone(),
             cli: cli.clone(),
+            switch: switch.clone(),
         })
         .collect();
     let all: Vec<&Rpc> = nodes.iter().collect();

@@ -188,6 +188,14 @@ pub enum NodeEngine {
 }
 
 impl NodeEngine {
+    /// The image the nodes run in, if they run in containers.
+    pub fn image(&self) -> Option<&str> {
+        match self {
+            Self::Processes { .. } => None,
+            Self::Docker { image } => Some(image),
+        }
+    }
+
     /// Processes of the quarryd at `quarryd`.
     pub fn processes(quarryd: &Path) -> Self {
         Self::Processes {

@@ -268,6 +268,7 @@ pub fn double_spend(run: &AttackRun) -> Result<crate::report::Report> {
     report.wall_seconds = Some(started.elapsed().as_secs_f64());
     report.testnets = parallel as u32;
     report.engine = run.engine;
+    report.image = run.nodes.image().map(str::to_owned);
     report.seed = (run.engine == EngineKind::Sim).then_some(run.seed);
     seeds.sort_by_key(|testnet| testnet.instance);
     report.testnet_seeds = seeds;
@@ -454,7 +455,8 @@ pub fn zero_confirmation(
     let stopped = testnet.shutdown();
     let trials = outcome?;
     stopped?;
-    let report = zero_conf::build(run.timing, run.seed, trials);
+    let mut report = zero_conf::build(run.timing, run.seed, trials);
+    report.image = run.nodes.image().map(str::to_owned);
     zero_conf::write(&report, &run.report)?;
     Ok(report)
 }

@@ -33,8 +33,9 @@ enum Command {
     /// each node, starts the miners, and shows a live status table until Ctrl-C, which stops
     /// every node.
     Up {
-        /// Nodes to start.
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        /// Nodes to start (with simulated proof of work hundreds fit on a laptop: pick a sparse
+        /// --topology, as a mesh of n nodes has n(n-1)/2 links).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1_000))]
         nodes: u16,
         /// How many of them mine (equal shares).
         #[arg(long, default_value_t = 2)]

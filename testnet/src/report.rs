@@ -63,6 +63,17 @@ pub struct Report {
     pub seed: Option<u64>,
     /// Each real-node testnet's network and its simulated miners' seeds.
     pub testnet_seeds: Vec<TestnetSeeds>,
+    /// The image the real nodes ran, when they ran in Docker containers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+/// Where real nodes ran, for a report: "real nodes", or "real nodes in Docker containers (IMAGE)".
+pub fn real_nodes(image: Option<&str>) -> String {
+    match image {
+        Some(image) => format!("real nodes in Docker containers ({image})"),
+        None => "real nodes".to_owned(),
+    }
 }
 
 /// What a real-node testnet of a run drew its blocks from: its network (the genesis, which the
@@ -172,6 +183,7 @@ pub fn build(settings: AttackSettings, trials: Vec<Trial>) -> Report {
         engine: EngineKind::Nodes,
         seed: None,
         testnet_seeds: Vec::new(),
+        image: None,
     }
 }
 
@@ -277,7 +289,11 @@ pub fn summary(report: &Report, style: Style) -> String {
         .unwrap_or_else(|| report.trials.iter().map(|trial| trial.seconds).sum());
     if seconds > 0.0 {
         let place = match report.engine {
-            EngineKind::Nodes => format!("{} testnet(s) of real nodes", report.testnets),
+            EngineKind::Nodes => format!(
+                "{} testnet(s) of {}",
+                report.testnets,
+                real_nodes(report.image.as_deref())
+            ),
             EngineKind::Sim => format!(
                 "the virtual-time engine ({} thread(s), seed {})",
                 report.testnets,
@@ -365,8 +381,8 @@ pub fn write(report: &Report, dir: &Path) -> Result<()> {
     let mut markdown = format!(
         "# Double-spend attack {}\n\n{}\n",
         match report.engine {
-            EngineKind::Nodes => "on real nodes",
-            EngineKind::Sim => "in the virtual-time engine",
+            EngineKind::Nodes => format!("on {}", real_nodes(report.image.as_deref())),
+            EngineKind::Sim => "in the virtual-time engine".to_owned(),
         },
         summary(report, Style::Markdown)
     );

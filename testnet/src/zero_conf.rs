@@ -437,6 +437,9 @@ pub struct ZeroConfirmationReport {
     pub trial_list: Vec<ZeroConfirmationTrial>,
     /// Real nodes or the virtual-time engine.
     pub engine: crate::engine::EngineKind,
+    /// The image the real nodes ran, when they ran in Docker containers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// The Finney model's probability over the holds `trials` had, honest blocks coming every
@@ -488,6 +491,7 @@ pub fn build(
         model_text: timing.model_text(),
         trial_list,
         engine: crate::engine::EngineKind::Nodes,
+        image: None,
     }
 }
 
@@ -520,8 +524,9 @@ pub fn summary(report: &ZeroConfirmationReport, style: crate::report::Style) -> 
         "{} {} (seed {})\n\n{}",
         report.attack.title(),
         match report.engine {
-            crate::engine::EngineKind::Nodes => "on real nodes",
-            crate::engine::EngineKind::Sim => "in the virtual-time engine",
+            crate::engine::EngineKind::Nodes =>
+                format!("on {}", crate::report::real_nodes(report.image.as_deref())),
+            crate::engine::EngineKind::Sim => "in the virtual-time engine".to_owned(),
         },
         report.seed,
         table(&headers, &[row], style)

@@ -170,6 +170,20 @@ pub struct State {
     /// Where the nodes run in Docker, if they do.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker: Option<Docker>,
+    /// The scenario's named partitions (`partition NAME`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<NamedPartition>,
+}
+
+/// A partition a scenario names: its two sides, by node index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedPartition {
+    /// Its name.
+    pub name: String,
+    /// One side.
+    pub a: Vec<usize>,
+    /// The other.
+    pub b: Vec<usize>,
 }
 
 /// Where a testnet's nodes run.
@@ -312,6 +326,7 @@ impl Testnet {
                 mined_from: 0,
                 links: Vec::new(),
                 docker,
+                partitions: Vec::new(),
             },
             children: Vec::new(),
             lifetime,
@@ -586,6 +601,30 @@ impl Testnet {
             "generatetoaddress",
             json!([count, address, i64::MAX]),
         )
+    }
+
+    /// The sides of the scenario's partition called `name`.
+    pub fn named_partition(&self, name: &str) -> Result<(Vec<usize>, Vec<usize>)> {
+        match self
+            .state
+            .partitions
+            .iter()
+            .find(|partition| partition.name == name)
+        {
+            Some(partition) => Ok((partition.a.clone(), partition.b.clone())),
+            None => {
+                let names: Vec<&str> = self
+                    .state
+                    .partitions
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect();
+                bail!(
+                    "no partition '{name}': the scenario names {}; or give the groups, `partition n0,n1 / n2,n3`",
+                    if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                )
+            }
+        }
     }
 
     /// The index of the node called `name`.

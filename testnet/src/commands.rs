@@ -29,6 +29,8 @@ pub struct UpOptions {
     pub spacing: u32,
     /// Where the nodes run: processes of a quarryd, or Docker containers.
     pub engine: cluster::NodeEngine,
+    /// The scenario's named partitions.
+    pub partitions: Vec<cluster::NamedPartition>,
     /// Continue the testnet already in `dir` (its network, chains and wallets) instead of
     /// replacing it with a fresh one.
     pub resume: bool,
@@ -107,6 +109,7 @@ pub fn up(options: &UpOptions) -> Result<Testnet> {
     // Shares are measured on the blocks the miners find from here on.
     let height: u64 = testnet.call(0, "getblockcount", json!([]))?;
     testnet.state.mined_from = height + 1;
+    testnet.state.partitions = options.partitions.clone();
     testnet.save()?;
     for (index, node) in testnet.state.nodes.iter().enumerate() {
         if node.hash_rate > 0 {

@@ -88,10 +88,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Cuts the links between two groups of nodes: `partition n0,n1 / n2,n3`.
+    /// Cuts the links between two groups of nodes: `partition n0,n1 / n2,n3`, or a partition
+    /// the testnet's scenario names: `partition halves` (in containers, for real: no packet
+    /// crosses).
     Partition {
-        /// The first group, `/`, the second group (comma-separated node names).
-        #[arg(num_args = 3, value_name = "GROUP / GROUP")]
+        /// The first group, `/`, the second group (comma-separated node names); or the name of
+        /// a scenario's [[partition]].
+        #[arg(num_args = 1..=3, required = true, value_name = "GROUP / GROUP | NAME")]
         groups: Vec<String>,
         #[command(flatten)]
         place: Place,
@@ -991,6 +994,7 @@ fn run(cli: Cli) -> Result<()> {
                 resume,
                 detach,
                 pow: pow.into(),
+                partitions: Vec::new(),
             };
             if let Some(path) = scenario {
                 let scenario = Scenario::read(&path)?;
@@ -1010,6 +1014,7 @@ fn run(cli: Cli) -> Result<()> {
                 if detach && relayed_here && options.links.iter().any(|link| link.delay_ms > 0) {
                     bail!("delayed links are relayed by this process: run `up` without --detach (or with --engine docker)");
                 }
+                options.partitions = scenario.named_partitions()?;
                 options.hash_rate = scenario.hash_rate.unwrap_or(options.hash_rate);
                 options.spacing = scenario.spacing.unwrap_or(options.spacing);
             }
@@ -1031,14 +1036,22 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Partition { groups, place } => {
-            if groups[1] != "/" {
-                bail!("write the groups as `n0,n1 / n2,n3` (a '/' between them)");
-            }
             let testnet = Testnet::load(&place.dir()?)?;
-            let (a, b) = (group(&testnet, &groups[0])?, group(&testnet, &groups[2])?);
-
+            let (a, b) = match groups.as_slice() {
+                [name] => testnet.named_partition(name)?,
+                [a, slash, b] if slash == "/" => (group(&testnet, a)?, group(&testnet, b)?),
+                _ => bail!(
+                    "write the groups as `n0,n1 / n2,n3` (a '/' between them), or name one of the scenario's partitions"
+                ),
+            };
             testnet.partition(&a, &b)?;
-            println!("partitioned {} / {}", groups[0], groups[2]);
+            let names = |side: &[usize]| {
+                side.iter()
+                    .map(|&index| testnet.state.nodes[index].name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            println!("partitioned {} / {}", names(&a), names(&b));
             println!("{}", commands::partition_note(&testnet, &a, &b));
             Ok(())
         }

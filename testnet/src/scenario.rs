@@ -208,6 +208,21 @@ impl Scenario {
         Ok((a, b))
     }
 
+    /// Every named partition, its sides by node index.
+    pub fn named_partitions(&self) -> Result<Vec<crate::cluster::NamedPartition>> {
+        self.partition
+            .iter()
+            .map(|partition| {
+                let (a, b) = self.partition_sides(&partition.name)?;
+                Ok(crate::cluster::NamedPartition {
+                    name: partition.name.clone(),
+                    a,
+                    b,
+                })
+            })
+            .collect()
+    }
+
     /// Reads and checks a scenario file.
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -310,6 +325,31 @@ mod tests {
         let links = ring.links(Topology::Mesh, 0).unwrap();
         assert_eq!(links.len(), 3);
         assert!(links.iter().all(|link| link.delay_ms == 5));
+    }
+
+    #[test]
+    fn named_partitions_give_their_sides_and_bad_ones_are_refused() {
+        let nodes = "[[node]]\nname = \"a\"\n[[node]]\nname = \"b\"\n[[node]]\nname = \"c\"\n";
+        let parsed = scenario(&format!(
+            "{nodes}[[partition]]\nname = \"lone\"\na = [\"c\"]\nb = [\"a\", \"b\"]\n"
+        ))
+        .unwrap();
+        let partitions = parsed.named_partitions().unwrap();
+        assert_eq!(partitions.len(), 1);
+        assert_eq!(
+            (partitions[0].a.clone(), partitions[0].b.clone()),
+            (vec![2], vec![0, 1])
+        );
+        let error = |partition: &str| {
+            format!(
+                "{:#}",
+                scenario(&format!("{nodes}[[partition]]\n{partition}")).unwrap_err()
+            )
+        };
+        assert!(error("name = \"x\"\na = [\"a\"]\nb = [\"zz\"]\n").contains("'zz', which is not"));
+        assert!(error("name = \"x\"\na = [\"a\"]\nb = [\"a\", \"b\"]\n").contains("both sides"));
+        assert!(error("name = \"x\"\na = []\nb = [\"b\"]\n").contains("at least one node"));
+        assert!(error("name = \"x y\"\na = [\"a\"]\nb = [\"b\"]\n").contains("letters, digits"));
     }
 
     #[test]

@@ -66,6 +66,7 @@ fn idle_testnet(dir: &std::path::Path, nodes: usize, links: Vec<Link>) -> UpOpti
         resume: false,
         detach: false,
         pow: quarry_chain::PowMode::Real,
+        partitions: Vec::new(),
     }
 }
 

@@ -106,7 +106,8 @@ fn a_docker_testnet_converges_splits_for_real_heals_to_the_most_work_and_runs_an
          [[node]]\nname = \"n2\"\nshare = 0.5\n[[node]]\nname = \"n3\"\n[[node]]\nname = \"n4\"\n\
          [[link]]\nfrom = \"n1\"\nto = \"n0\"\n[[link]]\nfrom = \"n2\"\nto = \"n1\"\ndelay_ms = 30\n\
          [[link]]\nfrom = \"n3\"\nto = \"n2\"\n[[link]]\nfrom = \"n4\"\nto = \"n3\"\n\
-         [[link]]\nfrom = \"n4\"\nto = \"n0\"\n",
+         [[link]]\nfrom = \"n4\"\nto = \"n0\"\n\
+         [[partition]]\nname = \"split\"\na = [\"n0\", \"n1\"]\nb = [\"n2\", \"n3\", \"n4\"]\n",
     )
     .unwrap();
     let net = dir.path().join("net");
@@ -148,8 +149,9 @@ fn a_docker_testnet_converges_splits_for_real_heals_to_the_most_work_and_runs_an
         })
     });
 
-    // A real cut: routes, not only bans.
-    succeed(testnet_command(&["partition", "n0,n1", "/", "n2,n3,n4", "--dir"]).arg(&net));
+    // The scenario's partition, cut for real: routes, not only bans.
+    let said = succeed(testnet_command(&["partition", "split", "--dir"]).arg(&net));
+    assert!(said.contains("partitioned n0,n1 / n2,n3,n4"), "{said}");
     let routes =
         succeed(Command::new("docker").args(["exec", &docker.container("n0"), "ip", "route"]));
     assert_eq!(routes.matches("blackhole").count(), 3, "{routes}");

@@ -10,9 +10,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{shared, succeed, wait_for};
 use quarry_testnet::cluster::Testnet;
 use quarry_testnet::docker::{self, Docker};
 use serde_json::{json, Value};
+
+mod common;
 
 const IMAGE: &str = "quarry:test";
 
@@ -20,17 +23,6 @@ fn testnet_command(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_quarry-testnet"));
     command.args(args);
     command
-}
-
-fn succeed(command: &mut Command) -> String {
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{command:?}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Every node's best block hash and height.
@@ -48,11 +40,8 @@ fn tips(testnet: &Testnet, nodes: &[usize]) -> Option<Vec<(String, u64)>> {
 }
 
 /// The tip all of `nodes` share, if they do.
-fn shared(testnet: &Testnet, nodes: &[usize]) -> Option<(String, u64)> {
-    let tips = tips(testnet, nodes)?;
-    tips.iter()
-        .all(|tip| tip == &tips[0])
-        .then(|| tips[0].clone())
+fn shared_tip(testnet: &Testnet, nodes: &[usize]) -> Option<(String, u64)> {
+    shared(tips(testnet, nodes))
 }
 
 fn chain_work(testnet: &Testnet, node: usize, block: &str) -> Option<String> {
@@ -60,13 +49,8 @@ fn chain_work(testnet: &Testnet, node: usize, block: &str) -> Option<String> {
     Some(header["chainwork"].as_str()?.to_owned())
 }
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
+/// How long the containers get to agree.
+const PATIENCE: Duration = Duration::from_secs(120);
 
 /// Stops the testnet in `dir` however the test ends, and checks nothing of it is left.
 struct Down<'a>(&'a Path);
@@ -142,8 +126,8 @@ fn a_docker_testnet_converges_splits_for_real_heals_to_the_most_work_and_runs_an
     assert_eq!(docker.image, IMAGE);
     let all = [0, 1, 2, 3, 4];
     let mut height = 0;
-    wait_for("the five containers share a tip", || {
-        shared(&testnet, &all).is_some_and(|(_, at)| {
+    wait_for("the five containers share a tip", PATIENCE, || {
+        shared_tip(&testnet, &all).is_some_and(|(_, at)| {
             height = at;
             true
         })
@@ -157,8 +141,9 @@ fn a_docker_testnet_converges_splits_for_real_heals_to_the_most_work_and_runs_an
     assert_eq!(routes.matches("blackhole").count(), 3, "{routes}");
     let (side_a, side_b) = ([0, 1], [2, 3, 4]);
     let mut split = None;
-    wait_for("each side mines two blocks of its own", || {
-        let (Some(a), Some(b)) = (shared(&testnet, &side_a), shared(&testnet, &side_b)) else {
+    wait_for("each side mines two blocks of its own", PATIENCE, || {
+        let (Some(a), Some(b)) = (shared_tip(&testnet, &side_a), shared_tip(&testnet, &side_b))
+        else {
             return false;
         };
         split = Some((a.clone(), b.clone()));
@@ -178,8 +163,8 @@ fn a_docker_testnet_converges_splits_for_real_heals_to_the_most_work_and_runs_an
     let work_a = chain_work(&testnet, 0, &tip_a).unwrap();
     let work_b = chain_work(&testnet, 2, &tip_b).unwrap();
     let mut healed = None;
-    wait_for("the five containers share a tip again", || {
-        healed = shared(&testnet, &all);
+    wait_for("the five containers share a tip again", PATIENCE, || {
+        healed = shared_tip(&testnet, &all);
         healed.is_some()
     });
     let work = chain_work(&testnet, 0, &healed.unwrap().0).unwrap();

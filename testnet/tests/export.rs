@@ -5,7 +5,10 @@
 use std::path::Path;
 use std::process::Command;
 
+use common::succeed;
 use serde_json::Value;
+
+mod common;
 
 /// Seven nodes: three miners, delayed and plain links (a chain with a shortcut), a node
 /// configuration, resources, one node not scraped, two partitions.
@@ -89,17 +92,12 @@ const NODES: [&str; 7] = [
 fn export(dir: &Path, what: &str) {
     let scenario = dir.join("lab.toml");
     std::fs::write(&scenario, SCENARIO).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_quarry-testnet"))
-        .args(["export", "--scenario"])
-        .arg(&scenario)
-        .arg(what)
-        .arg(dir.join("out"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    succeed(
+        Command::new(env!("CARGO_BIN_EXE_quarry-testnet"))
+            .args(["export", "--scenario"])
+            .arg(&scenario)
+            .arg(what)
+            .arg(dir.join("out")),
     );
 }
 

@@ -10,8 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::succeed;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+mod common;
 
 fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
@@ -43,17 +46,12 @@ fn blob<'a>(members: &'a std::collections::HashMap<String, Vec<u8>>, digest: &Va
 fn build(dir: &Path) -> PathBuf {
     let archive = dir.join("image.tar");
     let testnet = Path::new(env!("CARGO_BIN_EXE_quarry-testnet"));
-    let output = Command::new(testnet)
-        .args(["image", "--tag", "quarry:test", "--output"])
-        .arg(&archive)
-        .arg("--binaries")
-        .arg(testnet.parent().unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    succeed(
+        Command::new(testnet)
+            .args(["image", "--tag", "quarry:test", "--output"])
+            .arg(&archive)
+            .arg("--binaries")
+            .arg(testnet.parent().unwrap()),
     );
     archive
 }
@@ -158,15 +156,10 @@ fn the_image_is_a_consistent_layout_whose_layer_runs_the_node_as_a_non_root_user
         return;
     }
     // The partitions' tool runs with the layer's libraries alone.
-    let ip = Command::new("chroot")
-        .arg(&root)
-        .args(["/usr/sbin/ip", "-V"])
-        .output()
-        .unwrap();
-    assert!(
-        ip.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ip.stderr)
+    succeed(
+        Command::new("chroot")
+            .arg(&root)
+            .args(["/usr/sbin/ip", "-V"]),
     );
     // What a container runtime mounts: the hosts file.
     std::fs::copy("/etc/hosts", root.join("etc/hosts")).unwrap();

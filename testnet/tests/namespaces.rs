@@ -11,19 +11,16 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::{shared, succeed, wait_for};
 use serde_json::Value;
+
+mod common;
 
 /// Runs `program args`, panicking with its output if it fails.
 fn run(program: &str, args: &[&str]) {
-    let output = Command::new(program).args(args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{program} {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    succeed(Command::new(program).args(args));
 }
 
 /// The namespaces and the processes of the test, removed however it ends (with a namespace
@@ -131,25 +128,9 @@ impl Rpc {
     }
 }
 
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-/// The tips of `nodes`, if all answer.
-fn tips(nodes: &[&Rpc]) -> Option<Vec<(String, u64)>> {
-    nodes.iter().map(|node| node.tip()).collect()
-}
-
 /// The one tip all `nodes` share, if they do.
 fn shared_tip(nodes: &[&Rpc]) -> Option<(String, u64)> {
-    let tips = tips(nodes)?;
-    tips.iter()
-        .all(|tip| tip == &tips[0])
-        .then(|| tips[0].clone())
+    shared(nodes.iter().map(|node| node.tip()).collect())
 }
 
 #[test]
@@ -169,17 +150,12 @@ fn a_compose_export_converges_splits_on_its_partition_and_heals_to_the_most_work
     let testnet = Path::new(env!("CARGO_BIN_EXE_quarry-testnet"));
     let binaries = testnet.parent().unwrap();
     let project = dir.path().join("project");
-    let exported = Command::new(testnet)
-        .args(["export", "--pow", "simulated", "--scenario"])
-        .arg(&scenario_file)
-        .arg("--compose")
-        .arg(&project)
-        .output()
-        .unwrap();
-    assert!(
-        exported.status.success(),
-        "{}",
-        String::from_utf8_lossy(&exported.stderr)
+    succeed(
+        Command::new(testnet)
+            .args(["export", "--pow", "simulated", "--scenario"])
+            .arg(&scenario_file)
+            .arg("--compose")
+            .arg(&project),
     );
     let compose: Value =
         serde_yaml_ng::from_str(&std::fs::read_to_string(project.join("compose.yaml")).unwrap())
@@ -349,15 +325,7 @@ fn a_compose_export_converges_splits_on_its_partition_and_heals_to_the_most_work
 
     // The partition: two chains, neither side seeing the other's blocks.
     let script = project.join("partitions/split.sh");
-    let cut = Command::new(&script)
-        .env("QUARRY_EXEC", "ip netns exec")
-        .output()
-        .unwrap();
-    assert!(
-        cut.status.success(),
-        "{}",
-        String::from_utf8_lossy(&cut.stderr)
-    );
+    succeed(Command::new(&script).env("QUARRY_EXEC", "ip netns exec"));
     let (side_a, side_b) = (&all[..2], &all[2..]);
     let mut split = None;
     wait_for(
@@ -382,15 +350,7 @@ fn a_compose_export_converges_splits_on_its_partition_and_heals_to_the_most_work
     );
 
     // Healed: one tip again, with at least the work of either side's chain.
-    let heal = Command::new(project.join("heal.sh"))
-        .env("QUARRY_EXEC", "ip netns exec")
-        .output()
-        .unwrap();
-    assert!(
-        heal.status.success(),
-        "{}",
-        String::from_utf8_lossy(&heal.stderr)
-    );
+    succeed(Command::new(project.join("heal.sh")).env("QUARRY_EXEC", "ip netns exec"));
     let work_a = side_a[0].work(&tip_a).unwrap();
     let work_b = side_b[0].work(&tip_b).unwrap();
     let mut healed = None;

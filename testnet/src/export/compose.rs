@@ -12,7 +12,9 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::{ports, write_file, yaml, Export, CONFIG_PATH, DASHBOARD, PARAMS_PATH};
+use super::{
+    ports, prometheus_scrape, write_file, yaml, Export, CONFIG_PATH, DASHBOARD, PARAMS_PATH,
+};
 
 /// The project network's subnet: nodes take its addresses from .10 on.
 pub const SUBNET: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 213, 0, 0), 24);
@@ -54,16 +56,8 @@ fn node_service(export: &Export, index: usize) -> Result<Value> {
             node.name
         )));
     }
-    let mut labels = serde_json::Map::new();
+    let mut labels = prometheus_scrape(node.metrics_export);
     labels.insert("quarry.dev/node".into(), json!(node.name));
-    if node.metrics_export {
-        labels.insert("prometheus.io/scrape".into(), json!("true"));
-        labels.insert(
-            "prometheus.io/port".into(),
-            json!(ports.metrics.to_string()),
-        );
-        labels.insert("prometheus.io/path".into(), json!("/metrics"));
-    }
     let mut service = json!({
         "image": export.scenario.image.to_string(),
         "hostname": node.name,

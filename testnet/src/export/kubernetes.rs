@@ -9,7 +9,10 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use super::{ports, write_file, yaml, Export, CONFIG_PATH, DASHBOARD, DATA_DIR, PARAMS_PATH};
+use super::{
+    ports, prometheus_scrape, write_file, yaml, Export, CONFIG_PATH, DASHBOARD, DATA_DIR,
+    PARAMS_PATH,
+};
 
 /// The headless Service, and the domain the pods' names are under.
 pub const SERVICE: &str = "quarry";
@@ -161,15 +164,7 @@ fn stateful_set(export: &Export, index: usize) -> Value {
         NODE_LABEL: node.name,
         "quarry.dev/role": role,
     }));
-    let mut annotations = serde_json::Map::new();
-    if node.metrics_export {
-        annotations.insert("prometheus.io/scrape".into(), json!("true"));
-        annotations.insert(
-            "prometheus.io/port".into(),
-            json!(ports.metrics.to_string()),
-        );
-        annotations.insert("prometheus.io/path".into(), json!("/metrics"));
-    }
+    let annotations = prometheus_scrape(node.metrics_export);
     json!({
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",

@@ -241,6 +241,21 @@ impl Export {
     }
 }
 
+/// Prometheus's scrape labels (Compose) or annotations (Kubernetes) for a node whose metrics
+/// are exported; none otherwise.
+pub fn prometheus_scrape(metrics_export: bool) -> serde_json::Map<String, serde_json::Value> {
+    let mut scrape = serde_json::Map::new();
+    if metrics_export {
+        scrape.insert("prometheus.io/scrape".into(), "true".into());
+        scrape.insert(
+            "prometheus.io/port".into(),
+            ports().metrics.to_string().into(),
+        );
+        scrape.insert("prometheus.io/path".into(), "/metrics".into());
+    }
+    scrape
+}
+
 /// Refuses a name that cannot be a Kubernetes object's or a host's name (RFC 1123 label; a
 /// StatefulSet's name leaves room for its pods' suffixes).
 fn check_dns_label(name: &str) -> Result<()> {

@@ -121,18 +121,15 @@ fn mapping(map: &serde_json::Map<String, Value>, indent: usize, out: &mut String
 fn sequence(items: &[Value], indent: usize, out: &mut String) {
     let pad = " ".repeat(indent);
     for item in items {
+        let mut nested = String::new();
+        match item {
+            Value::Object(map) if !map.is_empty() => mapping(map, indent + 2, &mut nested),
+            Value::Array(inner) if !inner.is_empty() => sequence(inner, indent + 2, &mut nested),
+            _ => {}
+        }
         match item {
             // The item's first line goes after the dash; the rest line up under it.
-            Value::Object(map) if !map.is_empty() => {
-                let mut nested = String::new();
-                mapping(map, indent + 2, &mut nested);
-                out.push_str(&pad);
-                out.push_str("- ");
-                out.push_str(&nested[indent + 2..]);
-            }
-            Value::Array(inner) if !inner.is_empty() => {
-                let mut nested = String::new();
-                sequence(inner, indent + 2, &mut nested);
+            _ if !nested.is_empty() => {
                 out.push_str(&pad);
                 out.push_str("- ");
                 out.push_str(&nested[indent + 2..]);

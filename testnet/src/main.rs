@@ -29,9 +29,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Starts a local testnet of real quarryd processes, connects them, funds a wallet for
-    /// each node, starts the miners, and shows a live status table until Ctrl-C, which stops
-    /// every node.
+    /// Starts a local testnet of real quarryd nodes (processes, or containers with --engine
+    /// docker), connects them, funds a wallet for each node, starts the miners, and shows a
+    /// live status table until Ctrl-C, which stops every node.
     Up {
         /// Nodes to start (with simulated proof of work hundreds fit on a laptop: pick a sparse
         /// --topology, as a mesh of n nodes has n(n-1)/2 links).

@@ -300,7 +300,7 @@ fn config(image: &Image, diff_id: &str) -> Value {
             // once it answers RPC (network and credentials from the container's variables).
             "Healthcheck": {
                 "Test": ["CMD", "quarry-cli", "getblockcount"],
-                "Interval": seconds(10),
+                "Interval": seconds(30),
                 "Timeout": seconds(5),
                 "StartPeriod": seconds(5),
                 "Retries": 3,

@@ -70,7 +70,7 @@ fn node_service(export: &Export, index: usize) -> Result<Value> {
         "labels": labels,
         "healthcheck": {
             "test": ["CMD", "quarry-cli", "getblockcount"],
-            "interval": "10s",
+            "interval": "30s",
             "timeout": "5s",
             "start_period": "5s",
         },

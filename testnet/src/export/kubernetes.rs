@@ -118,14 +118,6 @@ fn stateful_set(export: &Export, index: usize) -> Value {
     if node.config.is_some() {
         mounts.push(json!({"name": "network", "mountPath": CONFIG_PATH, "subPath": format!("{}.toml", node.name), "readOnly": true}));
     }
-    let probe = |method: &str, delay: u32, period: u32| {
-        json!({
-            "exec": {"command": ["quarry-cli", method]},
-            "initialDelaySeconds": delay,
-            "periodSeconds": period,
-            "timeoutSeconds": 5,
-        })
-    };
     let mut quarryd = json!({
         "name": "quarryd",
         "image": image(export),
@@ -137,8 +129,15 @@ fn stateful_set(export: &Export, index: usize) -> Value {
             {"name": "rpc", "containerPort": ports.rpc},
             {"name": "metrics", "containerPort": ports.metrics},
         ],
-        "readinessProbe": probe("getblockcount", 2, 10),
-        "livenessProbe": probe("uptime", 30, 30),
+        // Ready once RPC listens (a socket check costs the kubelet nothing); alive while RPC
+        // answers (an exec a minute: hundreds of pods exec'ing every few seconds load a host).
+        "readinessProbe": {"tcpSocket": {"port": "rpc"}, "periodSeconds": 10},
+        "livenessProbe": {
+            "exec": {"command": ["quarry-cli", "uptime"]},
+            "initialDelaySeconds": 30,
+            "periodSeconds": 60,
+            "timeoutSeconds": 10,
+        },
         "volumeMounts": mounts,
     });
     if let Some(resources) = &node.resources {

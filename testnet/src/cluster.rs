@@ -572,9 +572,42 @@ impl Testnet {
         method: &str,
         params: Value,
     ) -> Result<T> {
-        self.endpoint(record)?
-            .call_as(method, params)
-            .map_err(|error: CallError| anyhow::anyhow!("{}: {method}: {error}", record.name))
+        self.call_tries(record, method, params, 1)
+    }
+
+    /// Calls `method` on `record`'s node, up to `most` times while its RPC cannot be reached.
+    fn call_tries<T: DeserializeOwned>(
+        &self,
+        record: &NodeRecord,
+        method: &str,
+        params: Value,
+        most: u64,
+    ) -> Result<T> {
+        let mut tries = 1;
+        loop {
+            match self.endpoint(record)?.call_as(method, params.clone()) {
+                Err(CallError::Connect(_)) if tries < most => {
+                    std::thread::sleep(Duration::from_millis(200 * tries));
+                    tries += 1;
+                }
+                other => {
+                    return other
+                        .map_err(|error| anyhow::anyhow!("{}: {method}: {error}", record.name))
+                }
+            }
+        }
+    }
+
+    /// [`Testnet::call`] for a call that may be repeated (a read, `addnode`): tried again, up
+    /// to four times, when the node's RPC cannot be reached, as happens now and then on a
+    /// machine running hundreds of nodes (one did in a 400-node testnet here).
+    pub fn call_repeatable<T: DeserializeOwned>(
+        &self,
+        index: usize,
+        method: &str,
+        params: Value,
+    ) -> Result<T> {
+        self.call_tries(&self.state.nodes[index], method, params, 5)
     }
 
     /// Calls `method` on node `index` and reads its result as `T`.
@@ -653,7 +686,11 @@ impl Testnet {
             .via
             .clone()
             .unwrap_or_else(|| self.state.nodes[listener].p2p.clone());
-        match self.run(dialler, "addnode", json!([address, "add"])) {
+        // Adding a node twice is refused and handled below: the call may be repeated.
+        match self
+            .call_repeatable::<IgnoredAny>(dialler, "addnode", json!([address, "add"]))
+            .map(drop)
+        {
             Err(error) if error.to_string().contains("already added") => {
                 if self.connected(dialler, listener)? {
                     return Ok(());
@@ -675,7 +712,7 @@ impl Testnet {
 
     /// Whether `a` has a connection to `b`.
     pub fn connected(&self, a: usize, b: usize) -> Result<bool> {
-        let peers: Vec<PeerInfo> = self.call(a, "getpeerinfo", json!([]))?;
+        let peers: Vec<PeerInfo> = self.call_repeatable(a, "getpeerinfo", json!([]))?;
         let wanted = &self.state.nodes[b].peer_id;
         Ok(peers.iter().any(|peer| &peer.peerid == wanted))
     }

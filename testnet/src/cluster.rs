@@ -425,11 +425,6 @@ impl Testnet {
             NodeEngine::Processes { quarryd } => quarryd.clone(),
             NodeEngine::Docker { .. } => PathBuf::from("quarryd"),
         };
-        let launch = Launch::on_free_ports(
-            quarryd.clone(),
-            self.state.params_file.display().to_string(),
-            dir.clone(),
-        )?;
         let wallet = dir.join("wallet.json");
         if !wallet.exists() {
             WalletFile::new(&wallet_seed(&spec.name), WALLET_PASSPHRASE, &self.params)?
@@ -451,18 +446,51 @@ impl Testnet {
                 self.mining_seed(&spec.name).to_string(),
             ]);
         }
+        // A port found free may be taken before the node (or Docker) binds it: start again
+        // on fresh ports, twice at most.
+        let mut attempt = 1;
+        loop {
+            match self.start_on_free_ports(spec, hash_rate, &quarryd, &dir, &wallet, &extra) {
+                Err(_) if attempt < 3 && port_was_taken(&dir) => {
+                    if let Some(docker) = &self.state.docker {
+                        // Docker may keep the container it could not start.
+                        docker.discard(&spec.name);
+                    }
+                    attempt += 1;
+                }
+                started => return started,
+            }
+        }
+    }
+
+    /// Starts the node of `spec` (its folder `dir`, wallet `wallet`, quarryd's own arguments
+    /// `extra`) on two free loopback ports and waits until it answers.
+    fn start_on_free_ports(
+        &self,
+        spec: &NodeSpec,
+        hash_rate: u64,
+        quarryd: &Path,
+        dir: &Path,
+        wallet: &Path,
+        extra: &[String],
+    ) -> Result<(Child, NodeRecord)> {
+        let launch = Launch::on_free_ports(
+            quarryd.to_path_buf(),
+            self.state.params_file.display().to_string(),
+            dir.to_path_buf(),
+        )?;
         let mut child = match &self.state.docker {
             None => launch
-                .spawn(&extra, self.lifetime)
+                .spawn(extra, self.lifetime)
                 .with_context(|| format!("cannot start {}: build it with `cargo build -p quarry-node --bins` (./scripts/run.sh does) or pass --quarryd", quarryd.display()))?,
             Some(docker) => {
                 let command = docker.node_command(
                     &spec.name,
-                    &dir,
+                    dir,
                     &self.state.params_file,
                     launch.rpc,
                     launch.metrics,
-                    &extra,
+                    extra,
                 )?;
                 spawn_logged(command, &launch.log_path(), self.lifetime)
                     .context("cannot run docker")?
@@ -470,7 +498,7 @@ impl Testnet {
         };
         let mut record = NodeRecord {
             name: spec.name.clone(),
-            dir,
+            dir: dir.to_path_buf(),
             rpc: launch.rpc,
             metrics: launch.metrics,
             p2p: String::new(),
@@ -478,7 +506,7 @@ impl Testnet {
             pid: child.id(),
             share: spec.share,
             hash_rate,
-            wallet,
+            wallet: wallet.to_path_buf(),
         };
         let mut info = None;
         wait_until_answers(&mut child, Duration::from_secs(60), || {
@@ -828,6 +856,14 @@ impl Testnet {
         }
         Ok(())
     }
+}
+
+/// Whether the node in `dir` stopped at start because a port it was given was taken (by
+/// quarryd's own bind, or by Docker publishing it).
+fn port_was_taken(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("quarryd.log")).is_ok_and(|log| {
+        log.contains("Address already in use") || log.contains("port is already allocated")
+    })
 }
 
 /// Whether a process with this id runs (it may, rarely, be another process that reused it).

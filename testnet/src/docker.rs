@@ -98,6 +98,11 @@ impl Docker {
         Ok(())
     }
 
+    /// Removes node `name`'s container, if there is one.
+    pub fn discard(&self, name: &str) {
+        let _ = docker(&["rm", "--force", &self.container(name)]);
+    }
+
     /// Removes the testnet's containers and network, if any.
     pub fn remove(&self) -> Result<()> {
         let containers = docker(&[

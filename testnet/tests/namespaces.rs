@@ -321,11 +321,17 @@ fn a_compose_export_converges_splits_on_its_partition_and_heals_to_the_most_work
             converged.is_some()
         },
     );
-    let (_, split_height) = converged.unwrap();
+    assert!(converged.is_some());
 
     // The partition: two chains, neither side seeing the other's blocks.
     let script = project.join("partitions/split.sh");
     succeed(Command::new(&script).env("QUARRY_EXEC", "ip netns exec"));
+    // Blocks above every node's height now are mined after the cut: none can cross it.
+    let split_height = all
+        .iter()
+        .filter_map(|node| node.tip().map(|(_, height)| height))
+        .max()
+        .expect("the nodes answer");
     let (side_a, side_b) = (&all[..2], &all[2..]);
     let mut split = None;
     wait_for(
